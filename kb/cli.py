@@ -1,0 +1,236 @@
+"""The `kb` command: thin, over kb.service. Bad input gets one line on stderr and exit 1."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_FAIL = 0, 1
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse would print usage and exit 2
+        raise UsageError(message)
+
+
+def _print_json(value) -> None:
+    json.dump(value, sys.stdout, ensure_ascii=False, indent=2)
+    sys.stdout.write("\n")
+
+
+def _err(message: str) -> None:
+    print(f"kb: {message}", file=sys.stderr)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="kb", description="A terminal knowledge base of deep-learning, vision and LLM concepts.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("check", help="validate YAML files; print path:line:col: message for each error")
+    p.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="files or directories (default: all decks)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = sub.add_parser("sync", help="load the decks into the database and say what changed")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = sub.add_parser("search", help="full-text search in English and Chinese")
+    p.add_argument("query", nargs="+", metavar="QUERY")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--limit", type=int, default=20, help="at most this many results (default 20)")
+
+    p = sub.add_parser("show", help="one concept with its cards and last run")
+    p.add_argument("id", metavar="ID")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    sub.add_parser("schema", help="print the JSON Schema of a concept file")
+    p = sub.add_parser("doctor", help="versions, paths, decks and database integrity")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    return parser
+
+
+def _report_errors(errors) -> None:
+    for error in errors:
+        print(str(error), file=sys.stderr)
+
+
+def cmd_check(kb, args) -> int:
+    for path in args.paths:
+        if not path.exists():
+            raise UsageError(f"no such file or directory: {path}")
+    report = kb.check(args.paths or None)
+    if args.json:
+        _print_json({"ok": report.ok, "errors": [e.to_dict() for e in report.errors]})
+    else:
+        _report_errors(report.errors)
+        files = len(report.parsed)
+        if report.ok:
+            print(f"{files} file{'s' if files != 1 else ''} checked, no errors")
+        else:
+            print(f"{files} files checked, {len(report.errors)} error{'s' if len(report.errors) != 1 else ''}", file=sys.stderr)
+    return EXIT_OK if report.ok else EXIT_FAIL
+
+
+def _sync_or_fail(kb, *, quiet: bool = True):
+    report = kb.sync()
+    if report.errors and not quiet:
+        _report_errors(report.errors)
+    return report
+
+
+def cmd_sync(kb, args) -> int:
+    report = kb.sync()
+    if args.json:
+        _print_json(report.to_dict())
+    else:
+        _report_errors(report.errors)
+        parts = [f"{len(report.added)} added", f"{len(report.updated)} updated", f"{len(report.retired)} retired"]
+        if report.renamed:
+            parts.append(f"{len(report.renamed)} renamed")
+        parts.append(f"{report.unchanged} unchanged")
+        for cid in report.added:
+            print(f"  + {cid}")
+        for cid in report.updated:
+            print(f"  ~ {cid}")
+        for cid in report.retired:
+            print(f"  - {cid} (retired; its cards and reviews are kept)")
+        for old, new in report.renamed:
+            print(f"  > {old} -> {new}")
+        print("sync: " + ", ".join(parts) + (f"; {len(report.errors)} error(s)" if report.errors else ""))
+    return EXIT_FAIL if report.errors else EXIT_OK
+
+
+def _warn_broken(report) -> None:
+    if report.errors:
+        _err(f"{len(report.errors)} error(s) in the decks (run `kb check`); their last good versions are used")
+
+
+def cmd_search(kb, args) -> int:
+    query = " ".join(args.query).strip()
+    if not query:
+        raise UsageError("the search query is empty")
+    if args.limit < 1:
+        raise UsageError("--limit must be at least 1")
+    _warn_broken(kb.sync())
+    hits = kb.search(query, limit=args.limit)
+    if args.json:
+        _print_json([h.to_dict() for h in hits])
+        return EXIT_OK
+    if not hits:
+        print(f"no concept matches {query!r}")
+        return EXIT_OK
+    width = max(len(h.id) for h in hits)
+    for h in hits:
+        print(f"{h.id:<{width}}  {h.title_en} / {h.title_zh}  [{h.category}]")
+        print(f"{'':<{width}}  {h.snippet_text}")
+    return EXIT_OK
+
+
+def cmd_show(kb, args) -> int:
+    _warn_broken(kb.sync())
+    concept = kb.show(args.id)
+    if concept is None:
+        suggestions = kb.suggest_ids(args.id)
+        hint = f" (did you mean {', '.join(repr(s) for s in suggestions)}?)" if suggestions else ""
+        raise UsageError(f"no concept with id {args.id!r}{hint}")
+    if args.json:
+        _print_json(concept)
+        return EXIT_OK
+    print(f"{concept['title']['en']} / {concept['title']['zh']}   ({concept['id']}, {concept['category']})")
+    if concept.get("retired"):
+        print("(retired: its file is gone; cards and reviews are kept)")
+    print()
+    print(concept["summary"]["en"])
+    print(concept["summary"]["zh"])
+    print()
+    print(concept["definition"].rstrip())
+    for formula in concept["formulas"]:
+        print(f"\n{formula['name']}:  {formula['latex']}")
+        for symbol, meaning in formula["where"].items():
+            print(f"    {symbol}: {meaning}")
+    if concept["pitfalls"]:
+        print("\nPitfalls:")
+        for pitfall in concept["pitfalls"]:
+            print(f"  - {pitfall}")
+    if concept["snippet"]:
+        print("\nSnippet:")
+        print("    " + concept["snippet"]["code"].rstrip().replace("\n", "\n    "))
+    run = concept["last_run"]
+    print(f"\nLast run: {run['status']} on {run['device']} ({run['created_at']})" if run else "\nLast run: never")
+    print(f"Cards: {len(concept['cards'])}   Source: {concept['source_path']}")
+    return EXIT_OK
+
+
+def cmd_schema(kb, args) -> int:
+    from kb.service import json_schema
+
+    _print_json(json_schema())
+    return EXIT_OK
+
+
+def cmd_doctor(kb, args) -> int:
+    info = kb.doctor()
+    if args.json:
+        _print_json(info)
+        return EXIT_OK if info["integrity"] == "ok" else EXIT_FAIL
+    print(f"kb {info['packages']['mlkb'] or '(not installed)'} on Python {info['python']}, SQLite {info['sqlite']}, "
+          f"libyaml {'yes' if info['libyaml'] else 'NO (slow loading)'}")
+    print("packages: " + ", ".join(f"{k} {v or 'missing'}" for k, v in info["packages"].items()))
+    print(f"KB_HOME:  {info['kb_home']}")
+    print(f"database: {info['database']} (integrity: {info['integrity']})")
+    c = info["counts"]
+    print(f"          {c['concepts']} concepts, {c['cards']} cards, {c['reviews']} reviews, {c['runs']} runs, "
+          f"{c['retired_concepts']} retired")
+    for deck in info["decks"]:
+        state = "trusted" if deck["trusted"] else "untrusted"
+        print(f"deck {deck['name']}: {deck['path']} ({state}{'' if deck['exists'] else ', missing'})")
+    return EXIT_OK if info["integrity"] == "ok" else EXIT_FAIL
+
+
+COMMANDS = {
+    "check": cmd_check,
+    "sync": cmd_sync,
+    "search": cmd_search,
+    "show": cmd_show,
+    "schema": cmd_schema,
+    "doctor": cmd_doctor,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        _err(str(exc))
+        return EXIT_FAIL
+    if args.command is None:
+        parser.print_help()
+        return EXIT_OK
+    from kb.service import KnowledgeBase
+    from kb.store.errors import StoreError
+
+    try:
+        with KnowledgeBase() as kb:
+            return COMMANDS[args.command](kb, args)
+    except UsageError as exc:
+        _err(str(exc))
+    except StoreError as exc:
+        _err(str(exc))
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except OSError as exc:
+        _err(f"{exc.filename or ''}{': ' if exc.filename else ''}{exc.strerror or exc}")
+    return EXIT_FAIL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

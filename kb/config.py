@@ -1,0 +1,61 @@
+"""Settings and paths: where the database lives and which decks of YAML files are loaded.
+
+KB_HOME (default: the platform's user data directory) holds kb.sqlite and the notes deck;
+KB_CONTENT lists extra deck directories, separated by os.pathsep.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+BUNDLED_CONTENT = Path(__file__).resolve().parent.parent / "content"
+
+
+@dataclass(frozen=True)
+class Deck:
+    """A directory of concept files. Untrusted decks load as text; their snippets never run."""
+
+    path: Path
+    name: str
+    trusted: bool
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    bundled_content: Path = BUNDLED_CONTENT
+    extra_content: tuple[Path, ...] = field(default_factory=tuple)
+
+    @property
+    def db_path(self) -> Path:
+        return self.home / "kb.sqlite"
+
+    @property
+    def notes_dir(self) -> Path:
+        return self.home / "notes"
+
+    def decks(self) -> list[Deck]:
+        decks = [Deck(self.bundled_content, "bundled", True), Deck(self.notes_dir, "notes", True)]
+        seen = {d.path.resolve() for d in decks}
+        for path in self.extra_content:
+            if path.resolve() not in seen:
+                seen.add(path.resolve())
+                decks.append(Deck(path, path.name or str(path), False))
+        return decks
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from the environment (KB_HOME, KB_CONTENT), with platform defaults."""
+    env = os.environ if env is None else env
+    home_text = env.get("KB_HOME")
+    if home_text:
+        home = Path(home_text).expanduser()
+    else:
+        import platformdirs  # only needed when KB_HOME is unset
+
+        home = platformdirs.user_data_path("kb", appauthor=False)
+    extra = tuple(Path(p).expanduser() for p in env.get("KB_CONTENT", "").split(os.pathsep) if p.strip())
+    return Settings(home=home, extra_content=extra)

@@ -1,0 +1,557 @@
+"""YAML concept files -> validated Concepts, every problem as `path:line:col: message`.
+
+The file is read once (one snapshot for hashing and parsing), decoded strictly as UTF-8, and parsed
+as a stream of libyaml events (CSafeLoader's C parser). Building the value tree from events
+ourselves lets us keep the line and column of every key and value, reject anchors, aliases, tags,
+merge keys, duplicate keys and deep nesting before anything walks the data, and flag YAML 1.1
+surprises (`NO`, `1.10`) where a string was expected.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import difflib
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+from pydantic import ValidationError
+
+from kb.schema import CARD_TYPES, FIELDS_BY_MODEL, Concept
+
+MAX_FILE_BYTES = 1024 * 1024
+MAX_DEPTH = 32
+
+_STR_TAG = "tag:yaml.org,2002:str"
+_ALLOWED_SCALAR_TAGS = {
+    _STR_TAG,
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:null",
+}
+_ALLOWED_COLLECTION_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
+_RESOLVER = yaml.resolver.Resolver()
+_CONSTRUCTOR = yaml.constructor.SafeConstructor()
+
+Path_ = tuple  # a path into the data: keys and list indices
+
+
+@dataclass(frozen=True, order=True)
+class LoadError:
+    """One problem in one file, at a 1-based line and column."""
+
+    path: str
+    line: int
+    col: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}:{self.col}: {self.message}"
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "line": self.line, "col": self.col, "message": self.message}
+
+
+@dataclass
+class ParsedFile:
+    """What one file gave: its concept (None if invalid), its errors, and where things are."""
+
+    path: Path
+    content_hash: str
+    concept: Concept | None = None
+    errors: list[LoadError] = field(default_factory=list)
+    # (field, referenced id, line, col) for every entry of related/prerequisites.
+    references: list[tuple[str, str, int, int]] = field(default_factory=list)
+    id_position: tuple[int, int] = (1, 1)
+    # Snippet line n is YAML line n + snippet_line_offset.
+    snippet_line_offset: int = 0
+    # Card index -> (line, col) of the card mapping, for messages about a card.
+    card_positions: list[tuple[int, int]] = field(default_factory=list)
+
+
+class _Fatal(Exception):
+    """Stops building a file's tree (depth limit, multiple documents)."""
+
+
+class _Tree:
+    """Builds Python values from libyaml events, recording positions as it goes."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.errors: list[LoadError] = []
+        self.value_pos: dict[Path_, tuple[int, int]] = {}
+        self.key_pos: dict[Path_, tuple[int, int]] = {}
+        # Plain scalars that YAML 1.1 typed as something other than a string: path -> source text.
+        self.implicit_text: dict[Path_, str] = {}
+        self.block_scalar: set[Path_] = set()
+
+    def error(self, mark: Any, message: str) -> None:
+        self.errors.append(LoadError(self.path, mark.line + 1, mark.column + 1, message))
+
+    def build(self, text: str) -> Any:
+        events = yaml.parse(text, Loader=yaml.CSafeLoader)
+        # Each stack frame: [container, path, pending_key(for maps), key_mark, is_map, index]
+        stack: list[list[Any]] = []
+        root: Any = None
+        have_root = False
+        documents = 0
+        for event in events:
+            kind = type(event)
+            if kind is yaml.DocumentStartEvent:
+                documents += 1
+                if documents > 1:
+                    self.error(event.start_mark, "only one document per file is allowed (found a second '---')")
+                    raise _Fatal
+                continue
+            if kind in (yaml.StreamStartEvent, yaml.StreamEndEvent, yaml.DocumentEndEvent):
+                continue
+            if kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
+                frame = stack.pop()
+                value = frame[0]
+                if not stack:
+                    root, have_root = value, True
+                continue
+
+            path = self._child_path(stack)
+            if kind is yaml.AliasEvent:
+                self.error(event.start_mark, f"aliases are not allowed (found '*{event.anchor}')")
+                value: Any = None
+            elif kind is yaml.ScalarEvent:
+                value = self._scalar(event, path, is_key=bool(stack) and stack[-1][4] and stack[-1][2] is _NO_KEY)
+            else:  # MappingStartEvent / SequenceStartEvent
+                if event.anchor is not None:
+                    self.error(event.start_mark, f"anchors are not allowed (found '&{event.anchor}')")
+                if event.tag is not None and event.tag not in _ALLOWED_COLLECTION_TAGS:
+                    self.error(event.start_mark, f"the tag '{event.tag}' is not allowed")
+                if len(stack) >= MAX_DEPTH:
+                    self.error(event.start_mark, f"nesting is deeper than {MAX_DEPTH} levels")
+                    raise _Fatal
+                value = {} if kind is yaml.MappingStartEvent else []
+                self._attach(stack, value, event, path)
+                stack.append([value, path, _NO_KEY, None, kind is yaml.MappingStartEvent, 0])
+                continue
+            if not stack:
+                root, have_root = value, True
+                self.value_pos[()] = (event.start_mark.line + 1, event.start_mark.column + 1)
+            else:
+                self._attach(stack, value, event, path)
+        if not have_root or root is None:
+            self.errors.append(LoadError(self.path, 1, 1, "the file is empty: expected a mapping of concept fields"))
+            return None
+        return root
+
+    @staticmethod
+    def _child_path(stack: list[list[Any]]) -> Path_:
+        if not stack:
+            return ()
+        frame = stack[-1]
+        if frame[4]:
+            return frame[1] + ((frame[2],) if frame[2] is not _NO_KEY else ())
+        return frame[1] + (frame[5],)
+
+    def _attach(self, stack: list[list[Any]], value: Any, event: Any, path: Path_) -> None:
+        pos = (event.start_mark.line + 1, event.start_mark.column + 1)
+        if not stack:
+            self.value_pos[()] = pos
+            return
+        frame = stack[-1]
+        if frame[4]:  # a mapping: alternate key, value
+            if frame[2] is _NO_KEY:
+                if not isinstance(value, str):
+                    self.error(event.start_mark, "mapping keys must be plain text")
+                    value = repr(value)
+                container = frame[0]
+                if value in container:
+                    first = self.key_pos[frame[1] + (value,)]
+                    self.error(
+                        event.start_mark,
+                        f"duplicate key '{value}' (first defined at line {first[0]}, column {first[1]})",
+                    )
+                    frame[2] = _Duplicate(value)
+                else:
+                    frame[2] = value
+                    self.key_pos[frame[1] + (value,)] = pos
+                frame[3] = pos
+            else:
+                key = frame[2]
+                if not isinstance(key, _Duplicate):
+                    frame[0][key] = value
+                    self.value_pos[frame[1] + (key,)] = pos
+                frame[2] = _NO_KEY
+        else:
+            frame[0].append(value)
+            self.value_pos[frame[1] + (frame[5],)] = pos
+            frame[5] += 1
+
+    def _scalar(self, event: Any, path: Path_, *, is_key: bool) -> Any:
+        if event.anchor is not None:
+            self.error(event.start_mark, f"anchors are not allowed (found '&{event.anchor}')")
+        text = event.value
+        tag = event.tag
+        if tag is not None and tag != "!":
+            if tag not in _ALLOWED_SCALAR_TAGS:
+                self.error(event.start_mark, f"the tag '{tag}' is not allowed")
+                return text
+        elif not event.style and event.implicit[0]:
+            tag = _RESOLVER.resolve(yaml.ScalarNode, text, (True, False))
+        else:
+            tag = _STR_TAG
+        if is_key:
+            if tag == "tag:yaml.org,2002:merge":
+                self.error(event.start_mark, "merge keys ('<<') are not allowed")
+            return text
+        if event.style in ("|", ">"):
+            self.block_scalar.add(path)
+        if tag == _STR_TAG:
+            return text
+        try:
+            value = _construct(tag, text, event)
+        except yaml.YAMLError:
+            value = text
+        if not isinstance(value, str) and not event.style:
+            self.implicit_text[path] = text
+        return value
+
+
+class _Duplicate(str):
+    """Marks the value slot of a duplicate key, which is dropped."""
+
+
+_NO_KEY = object()
+
+
+def _construct(tag: str, text: str, event: Any) -> Any:
+    node = yaml.ScalarNode(tag, text, event.start_mark, event.end_mark)
+    if tag == "tag:yaml.org,2002:null":
+        return None
+    if tag == "tag:yaml.org,2002:bool":
+        return _CONSTRUCTOR.construct_yaml_bool(node)
+    if tag == "tag:yaml.org,2002:int":
+        return _CONSTRUCTOR.construct_yaml_int(node)
+    if tag == "tag:yaml.org,2002:float":
+        return _CONSTRUCTOR.construct_yaml_float(node)
+    if tag == "tag:yaml.org,2002:timestamp":
+        return _CONSTRUCTOR.construct_yaml_timestamp(node)
+    return text
+
+
+def _yaml_error(path: str, exc: yaml.YAMLError, text: str) -> LoadError:
+    if isinstance(exc, yaml.reader.ReaderError):
+        before = text[: exc.position]
+        line = before.count("\n") + 1
+        col = exc.position - (before.rfind("\n") + 1) + 1
+        return LoadError(path, line, col, f"the control character U+{exc.character:04X} is not allowed")
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    context = getattr(exc, "context", None)
+    message = f"{context}: {problem}" if context and "while" not in context else problem
+    if mark is None:
+        return LoadError(path, 1, 1, message)
+    lines = text.splitlines()
+    if mark.line < len(lines) and lines[mark.line][mark.column : mark.column + 1] == "\t":
+        message += " (a tab: YAML indents with spaces only)"
+    return LoadError(path, mark.line + 1, mark.column + 1, message)
+
+
+def _decode(path: str, data: bytes) -> tuple[str | None, LoadError | None]:
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return None, LoadError(path, 1, 1, "the file is UTF-16 encoded; save it as UTF-8")
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        return data.decode("utf-8"), None
+    except UnicodeDecodeError as exc:
+        before = data[: exc.start]
+        line = before.count(b"\n") + 1
+        line_start = before.rfind(b"\n") + 1
+        col = len(before[line_start:].decode("utf-8", errors="replace")) + 1
+        return None, LoadError(path, line, col, f"invalid UTF-8 (byte 0x{data[exc.start]:02x})")
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def parse_bytes(path: Path, data: bytes) -> ParsedFile:
+    """Parse and validate one file's bytes; never raises for bad input."""
+    shown = str(path)
+    result = ParsedFile(path=path, content_hash=content_hash(data))
+    text, decode_error = _decode(shown, data)
+    if decode_error:
+        result.errors.append(decode_error)
+        return result
+    tree = _Tree(shown)
+    try:
+        data_tree = tree.build(text)
+    except _Fatal:
+        result.errors.extend(tree.errors)
+        return result
+    except yaml.YAMLError as exc:
+        result.errors.extend(tree.errors)
+        result.errors.append(_yaml_error(shown, exc, text))
+        return result
+    except RecursionError:
+        result.errors.append(LoadError(shown, 1, 1, f"nesting is deeper than {MAX_DEPTH} levels"))
+        return result
+    result.errors.extend(tree.errors)
+    if data_tree is None:
+        return result
+    if not isinstance(data_tree, dict):
+        line, col = tree.value_pos.get((), (1, 1))
+        kind = "a list" if isinstance(data_tree, list) else "a single value"
+        result.errors.append(LoadError(shown, line, col, f"expected a mapping of concept fields at the top level, found {kind}"))
+        return result
+
+    result.id_position = tree.value_pos.get(("id",), (1, 1))
+    code_pos = tree.value_pos.get(("snippet", "code"))
+    if code_pos:
+        block = ("snippet", "code") in tree.block_scalar
+        result.snippet_line_offset = code_pos[0] if block else code_pos[0] - 1
+    cards = data_tree.get("cards")
+    if isinstance(cards, list):
+        result.card_positions = [tree.value_pos.get(("cards", i), (1, 1)) for i in range(len(cards))]
+    for ref_field in ("related", "prerequisites"):
+        refs = data_tree.get(ref_field)
+        if isinstance(refs, list):
+            for i, ref in enumerate(refs):
+                if isinstance(ref, str):
+                    line, col = tree.value_pos.get((ref_field, i), (1, 1))
+                    result.references.append((ref_field, ref, line, col))
+
+    if result.errors:
+        # Structural problems (aliases, duplicate keys, tags) make the data untrustworthy.
+        return result
+    try:
+        result.concept = Concept.model_validate(data_tree)
+    except ValidationError as exc:
+        result.errors.extend(sorted(_validation_errors(shown, exc, data_tree, tree)))
+    except RecursionError:
+        result.errors.append(LoadError(shown, 1, 1, f"nesting is deeper than {MAX_DEPTH} levels"))
+    if result.concept is not None:
+        seen_ids: set[str] = set()
+        for i, card in enumerate(result.concept.cards):
+            if card.id is not None and card.id in seen_ids:
+                line, col = result.card_positions[i]
+                result.errors.append(LoadError(shown, line, col, f"duplicate card id '{card.id}'"))
+                result.concept = None
+                break
+            if card.id is not None:
+                seen_ids.add(card.id)
+    return result
+
+
+def parse_file(path: Path) -> ParsedFile:
+    """Check the size before reading, then parse the bytes read in one go."""
+    shown = str(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            result = ParsedFile(path=path, content_hash="")
+            result.errors.append(
+                LoadError(shown, 1, 1, f"the file is {size:,} bytes; the limit is {MAX_FILE_BYTES:,} bytes (1 MiB)")
+            )
+            return result
+        data = path.read_bytes()
+    except OSError as exc:
+        result = ParsedFile(path=path, content_hash="")
+        result.errors.append(LoadError(shown, 1, 1, f"cannot read the file: {exc.strerror or exc}"))
+        return result
+    if len(data) > MAX_FILE_BYTES:  # grew between stat and read
+        result = ParsedFile(path=path, content_hash="")
+        result.errors.append(LoadError(shown, 1, 1, f"the file is over the limit of {MAX_FILE_BYTES:,} bytes (1 MiB)"))
+        return result
+    return parse_bytes(path, data)
+
+
+# --- pydantic errors -> path:line:col messages -------------------------------------------------
+
+_TYPE_WORDS = {
+    "string_type": "a string",
+    "list_type": "a list",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+    "int_type": "an integer",
+    "float_type": "a number",
+    "bool_type": "true or false",
+}
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, (_dt.date, _dt.datetime)):
+        return "a date"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+def _resolve(data: Any, loc: tuple) -> tuple[Path_, Any, bool]:
+    """Follow a pydantic loc through the data, skipping union tags; returns (path, value, found)."""
+    path: Path_ = ()
+    node = data
+    for i, part in enumerate(loc):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+            path += (part,)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+            path += (part,)
+        elif isinstance(node, dict) and isinstance(part, str) and part in CARD_TYPES and i < len(loc) - 1:
+            continue  # the discriminator value pydantic puts in the loc of a card
+        else:
+            return path, node, False
+    return path, node, True
+
+
+def _dotted(path: Path_) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _model_name(data: Any, path: Path_) -> str:
+    if not path:
+        return "concept"
+    head = path[0]
+    if head in ("title", "summary", "snippet") and len(path) == 1:
+        return head
+    if head in ("formulas", "sources") and len(path) == 2:
+        return head[:-1]
+    if head == "cards" and len(path) == 2:
+        _, card, found = _resolve(data, path)
+        if found and isinstance(card, dict) and card.get("type") in CARD_TYPES:
+            return card["type"]
+    return ""
+
+
+def _validation_errors(shown: str, exc: ValidationError, data: dict, tree: _Tree) -> list[LoadError]:
+    errors: list[LoadError] = []
+    seen: set[tuple] = set()
+    for err in exc.errors(include_url=False):
+        kind = err["type"]
+        loc = tuple(err["loc"])
+        path, value, found = _resolve(data, loc)
+        if kind == "extra_forbidden":
+            line, col = tree.key_pos.get(path, tree.value_pos.get(path, (1, 1)))
+            name = path[-1] if path else loc[-1]
+            allowed = FIELDS_BY_MODEL.get(_model_name(data, path[:-1]), ())
+            guess = difflib.get_close_matches(str(name), allowed, n=1, cutoff=0.6)
+            hint = f" (did you mean '{guess[0]}'?)" if guess else ""
+            where = f" in {_dotted(path[:-1])}" if path[:-1] else ""
+            message = f"unknown field '{name}'{where}{hint}"
+        elif kind == "missing" or kind == "union_tag_not_found":
+            line, col = tree.value_pos.get(path, (1, 1))
+            name = "type" if kind == "union_tag_not_found" else loc[-1]
+            where = f" in {_dotted(path)}" if path else ""
+            message = f"missing required field '{name}'{where}"
+        elif kind == "union_tag_invalid":
+            line, col = tree.value_pos.get(path + ("type",), tree.value_pos.get(path, (1, 1)))
+            tag = value.get("type") if isinstance(value, dict) else value
+            message = f"{_dotted(path)}.type: unknown card type '{tag}' (expected one of {', '.join(CARD_TYPES)})"
+        else:
+            line, col = tree.value_pos.get(path, (1, 1))
+            target = _dotted(path if found else path + (loc[len(path):][-1:] or ("?",)))
+            if kind in _TYPE_WORDS:
+                message = f"{target}: expected {_TYPE_WORDS[kind]}, got {_describe(value)}"
+                if path in tree.implicit_text and kind == "string_type":
+                    message += f" (YAML reads the unquoted {tree.implicit_text[path]} that way; quote this value)"
+            elif kind == "literal_error":
+                expected = err.get("ctx", {}).get("expected", "")
+                message = f"{target}: {value!r} is not allowed; expected {expected}"
+            else:
+                msg = err["msg"]
+                if msg.startswith("Value error, "):
+                    msg = msg[len("Value error, "):]
+                message = f"{target}: {msg[0].lower() + msg[1:]}"
+        key = (line, col, message)
+        if key not in seen:
+            seen.add(key)
+            errors.append(LoadError(shown, line, col, message))
+    return errors
+
+
+# --- many files ---------------------------------------------------------------------------------
+
+
+def check_references(parsed: Iterable[ParsedFile], known_ids: set[str]) -> list[LoadError]:
+    """Unknown ids in related/prerequisites, each at its line and column."""
+    errors = []
+    for item in parsed:
+        if item.concept is None:
+            continue
+        for ref_field, ref, line, col in item.references:
+            if ref not in known_ids:
+                guess = difflib.get_close_matches(ref, sorted(known_ids), n=1, cutoff=0.75)
+                hint = f" (did you mean '{guess[0]}'?)" if guess else ""
+                errors.append(LoadError(str(item.path), line, col, f"unknown id '{ref}' in {ref_field}{hint}"))
+            elif ref == item.concept.id:
+                errors.append(LoadError(str(item.path), line, col, f"a concept cannot list itself in {ref_field}"))
+    return errors
+
+
+def duplicate_id_error(item: ParsedFile, other_path: str, other_pos: tuple[int, int]) -> LoadError:
+    assert item.concept is not None
+    line, col = item.id_position
+    return LoadError(
+        str(item.path),
+        line,
+        col,
+        f"duplicate id '{item.concept.id}' (also defined in {other_path}:{other_pos[0]}:{other_pos[1]})",
+    )
+
+
+def find_yaml_files(root: Path) -> list[Path]:
+    """All .yaml/.yml files under root, sorted, skipping hidden directories."""
+    if root.is_file():
+        return [root]
+    files = []
+    for path in root.rglob("*"):
+        if path.suffix in (".yaml", ".yml") and path.is_file():
+            rel = path.relative_to(root).parts
+            if not any(part.startswith(".") for part in rel):
+                files.append(path)
+    return sorted(files)
+
+
+@dataclass
+class CheckReport:
+    parsed: list[ParsedFile]
+    errors: list[LoadError]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def check_files(paths: Iterable[Path], extra_known_ids: set[str] = frozenset()) -> CheckReport:
+    """Validate files without a database: syntax, schema, duplicate ids and references."""
+    parsed = [parse_file(p) for p in paths]
+    errors = [e for item in parsed for e in item.errors]
+    first_by_id: dict[str, ParsedFile] = {}
+    for item in parsed:
+        if item.concept is None:
+            continue
+        other = first_by_id.get(item.concept.id)
+        if other is not None:
+            errors.append(duplicate_id_error(item, str(other.path), other.id_position))
+        else:
+            first_by_id[item.concept.id] = item
+    errors.extend(check_references(parsed, set(first_by_id) | set(extra_known_ids)))
+    errors.sort()
+    return CheckReport(parsed=parsed, errors=errors)

@@ -1,0 +1,1 @@
+"""Everything SQL: the engine factory, the tables, sync (ingest) and queries."""

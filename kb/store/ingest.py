@@ -1,0 +1,318 @@
+"""Sync: bring the database in line with the deck files, incrementally and in one transaction.
+
+Stat every file; hash and parse only those whose size or mtime changed. A broken file is reported
+and its last good concept stays. A concept that disappears is retired with its cards and history,
+never deleted; `previous_ids` carries a renamed concept's cards (and so their reviews) to its new id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import Engine, delete, insert, select, text, update
+
+from kb.config import Deck
+from kb.loader import LoadError, ParsedFile, check_references, duplicate_id_error, find_yaml_files, parse_file
+from kb.quiz import derive_cards
+from kb.schema import Concept
+from kb.store.engine import read
+from kb.store.tables import CardRow, ConceptRow, DeckRow, ReviewLogRow, SnippetRunRow, SourceFileRow
+
+_source = SourceFileRow.__table__
+_concept = ConceptRow.__table__
+_card = CardRow.__table__
+_deck = DeckRow.__table__
+_run = SnippetRunRow.__table__
+_review = ReviewLogRow.__table__
+
+
+@dataclass
+class SyncReport:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    retired: list[str] = field(default_factory=list)
+    renamed: list[tuple[str, str]] = field(default_factory=list)
+    unchanged: int = 0
+    files_parsed: int = 0
+    errors: list[LoadError] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated or self.retired or self.renamed)
+
+    def to_dict(self) -> dict:
+        return {
+            "added": self.added,
+            "updated": self.updated,
+            "retired": self.retired,
+            "renamed": [list(pair) for pair in self.renamed],
+            "unchanged": self.unchanged,
+            "errors": [e.to_dict() for e in self.errors],
+        }
+
+
+def snippet_hash(concept: Concept) -> str | None:
+    if concept.snippet is None:
+        return None
+    return hashlib.blake2b(concept.snippet.code.encode(), digest_size=12).hexdigest()
+
+
+def search_document(concept: Concept) -> dict:
+    """The text indexed for full-text search, in English and Chinese."""
+    body = [concept.summary.en, concept.summary.zh, concept.definition]
+    if concept.definition_zh:
+        body.append(concept.definition_zh)
+    body.extend(f.name for f in concept.formulas)
+    body.extend(concept.pitfalls)
+    return {
+        "id": concept.id,
+        "title": f"{concept.title.en}\n{concept.title.zh}\n{concept.id}",
+        "aliases": "\n".join(concept.aliases),
+        "tags": " ".join(concept.tags),
+        "body": "\n".join(body),
+    }
+
+
+def _stat_files(decks: list[Deck]) -> dict[str, tuple[Deck, int, int]]:
+    found: dict[str, tuple[Deck, int, int]] = {}
+    for deck in decks:
+        if not deck.path.is_dir():
+            continue
+        for path in find_yaml_files(deck.path):
+            key = str(path)
+            if key in found:
+                continue
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue  # vanished between listing and stat
+            found[key] = (deck, st.st_mtime_ns, st.st_size)
+    return found
+
+
+def _stored_errors(errors_json: str | None) -> list[LoadError]:
+    if not errors_json:
+        return []
+    return [LoadError(**e) for e in json.loads(errors_json)]
+
+
+def sync_decks(engine: Engine, decks: list[Deck], *, now: datetime) -> SyncReport:
+    report = SyncReport()
+    on_disk = _stat_files(decks)
+    with read(engine) as conn:
+        stored = {
+            row.path: row
+            for row in conn.execute(
+                select(_source.c.path, _source.c.mtime_ns, _source.c.size, _source.c.content_hash,
+                       _source.c.concept_id, _source.c.errors_json)
+            )
+        }
+    changed = [p for p, (_, mtime, size) in on_disk.items()
+               if p not in stored or stored[p].mtime_ns != mtime or stored[p].size != size]
+    deleted = [p for p in stored if p not in on_disk]
+    known_decks = None
+    if not changed and not deleted:
+        report.unchanged = len(on_disk)
+        for row in stored.values():
+            report.errors.extend(_stored_errors(row.errors_json))
+        report.errors.sort()
+        return report
+
+    # Parse what changed (outside the write transaction: parsing is the slow part).
+    parsed: dict[str, ParsedFile] = {}
+    touched_only: list[str] = []
+    for path in changed:
+        item = parse_file(Path(path))
+        report.files_parsed += 1
+        old = stored.get(path)
+        if old is not None and old.content_hash == item.content_hash and not old.errors_json and item.concept is not None:
+            touched_only.append(path)  # same bytes, new mtime: nothing to reload
+            continue
+        parsed[path] = item
+    unchanged_paths = [p for p in on_disk if p not in parsed]
+    report.unchanged = len(on_disk) - len(parsed)
+
+    # Who owns which id after this sync: unchanged files keep theirs; parsed ones claim theirs.
+    owner: dict[str, str] = {}
+    for path in unchanged_paths:
+        row = stored.get(path)
+        if row is not None and row.concept_id:
+            owner[row.concept_id] = path
+    id_positions: dict[str, tuple[int, int]] = {}
+    with read(engine) as conn:
+        concept_rows = {r.id: r for r in conn.execute(select(_concept.c.id, _concept.c.source_path, _concept.c.retired))}
+        known_decks = {r.path for r in conn.execute(select(_deck.c.path))}
+    for path in sorted(parsed):
+        item = parsed[path]
+        if item.concept is None:
+            continue
+        cid = item.concept.id
+        if cid in owner and owner[cid] != path:
+            other = owner[cid]
+            other_item = parsed.get(other)
+            pos = other_item.id_position if other_item else id_positions.get(cid, (1, 1))
+            item.errors.append(duplicate_id_error(item, other, pos))
+            item.concept = None
+        else:
+            owner[cid] = path
+    active_ids = set(owner)
+    for path, item in parsed.items():
+        if item.concept is not None:
+            # A dangling reference is reported, but the concept still loads (no cascade of
+            # breakage when a referenced concept is deleted).
+            item.errors.extend(check_references([item], active_ids))
+
+    stamp = now
+    with engine.begin() as conn:
+        for deck in decks:
+            if str(deck.path) not in known_decks:
+                conn.execute(insert(_deck).values(path=str(deck.path), name=deck.name, trusted=deck.trusted))
+        for path in touched_only:
+            _, mtime, size = on_disk[path]
+            conn.execute(update(_source).where(_source.c.path == path).values(mtime_ns=mtime, size=size))
+
+        # Renames first, so the old id's cards move instead of being retired.
+        for path, item in sorted(parsed.items()):
+            if item.concept is None:
+                continue
+            for old_id in item.concept.previous_ids:
+                if old_id in concept_rows and old_id not in active_ids:
+                    _rename_concept(conn, old_id, item.concept.id, now=stamp)
+                    report.renamed.append((old_id, item.concept.id))
+                    concept_rows.pop(old_id, None)
+
+        new_rows, new_fts = [], []
+        for path, item in sorted(parsed.items()):
+            deck = on_disk[path][0]
+            _, mtime, size = on_disk[path]
+            values = {"deck_path": str(deck.path), "mtime_ns": mtime, "size": size, "content_hash": item.content_hash,
+                      "errors_json": json.dumps([e.to_dict() for e in item.errors]) if item.errors else None}
+            if item.concept is not None:
+                values["concept_id"] = item.concept.id
+            if path in stored:
+                conn.execute(update(_source).where(_source.c.path == path).values(**values))
+            else:
+                conn.execute(insert(_source).values(path=path, **values))
+            report.errors.extend(item.errors)
+            concept = item.concept
+            if concept is None:
+                continue
+            old_concept_id = stored[path].concept_id if path in stored else None
+            row = {
+                "id": concept.id,
+                "deck_path": str(deck.path),
+                "source_path": path,
+                "category": concept.category,
+                "title_en": concept.title.en,
+                "title_zh": concept.title.zh,
+                "data_json": concept.model_dump_json(),
+                "content_hash": item.content_hash,
+                "snippet_hash": snippet_hash(concept),
+                "snippet_line_offset": item.snippet_line_offset,
+                "retired": False,
+                "updated_at": stamp,
+            }
+            if concept.id in concept_rows:
+                conn.execute(update(_concept).where(_concept.c.id == concept.id).values(**row))
+                conn.execute(delete_fts(concept.id))
+                report.updated.append(concept.id)
+            else:
+                new_rows.append({**row, "created_at": stamp})
+                report.added.append(concept.id)
+            new_fts.append(search_document(concept))
+            _sync_cards(conn, concept, now=stamp)
+            if old_concept_id and old_concept_id != concept.id and old_concept_id not in active_ids:
+                if old_concept_id in concept_rows:
+                    _retire_concept(conn, old_concept_id, now=stamp)
+                    report.retired.append(old_concept_id)
+        if new_rows:
+            conn.execute(insert(_concept), new_rows)
+        if new_fts:
+            conn.exec_driver_sql(
+                "INSERT INTO concept_fts (id, title, aliases, tags, body) VALUES (?, ?, ?, ?, ?)",
+                [(d["id"], d["title"], d["aliases"], d["tags"], d["body"]) for d in new_fts],
+            )
+
+        for path in deleted:
+            conn.execute(delete(_source).where(_source.c.path == path))
+            old_id = stored[path].concept_id
+            if old_id and old_id not in active_ids and old_id in concept_rows and not concept_rows[old_id].retired:
+                _retire_concept(conn, old_id, now=stamp)
+                report.retired.append(old_id)
+
+    for path in unchanged_paths:
+        row = stored.get(path)
+        if row is not None:
+            report.errors.extend(_stored_errors(row.errors_json))
+    report.errors.sort()
+    return report
+
+
+def delete_fts(concept_id: str):
+    return text("DELETE FROM concept_fts WHERE id = :id").bindparams(id=concept_id)
+
+
+def _sync_cards(conn, concept: Concept, *, now: datetime) -> None:
+    """Upsert a concept's cards by key: same key, same card (and history); vanished keys retire."""
+    existing = {
+        r.key: r
+        for r in conn.execute(
+            select(_card.c.pk, _card.c.key, _card.c.content_hash, _card.c.retired, _card.c.position)
+            .where(_card.c.concept_id == concept.id)
+        )
+    }
+    seen = set()
+    inserts = []
+    for position, card in enumerate(derive_cards(concept)):
+        seen.add(card.key)
+        payload = json.dumps(card.payload, ensure_ascii=False, sort_keys=True)
+        old = existing.get(card.key)
+        if old is None:
+            inserts.append({
+                "card_id": f"{concept.id}/{card.key}", "concept_id": concept.id, "key": card.key, "kind": card.kind,
+                "position": position, "content_hash": card.content_hash, "payload_json": payload,
+                "retired": False, "created_at": now, "updated_at": now,
+            })
+        elif old.content_hash != card.content_hash or old.retired or old.position != position:
+            conn.execute(
+                update(_card).where(_card.c.pk == old.pk).values(
+                    kind=card.kind, position=position, content_hash=card.content_hash,
+                    payload_json=payload, retired=False, updated_at=now,
+                )
+            )
+    if inserts:
+        conn.execute(insert(_card), inserts)
+    gone = [r.pk for key, r in existing.items() if key not in seen and not r.retired]
+    if gone:
+        conn.execute(update(_card).where(_card.c.pk.in_(gone)).values(retired=True, updated_at=now))
+
+
+def _retire_concept(conn, concept_id: str, *, now: datetime) -> None:
+    conn.execute(update(_concept).where(_concept.c.id == concept_id).values(retired=True, updated_at=now))
+    conn.execute(update(_card).where(_card.c.concept_id == concept_id).values(retired=True, updated_at=now))
+    conn.execute(delete_fts(concept_id))
+
+
+def _rename_concept(conn, old_id: str, new_id: str, *, now: datetime) -> None:
+    """Move old_id's cards and runs to new_id; the old concept row goes (its history moved)."""
+    taken = {r.key: r.pk for r in conn.execute(select(_card.c.key, _card.c.pk).where(_card.c.concept_id == new_id))}
+    for r in conn.execute(select(_card.c.pk, _card.c.key).where(_card.c.concept_id == old_id)).all():
+        if r.key in taken:
+            # new_id already has this card (an earlier sync made it): its reviews join that card.
+            conn.execute(update(_review).where(_review.c.card_pk == r.pk).values(card_pk=taken[r.key]))
+            conn.execute(update(_card).where(_card.c.pk == r.pk).values(retired=True, updated_at=now))
+        else:
+            conn.execute(
+                update(_card).where(_card.c.pk == r.pk).values(
+                    card_id=f"{new_id}/{r.key}", concept_id=new_id, updated_at=now
+                )
+            )
+    conn.execute(update(_run).where(_run.c.concept_id == old_id).values(concept_id=new_id))
+    conn.execute(delete(_concept).where(_concept.c.id == old_id))
+    conn.execute(delete_fts(old_id))
+

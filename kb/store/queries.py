@@ -1,0 +1,156 @@
+"""Read queries and small writes (run records). Plain functions over an engine."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine, func, insert, select
+
+from kb.store.engine import read
+from kb.store.tables import CardRow, ConceptRow, DeckRow, ReviewLogRow, SnippetRunRow
+
+_concept = ConceptRow.__table__
+_card = CardRow.__table__
+_run = SnippetRunRow.__table__
+_review = ReviewLogRow.__table__
+_deck = DeckRow.__table__
+
+# FTS5's trigram tokenizer cannot match terms shorter than three characters (many Chinese terms
+# have two: 卷积, 梯度), so such queries scan the indexed text with instr() instead.
+TRIGRAM_MIN = 3
+_MARK_OPEN, _MARK_CLOSE = "«", "»"
+
+
+@dataclass(frozen=True)
+class SearchRow:
+    id: str
+    title_en: str
+    title_zh: str
+    category: str
+    snippet_text: str
+
+
+def _fts_query(terms: list[str]) -> str:
+    # Every term becomes a quoted phrase, so FTS syntax in user input (", *, AND, NEAR, :) is text.
+    return " AND ".join('"' + t.replace('"', '""') + '"' for t in terms)
+
+
+def _excerpt(text: str, terms: list[str], width: int = 60) -> str:
+    lowered = text.lower()
+    hits = [(lowered.find(t.lower()), t) for t in terms if lowered.find(t.lower()) >= 0]
+    if not hits:
+        return text[:width].replace("\n", " ")
+    start, term = min(hits)
+    lo = max(0, start - width // 2)
+    hi = min(len(text), start + len(term) + width // 2)
+    piece = text[lo:start] + _MARK_OPEN + text[start : start + len(term)] + _MARK_CLOSE + text[start + len(term) : hi]
+    return ("…" if lo > 0 else "") + piece.replace("\n", " ") + ("…" if hi < len(text) else "")
+
+
+def search(engine: Engine, query: str, *, limit: int = 50) -> list[SearchRow]:
+    terms = query.split()
+    if not terms:
+        return []
+    with read(engine) as conn:
+        if all(len(t) >= TRIGRAM_MIN for t in terms):
+            rows = conn.exec_driver_sql(
+                "SELECT f.id, c.title_en, c.title_zh, c.category, "
+                f"snippet(concept_fts, -1, '{_MARK_OPEN}', '{_MARK_CLOSE}', '…', 12) "
+                "FROM concept_fts f JOIN concept c ON c.id = f.id "
+                "WHERE concept_fts MATCH ? "
+                "ORDER BY bm25(concept_fts, 0.0, 10.0, 6.0, 4.0, 1.0), f.id LIMIT ?",
+                (_fts_query(terms), limit),
+            ).all()
+            return [SearchRow(*r) for r in rows]
+        lowered = [t.lower() for t in terms]
+        where = " AND ".join(
+            ["(instr(lower(f.title), ?) OR instr(lower(f.aliases), ?) OR instr(lower(f.tags), ?) "
+             "OR instr(lower(f.body), ?))"] * len(lowered)
+        )
+        params: list = [t for t in lowered for _ in range(4)]
+        # Rank: matches in titles, then aliases, then tags, then only in the body.
+        rank = " + ".join(
+            "(CASE WHEN instr(lower(f.title), ?) THEN 8 WHEN instr(lower(f.aliases), ?) THEN 4 "
+            "WHEN instr(lower(f.tags), ?) THEN 2 ELSE 1 END)" for _ in lowered
+        )
+        rank_params = [t for t in lowered for _ in range(3)]
+        rows = conn.exec_driver_sql(
+            f"SELECT f.id, c.title_en, c.title_zh, c.category, f.title, f.aliases, f.body, ({rank}) AS score "
+            f"FROM concept_fts f JOIN concept c ON c.id = f.id WHERE {where} "
+            "ORDER BY score DESC, f.id LIMIT ?",
+            (*rank_params, *params, limit),
+        ).all()
+    out = []
+    for r in rows:
+        source = next((t for t in (r[6], r[5], r[4]) if any(x in t.lower() for x in lowered)), r[6])
+        out.append(SearchRow(r[0], r[1], r[2], r[3], _excerpt(source, terms)))
+    return out
+
+
+def concept_data(engine: Engine, concept_id: str) -> dict | None:
+    """The stored concept: its schema fields plus where it came from."""
+    with read(engine) as conn:
+        row = conn.execute(select(_concept).where(_concept.c.id == concept_id)).first()
+    if row is None:
+        return None
+    return {
+        "data": json.loads(row.data_json),
+        "deck_path": row.deck_path,
+        "source_path": row.source_path,
+        "retired": row.retired,
+        "snippet_hash": row.snippet_hash,
+        "snippet_line_offset": row.snippet_line_offset,
+    }
+
+
+def all_concept_ids(engine: Engine, *, include_retired: bool = False) -> list[str]:
+    with read(engine) as conn:
+        query = select(_concept.c.id).order_by(_concept.c.id)
+        if not include_retired:
+            query = query.where(_concept.c.retired.is_(False))
+        return [r.id for r in conn.execute(query)]
+
+
+def cards_of(engine: Engine, concept_id: str) -> list[dict]:
+    with read(engine) as conn:
+        rows = conn.execute(
+            select(_card).where(_card.c.concept_id == concept_id, _card.c.retired.is_(False)).order_by(_card.c.position)
+        ).all()
+    return [{"id": r.card_id, "type": r.kind, "key": r.key, **json.loads(r.payload_json)} for r in rows]
+
+
+def record_run(engine: Engine, concept_id: str, record: dict, *, now: datetime) -> None:
+    with engine.begin() as conn:
+        conn.execute(insert(_run).values(concept_id=concept_id, created_at=now, **record))
+
+
+def last_run(engine: Engine, concept_id: str) -> dict | None:
+    with read(engine) as conn:
+        row = conn.execute(
+            select(_run).where(_run.c.concept_id == concept_id).order_by(_run.c.id.desc()).limit(1)
+        ).first()
+    if row is None:
+        return None
+    out = dict(row._mapping)
+    out.pop("id")
+    out["values"] = json.loads(out.pop("values_json"))
+    out["created_at"] = out["created_at"].isoformat()
+    return out
+
+
+def trusted_decks(engine: Engine) -> dict[str, bool]:
+    with read(engine) as conn:
+        return {r.path: r.trusted for r in conn.execute(select(_deck.c.path, _deck.c.trusted))}
+
+
+def counts(engine: Engine) -> dict[str, int]:
+    with read(engine) as conn:
+        return {
+            "concepts": conn.execute(select(func.count()).select_from(_concept).where(_concept.c.retired.is_(False))).scalar(),
+            "retired_concepts": conn.execute(select(func.count()).select_from(_concept).where(_concept.c.retired.is_(True))).scalar(),
+            "cards": conn.execute(select(func.count()).select_from(_card).where(_card.c.retired.is_(False))).scalar(),
+            "reviews": conn.execute(select(func.count()).select_from(_review)).scalar(),
+            "runs": conn.execute(select(func.count()).select_from(_run)).scalar(),
+        }

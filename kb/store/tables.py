@@ -1,0 +1,120 @@
+"""SQLModel tables. Content tables are derived from YAML; cards, reviews and runs are history.
+
+Rows never leave kb/store: kb.service turns them into plain domain objects.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import Column, Text
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator):
+    """Stores aware datetimes as ISO-8601 UTC text; refuses naive ones (they are ambiguous)."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("naive datetime refused: store UTC-aware datetimes only")
+        return value.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else datetime.fromisoformat(value)
+
+
+def _ts(nullable: bool = False):
+    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable))
+
+
+class DeckRow(SQLModel, table=True):
+    __tablename__ = "deck"
+    path: str = Field(primary_key=True)
+    name: str
+    trusted: bool = False
+
+
+class SourceFileRow(SQLModel, table=True):
+    """What the last sync saw of one file, so the next one can skip it when unchanged."""
+
+    __tablename__ = "source_file"
+    path: str = Field(primary_key=True)
+    deck_path: str
+    mtime_ns: int
+    size: int
+    content_hash: str
+    concept_id: str | None = None  # the id its last valid version defined
+    errors_json: str | None = None  # errors of its current version, re-reported until fixed
+
+
+class ConceptRow(SQLModel, table=True):
+    __tablename__ = "concept"
+    id: str = Field(primary_key=True)
+    deck_path: str
+    source_path: str
+    category: str = Field(index=True)
+    title_en: str
+    title_zh: str
+    data_json: str
+    content_hash: str
+    snippet_hash: str | None = None
+    snippet_line_offset: int = 0
+    retired: bool = Field(default=False, index=True)
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class CardRow(SQLModel, table=True):
+    """A reviewable card. `pk` never changes, so renames keep the review log attached."""
+
+    __tablename__ = "card"
+    pk: int | None = Field(default=None, primary_key=True)
+    card_id: str = Field(unique=True)  # "concept/key"
+    concept_id: str = Field(index=True)
+    key: str
+    kind: str
+    position: int
+    content_hash: str
+    payload_json: str
+    retired: bool = False
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class ReviewLogRow(SQLModel, table=True):
+    __tablename__ = "review_log"
+    id: int | None = Field(default=None, primary_key=True)
+    card_pk: int = Field(foreign_key="card.pk", index=True)
+    rating: int
+    reviewed_at: datetime = _ts()
+    duration_ms: int | None = None
+    content_hash: str
+    state_before: str | None = None
+    state_after: str | None = None
+
+
+class SnippetRunRow(SQLModel, table=True):
+    __tablename__ = "snippet_run"
+    id: int | None = Field(default=None, primary_key=True)
+    concept_id: str = Field(index=True)
+    code_hash: str
+    status: str
+    device: str
+    python_version: str | None = None
+    torch_version: str | None = None
+    numpy_version: str | None = None
+    duration_s: float
+    output: str = ""
+    truncated: bool = False
+    message: str | None = None
+    line: int | None = None
+    signal: str | None = None
+    exit_code: int | None = None
+    values_json: str = "{}"
+    created_at: datetime = _ts()

@@ -1,0 +1,44 @@
+"""Test helpers: write tiny concept files on the fly."""
+
+from __future__ import annotations
+
+import textwrap
+from datetime import datetime, timezone
+from pathlib import Path
+
+FIXED_NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+
+
+def concept_yaml(
+    cid: str,
+    *,
+    title_en: str | None = None,
+    title_zh: str = "测试概念",
+    category: str = "fundamentals",
+    definition: str = "A concept used by the tests.",
+    extra: str = "",
+) -> str:
+    title_en = title_en or cid.replace("-", " ").title()
+    text = textwrap.dedent(
+        f"""\
+        id: {cid}
+        title:
+          en: {title_en}
+          zh: {title_zh}
+        summary:
+          en: Summary of {title_en}.
+          zh: {title_zh}的摘要。
+        category: {category}
+        definition: |
+          {definition}
+        """
+    )
+    return text + textwrap.dedent(extra)
+
+
+def write_concept(deck: Path, cid: str, **kwargs) -> Path:
+    category = kwargs.get("category", "fundamentals")
+    path = deck / category / f"{cid}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(concept_yaml(cid, **kwargs), encoding="utf-8")
+    return path
