@@ -53,37 +53,37 @@ def search(engine: Engine, query: str, *, limit: int = 50) -> list[SearchRow]:
     terms = query.split()
     if not terms:
         return []
+    lowered = [t.lower() for t in terms]
     with read(engine) as conn:
         if all(len(t) >= TRIGRAM_MIN for t in terms):
             rows = conn.exec_driver_sql(
-                "SELECT f.id, c.title_en, c.title_zh, c.category, "
-                f"snippet(concept_fts, -1, '{_MARK_OPEN}', '{_MARK_CLOSE}', '…', 12) "
+                "SELECT f.id, c.title_en, c.title_zh, c.category, f.title, f.aliases, f.body "
                 "FROM concept_fts f JOIN concept c ON c.id = f.id "
                 "WHERE concept_fts MATCH ? "
                 "ORDER BY bm25(concept_fts, 0.0, 10.0, 6.0, 4.0, 1.0), f.id LIMIT ?",
                 (_fts_query(terms), limit),
             ).all()
-            return [SearchRow(*r) for r in rows]
-        lowered = [t.lower() for t in terms]
-        where = " AND ".join(
-            ["(instr(lower(f.title), ?) OR instr(lower(f.aliases), ?) OR instr(lower(f.tags), ?) "
-             "OR instr(lower(f.body), ?))"] * len(lowered)
-        )
-        params: list = [t for t in lowered for _ in range(4)]
-        # Rank: matches in titles, then aliases, then tags, then only in the body.
-        rank = " + ".join(
-            "(CASE WHEN instr(lower(f.title), ?) THEN 8 WHEN instr(lower(f.aliases), ?) THEN 4 "
-            "WHEN instr(lower(f.tags), ?) THEN 2 ELSE 1 END)" for _ in lowered
-        )
-        rank_params = [t for t in lowered for _ in range(3)]
-        rows = conn.exec_driver_sql(
-            f"SELECT f.id, c.title_en, c.title_zh, c.category, f.title, f.aliases, f.body, ({rank}) AS score "
-            f"FROM concept_fts f JOIN concept c ON c.id = f.id WHERE {where} "
-            "ORDER BY score DESC, f.id LIMIT ?",
-            (*rank_params, *params, limit),
-        ).all()
+        else:
+            where = " AND ".join(
+                ["(instr(lower(f.title), ?) OR instr(lower(f.aliases), ?) OR instr(lower(f.tags), ?) "
+                 "OR instr(lower(f.body), ?))"] * len(lowered)
+            )
+            params: list = [t for t in lowered for _ in range(4)]
+            # Rank: matches in titles, then aliases, then tags, then only in the body.
+            rank = " + ".join(
+                "(CASE WHEN instr(lower(f.title), ?) THEN 8 WHEN instr(lower(f.aliases), ?) THEN 4 "
+                "WHEN instr(lower(f.tags), ?) THEN 2 ELSE 1 END)" for _ in lowered
+            )
+            rank_params = [t for t in lowered for _ in range(3)]
+            rows = conn.exec_driver_sql(
+                f"SELECT f.id, c.title_en, c.title_zh, c.category, f.title, f.aliases, f.body, ({rank}) AS score "
+                f"FROM concept_fts f JOIN concept c ON c.id = f.id WHERE {where} "
+                "ORDER BY score DESC, f.id LIMIT ?",
+                (*rank_params, *params, limit),
+            ).all()
     out = []
     for r in rows:
+        # Show the body around the match when the body matches, else the alias or title line.
         source = next((t for t in (r[6], r[5], r[4]) if any(x in t.lower() for x in lowered)), r[6])
         out.append(SearchRow(r[0], r[1], r[2], r[3], _excerpt(source, terms)))
     return out

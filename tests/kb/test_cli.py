@@ -1,0 +1,163 @@
+"""The CLI contract: exit codes, one-line errors, and the documented JSON shapes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import concept_yaml, write_concept
+
+from kb.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch, deck):
+    """A KB_HOME of its own and the test deck as an extra (untrusted) deck; bundled content too."""
+    monkeypatch.setenv("KB_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("KB_CONTENT", str(deck))
+    write_concept(deck, "cli-attention", title_en="CLI Attention", title_zh="命令行注意力", category="attention")
+    return deck
+
+
+def run(capsys, *args):
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_no_arguments_prints_help(capsys):
+    code, out, _ = run(capsys)
+    assert code == 0 and "COMMAND" in out
+
+
+def test_bad_argument_is_one_line_exit_1(capsys):
+    code, out, err = run(capsys, "search")
+    assert code == 1
+    assert err.count("\n") == 1 and err.startswith("kb: ")
+    code, _, err = run(capsys, "frobnicate")
+    assert code == 1 and "invalid choice" in err
+
+
+def test_check_reports_typo_with_position(env, capsys, tmp_path):
+    bad = tmp_path / "note.yaml"
+    bad.write_text(concept_yaml("my-note").replace("definition:", "defintion:"), encoding="utf-8")
+    code, out, err = run(capsys, "check", str(bad))
+    assert code == 1
+    assert f"{bad}:9:1: unknown field 'defintion' (did you mean 'definition'?)" in err.splitlines()
+    code, out, _ = run(capsys, "check", str(bad), "--json")
+    payload = json.loads(out)
+    assert code == 1 and payload["ok"] is False
+    assert {"path": str(bad), "line": 9, "col": 1, "message": "unknown field 'defintion' (did you mean 'definition'?)"} in payload["errors"]
+
+
+def test_check_all_decks_ok(env, capsys):
+    code, out, err = run(capsys, "check", "--json")
+    assert json.loads(out) == {"ok": True, "errors": []}, err
+    assert code == 0
+
+
+def test_check_missing_path(env, capsys):
+    code, _, err = run(capsys, "check", "/nonexistent/x.yaml")
+    assert code == 1 and err == "kb: no such file or directory: /nonexistent/x.yaml\n"
+
+
+def test_sync_then_search_json_contract(env, capsys):
+    code, out, _ = run(capsys, "sync")
+    assert code == 0 and "cli-attention" in out
+    code, out, _ = run(capsys, "search", "命令行", "--json")
+    hits = json.loads(out)
+    assert code == 0
+    assert hits[0] == {
+        "id": "cli-attention",
+        "title": {"en": "CLI Attention", "zh": "命令行注意力"},
+        "category": "attention",
+        "snippet_text": hits[0]["snippet_text"],
+    }
+    assert "«命令行»" in hits[0]["snippet_text"]
+
+
+def test_show_json_contract(env, capsys):
+    code, out, _ = run(capsys, "show", "cli-attention", "--json")
+    concept = json.loads(out)
+    assert code == 0
+    from kb.schema import Concept
+
+    assert set(Concept.model_fields) <= set(concept)
+    assert concept["last_run"] is None
+    assert [c["id"] for c in concept["cards"]] == ["cli-attention/definition", "cli-attention/reverse"]
+    assert all({"id", "type"} <= set(c) for c in concept["cards"])
+
+
+def test_show_unknown_id_suggests(env, capsys):
+    run(capsys, "sync")
+    code, _, err = run(capsys, "show", "cli-atention")
+    assert code == 1
+    assert err == "kb: no concept with id 'cli-atention' (did you mean 'cli-attention'?)\n"
+
+
+def test_sync_with_broken_file_exits_1_and_names_it(env, capsys):
+    broken = env / "fundamentals" / "broken.yaml"
+    broken.parent.mkdir(exist_ok=True)
+    broken.write_text("id: [\n", encoding="utf-8")
+    code, out, err = run(capsys, "sync")
+    assert code == 1
+    assert err.startswith(f"{broken}:2:1: ")
+
+
+def test_corrupt_database_is_a_clear_error(env, capsys, tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "kb.sqlite").write_bytes(b"this is not a database at all" * 100)
+    code, _, err = run(capsys, "sync")
+    assert code == 1
+    assert err.startswith("kb: ") and "not a database" in err and err.count("\n") == 1
+
+
+def test_zero_byte_database_is_not_taken_as_new(env, capsys, tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "kb.sqlite").write_bytes(b"")
+    code, _, err = run(capsys, "sync")
+    assert code == 1 and "empty (0 bytes)" in err
+    assert (home / "kb.sqlite").stat().st_size == 0
+
+
+def test_newer_schema_refused(env, capsys, tmp_path):
+    import sqlite3
+
+    run(capsys, "sync")
+    conn = sqlite3.connect(tmp_path / "home" / "kb.sqlite")
+    conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    code, _, err = run(capsys, "sync")
+    assert code == 1 and "newer kb" in err
+
+
+def test_schema_json_is_committed_and_current(capsys):
+    code, out, _ = run(capsys, "schema")
+    assert code == 0
+    committed = json.loads((ROOT / "content" / "schema.json").read_text(encoding="utf-8"))
+    assert json.loads(out) == committed
+
+
+def test_doctor(env, capsys):
+    code, out, _ = run(capsys, "doctor", "--json")
+    info = json.loads(out)
+    assert code == 0 and info["integrity"] == "ok" and info["libyaml"] is True
+
+
+def test_subprocess_error_has_no_traceback(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("id: x\n\tfoo: 1\n", encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, "-m", "kb", "check", str(bad)], capture_output=True, text=True,
+        env={"KB_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin"},
+    )
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.startswith(f"{bad}:2:1: ")

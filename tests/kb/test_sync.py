@@ -1,0 +1,299 @@
+"""Sync: incremental, transactional, and it never loses a card or a review (RELIABILITY B6, C, H3)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+from datetime import timedelta
+
+import pytest
+from helpers import FIXED_NOW, concept_yaml, write_concept
+
+from kb.store import ingest
+
+
+def snapshot_db(kb) -> dict:
+    """Row counts and a hash of the history tables: cards, reviews, runs."""
+    conn = sqlite3.connect(kb.settings.db_path)
+    try:
+        out = {}
+        for table, order in (("card", "pk"), ("review_log", "id"), ("snippet_run", "id"), ("concept", "id")):
+            rows = conn.execute(f"SELECT * FROM {table} ORDER BY {order}").fetchall()
+            out[table] = (len(rows), hashlib.sha256(repr(rows).encode()).hexdigest())
+        return out
+    finally:
+        conn.close()
+
+
+def add_review(kb, card_id: str, rating: int = 3) -> None:
+    conn = sqlite3.connect(kb.settings.db_path)
+    with conn:
+        pk, content_hash = conn.execute("SELECT pk, content_hash FROM card WHERE card_id = ?", (card_id,)).fetchone()
+        conn.execute(
+            "INSERT INTO review_log (card_pk, rating, reviewed_at, content_hash) VALUES (?, ?, ?, ?)",
+            (pk, rating, FIXED_NOW.isoformat(), content_hash),
+        )
+    conn.close()
+
+
+def reviews_of(kb, card_id: str) -> int:
+    conn = sqlite3.connect(kb.settings.db_path)
+    try:
+        return conn.execute(
+            "SELECT count(*) FROM review_log r JOIN card c ON c.pk = r.card_pk WHERE c.card_id = ?", (card_id,)
+        ).fetchone()[0]
+    finally:
+        conn.close()
+
+
+def card_row(kb, card_id: str):
+    conn = sqlite3.connect(kb.settings.db_path)
+    try:
+        return conn.execute("SELECT pk, retired, content_hash FROM card WHERE card_id = ?", (card_id,)).fetchone()
+    finally:
+        conn.close()
+
+
+def bump_mtime(path, seconds: int = 5) -> None:
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + seconds * 1_000_000_000))
+
+
+CARDS = "cards:\n  - {type: basic, id: q1, front: Question one?, back: Answer one.}\n"
+
+
+def test_first_sync_adds_then_noop_parses_nothing(kb, deck, monkeypatch):
+    write_concept(deck, "alpha", extra=CARDS)
+    write_concept(deck, "beta")
+    report = kb.sync()
+    assert sorted(report.added) == ["alpha", "beta"]
+    assert report.errors == []
+    assert kb.show("alpha")["cards"][0]["id"] == "alpha/definition"
+
+    calls = []
+    monkeypatch.setattr(ingest, "parse_file", lambda p: calls.append(p))
+    again = kb.sync()
+    assert calls == []
+    assert not again.changed
+    assert again.unchanged == 2
+
+
+def test_only_the_changed_file_is_parsed(kb, deck, monkeypatch):
+    a = write_concept(deck, "alpha")
+    write_concept(deck, "beta")
+    kb.sync()
+    a.write_text(concept_yaml("alpha", definition="Now with a new definition."), encoding="utf-8")
+    bump_mtime(a)
+    parsed = []
+    real = ingest.parse_file
+    monkeypatch.setattr(ingest, "parse_file", lambda p: parsed.append(p.name) or real(p))
+    report = kb.sync()
+    assert parsed == ["alpha.yaml"]
+    assert report.updated == ["alpha"]
+    assert kb.show("alpha")["definition"] == "Now with a new definition.\n"
+
+
+def test_touch_without_change_updates_nothing(kb, deck):
+    a = write_concept(deck, "alpha")
+    kb.sync()
+    before = snapshot_db(kb)
+    bump_mtime(a)
+    report = kb.sync()
+    assert not report.changed
+    assert snapshot_db(kb) == before
+
+
+def test_c3_edit_keeps_card_ids_and_reviews(kb, deck):
+    a = write_concept(deck, "alpha", extra=CARDS)
+    kb.sync()
+    pk_before, _, hash_before = card_row(kb, "alpha/q1")
+    add_review(kb, "alpha/q1")
+    a.write_text(concept_yaml("alpha", extra=CARDS.replace("Answer one.", "A better answer.")), encoding="utf-8")
+    bump_mtime(a)
+    kb.sync()
+    pk_after, retired, hash_after = card_row(kb, "alpha/q1")
+    assert pk_after == pk_before and not retired
+    assert hash_after != hash_before
+    assert reviews_of(kb, "alpha/q1") == 1
+
+
+def test_c4_move_to_another_file_keeps_history(kb, deck):
+    a = write_concept(deck, "alpha", extra=CARDS)
+    kb.sync()
+    add_review(kb, "alpha/q1")
+    moved = deck / "layers" / "renamed-file.yaml"
+    moved.parent.mkdir()
+    a.rename(moved)
+    report = kb.sync()
+    assert report.retired == []
+    assert reviews_of(kb, "alpha/q1") == 1
+    assert kb.show("alpha")["source_path"] == str(moved)
+
+
+def test_c5_rename_without_previous_ids_keeps_orphan(kb, deck):
+    a = write_concept(deck, "alpha", extra=CARDS)
+    kb.sync()
+    add_review(kb, "alpha/q1")
+    a.unlink()
+    write_concept(deck, "alpha-new", extra=CARDS)
+    report = kb.sync()
+    assert report.retired == ["alpha"]
+    assert card_row(kb, "alpha/q1")[1] == 1  # retired, kept
+    assert reviews_of(kb, "alpha/q1") == 1
+
+
+def test_c5_rename_with_previous_ids_carries_reviews(kb, deck):
+    a = write_concept(deck, "alpha", extra=CARDS)
+    kb.sync()
+    add_review(kb, "alpha/q1")
+    add_review(kb, "alpha/definition")
+    before = snapshot_db(kb)["review_log"]
+    a.unlink()
+    write_concept(deck, "alpha-new", extra=CARDS + "previous_ids: [alpha]\n")
+    report = kb.sync()
+    assert report.renamed == [("alpha", "alpha-new")]
+    assert reviews_of(kb, "alpha-new/q1") == 1
+    assert reviews_of(kb, "alpha-new/definition") == 1
+    assert kb.show("alpha") is None
+    assert snapshot_db(kb)["review_log"] == before
+
+
+def test_c6_delete_retires_and_keeps_reviews(kb, deck):
+    a = write_concept(deck, "alpha", extra=CARDS)
+    write_concept(deck, "beta")
+    kb.sync()
+    add_review(kb, "alpha/q1")
+    before = snapshot_db(kb)
+    a.unlink()
+    report = kb.sync()
+    assert report.retired == ["alpha"]
+    after = snapshot_db(kb)
+    assert after["review_log"] == before["review_log"]
+    assert after["card"][0] == before["card"][0]  # no card row deleted
+    assert kb.show("alpha")["retired"] is True
+    assert [h.id for h in kb.search("Alpha")] == []
+    # Restoring the file brings the same cards (and their reviews) back.
+    write_concept(deck, "alpha", extra=CARDS)
+    kb.sync()
+    assert card_row(kb, "alpha/q1")[1] == 0
+    assert reviews_of(kb, "alpha/q1") == 1
+
+
+def test_removed_card_is_retired_not_deleted(kb, deck):
+    a = write_concept(deck, "alpha", extra=CARDS)
+    kb.sync()
+    add_review(kb, "alpha/q1")
+    a.write_text(concept_yaml("alpha"), encoding="utf-8")
+    bump_mtime(a)
+    kb.sync()
+    assert card_row(kb, "alpha/q1")[1] == 1
+    assert reviews_of(kb, "alpha/q1") == 1
+
+
+def test_b6_broken_file_keeps_last_good_version(kb, deck):
+    a = write_concept(deck, "alpha", definition="The good version.")
+    for i in range(5):
+        write_concept(deck, f"other-{i}")
+    kb.sync()
+    before = snapshot_db(kb)
+    a.write_text(concept_yaml("alpha").replace("definition:", "defintion:"), encoding="utf-8")
+    bump_mtime(a)
+    report = kb.sync()
+    assert [e.message for e in report.errors] == [
+        "missing required field 'definition'",
+        "unknown field 'defintion' (did you mean 'definition'?)",
+    ]
+    assert kb.show("alpha")["definition"] == "The good version.\n"
+    assert snapshot_db(kb) == before
+    # The error is reported again by the next (no-op) sync, until the file is fixed.
+    assert len(kb.sync().errors) == 2
+    a.write_text(concept_yaml("alpha", definition="Fixed."), encoding="utf-8")
+    bump_mtime(a, 10)
+    fixed = kb.sync()
+    assert fixed.errors == [] and fixed.updated == ["alpha"]
+
+
+def test_c1_duplicate_id_in_second_file_is_reported_first_kept(kb, deck):
+    write_concept(deck, "alpha", definition="First.")
+    kb.sync()
+    dup = deck / "layers" / "copy.yaml"
+    dup.parent.mkdir()
+    dup.write_text(concept_yaml("alpha", definition="Second."), encoding="utf-8")
+    report = kb.sync()
+    assert len(report.errors) == 1
+    assert report.errors[0].message.startswith("duplicate id 'alpha' (also defined in ")
+    assert kb.show("alpha")["definition"] == "First.\n"
+
+
+def test_dangling_reference_reported_concept_still_loads(kb, deck):
+    write_concept(deck, "alpha", extra="related: [nowhere]\n")
+    report = kb.sync()
+    assert [e.message for e in report.errors] == ["unknown id 'nowhere' in related"]
+    assert kb.show("alpha")["related"] == ["nowhere"]
+
+
+def test_extra_decks_from_kb_content(tmp_path, deck):
+    from kb.config import Settings
+    from kb.service import KnowledgeBase
+
+    extra = tmp_path / "lab-deck"
+    write_concept(extra, "lab-concept")
+    write_concept(deck, "alpha")
+    settings = Settings(home=tmp_path / "home", bundled_content=deck, extra_content=(extra,))
+    with KnowledgeBase(settings, clock=lambda: FIXED_NOW) as kb:
+        assert sorted(kb.sync().added) == ["alpha", "lab-concept"]
+        decks = {d["name"]: d["trusted"] for d in kb.doctor()["decks"]}
+        assert decks == {"bundled": True, "notes": True, "lab-deck": False}
+
+
+def test_notes_deck_is_loaded(kb, settings):
+    write_concept(settings.notes_dir, "my-note")
+    assert kb.sync().added == ["my-note"]
+
+
+def test_h3_file_read_once(kb, deck, monkeypatch):
+    """The hash and the parse come from one read of the bytes (one snapshot)."""
+    from pathlib import Path
+
+    write_concept(deck, "alpha")
+    reads = []
+    real = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: reads.append(self.name) or real(self))
+    kb.sync()
+    assert reads == ["alpha.yaml"]
+
+
+def test_sync_is_one_transaction(kb, deck, monkeypatch):
+    """A failure half-way through the write leaves the database as it was."""
+    write_concept(deck, "alpha")
+    kb.sync()
+    before = snapshot_db(kb)
+    b = write_concept(deck, "beta")
+    a = deck / "fundamentals" / "alpha.yaml"
+    a.write_text(concept_yaml("alpha", definition="changed"), encoding="utf-8")
+    bump_mtime(a)
+    bump_mtime(b)
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(ingest, "_sync_cards", boom)
+    with pytest.raises(RuntimeError):
+        kb.sync()
+    assert snapshot_db(kb) == before
+    monkeypatch.undo()
+    assert sorted(kb.sync().added) == ["beta"]
+
+
+def test_timestamps_are_utc_aware(kb, deck):
+    from kb.store.tables import UTCDateTime
+
+    write_concept(deck, "alpha")
+    kb.sync()
+    conn = sqlite3.connect(kb.settings.db_path)
+    (created,) = conn.execute("SELECT created_at FROM concept").fetchone()
+    conn.close()
+    assert created.endswith("+00:00")
+    with pytest.raises(ValueError, match="naive"):
+        UTCDateTime().process_bind_param(FIXED_NOW.replace(tzinfo=None) + timedelta(0), None)
