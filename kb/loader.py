@@ -12,9 +12,10 @@ from __future__ import annotations
 import datetime as _dt
 import difflib
 import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import yaml
 from pydantic import ValidationError
@@ -516,17 +517,31 @@ def duplicate_id_error(item: ParsedFile, other_path: str, other_pos: tuple[int, 
     )
 
 
+def walk_yaml(root: Path) -> Iterator[tuple[str, os.stat_result]]:
+    """(path, stat) of every .yaml/.yml file under root, skipping hidden entries; one stat a file."""
+    stack = [str(root)]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            try:
+                if entry.is_dir():
+                    stack.append(entry.path)
+                elif entry.name.endswith((".yaml", ".yml")) and entry.is_file():
+                    yield entry.path, entry.stat()
+            except OSError:
+                continue  # vanished while walking
+
+
 def find_yaml_files(root: Path) -> list[Path]:
-    """All .yaml/.yml files under root, sorted, skipping hidden directories."""
+    """All .yaml/.yml files under root (or root itself if it is a file), sorted."""
     if root.is_file():
         return [root]
-    files = []
-    for path in root.rglob("*"):
-        if path.suffix in (".yaml", ".yml") and path.is_file():
-            rel = path.relative_to(root).parts
-            if not any(part.startswith(".") for part in rel):
-                files.append(path)
-    return sorted(files)
+    return sorted(Path(p) for p, _ in walk_yaml(root))
 
 
 @dataclass

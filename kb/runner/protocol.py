@@ -71,7 +71,10 @@ class Reader:
                 poller.register(self.fd, select.POLLIN)
                 if not poller.poll(max(1, int(remaining * 1000))):
                     continue
-            chunk = os.read(self.fd, 1 << 16)
+            try:
+                chunk = os.read(self.fd, 1 << 16)
+            except OSError as exc:  # the pipe was closed under us (the pool is shutting down)
+                raise ChannelClosed(str(exc)) from None
             if not chunk:
                 raise ChannelClosed("the other end closed the channel")
             self._buf += chunk

@@ -20,7 +20,7 @@ BUSY_TIMEOUT_MS = 5000
 
 _FTS_DDL = (
     "CREATE VIRTUAL TABLE IF NOT EXISTS concept_fts USING fts5("
-    "id UNINDEXED, title, aliases, tags, body, tokenize='trigram')"
+    "id UNINDEXED, title, aliases, tags, body, haystack UNINDEXED, tokenize='trigram')"
 )
 
 

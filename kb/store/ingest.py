@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 
 from sqlalchemy import Engine, delete, insert, select, text, update
 
 from kb.config import Deck
-from kb.loader import LoadError, ParsedFile, check_references, duplicate_id_error, find_yaml_files, parse_file
+from kb.loader import LoadError, ParsedFile, check_references, duplicate_id_error, parse_file, walk_yaml
 from kb.quiz import derive_cards
 from kb.schema import Concept
 from kb.store.engine import read
@@ -29,6 +29,15 @@ _card = CardRow.__table__
 _deck = DeckRow.__table__
 _run = SnippetRunRow.__table__
 _review = ReviewLogRow.__table__
+
+
+class _Stored(NamedTuple):
+    path: str
+    mtime_ns: int
+    size: int
+    content_hash: str
+    concept_id: str | None
+    errors_json: str | None
 
 
 @dataclass
@@ -69,13 +78,16 @@ def search_document(concept: Concept) -> dict:
         body.append(concept.definition_zh)
     body.extend(f.name for f in concept.formulas)
     body.extend(concept.pitfalls)
-    return {
+    doc = {
         "id": concept.id,
         "title": f"{concept.title.en}\n{concept.title.zh}\n{concept.id}",
         "aliases": "\n".join(concept.aliases),
         "tags": " ".join(concept.tags),
         "body": "\n".join(body),
     }
+    # Lowercased once here, so the short-query fallback scans one column with instr() alone.
+    doc["haystack"] = "\n".join((doc["title"], doc["aliases"], doc["tags"], doc["body"])).lower()
+    return doc
 
 
 def _stat_files(decks: list[Deck]) -> dict[str, tuple[Deck, int, int]]:
@@ -83,15 +95,9 @@ def _stat_files(decks: list[Deck]) -> dict[str, tuple[Deck, int, int]]:
     for deck in decks:
         if not deck.path.is_dir():
             continue
-        for path in find_yaml_files(deck.path):
-            key = str(path)
-            if key in found:
-                continue
-            try:
-                st = os.stat(path)
-            except OSError:
-                continue  # vanished between listing and stat
-            found[key] = (deck, st.st_mtime_ns, st.st_size)
+        for key, st in walk_yaml(deck.path):
+            if key not in found:
+                found[key] = (deck, st.st_mtime_ns, st.st_size)
     return found
 
 
@@ -105,11 +111,11 @@ def sync_decks(engine: Engine, decks: list[Deck], *, now: datetime) -> SyncRepor
     report = SyncReport()
     on_disk = _stat_files(decks)
     with read(engine) as conn:
+        # Raw tuples: on a no-op sync this query and the stats are all the work there is.
         stored = {
-            row.path: row
-            for row in conn.execute(
-                select(_source.c.path, _source.c.mtime_ns, _source.c.size, _source.c.content_hash,
-                       _source.c.concept_id, _source.c.errors_json)
+            row[0]: _Stored(*row)
+            for row in conn.exec_driver_sql(
+                "SELECT path, mtime_ns, size, content_hash, concept_id, errors_json FROM source_file"
             )
         }
     changed = [p for p, (_, mtime, size) in on_disk.items()
@@ -186,18 +192,19 @@ def sync_decks(engine: Engine, decks: list[Deck], *, now: datetime) -> SyncRepor
                     report.renamed.append((old_id, item.concept.id))
                     concept_rows.pop(old_id, None)
 
-        new_rows, new_fts = [], []
+        new_rows, new_fts, source_inserts, card_inserts = [], [], [], []
+        renamed_targets = {new for _, new in report.renamed}
         for path, item in sorted(parsed.items()):
             deck = on_disk[path][0]
             _, mtime, size = on_disk[path]
             values = {"deck_path": str(deck.path), "mtime_ns": mtime, "size": size, "content_hash": item.content_hash,
                       "errors_json": json.dumps([e.to_dict() for e in item.errors]) if item.errors else None}
-            if item.concept is not None:
-                values["concept_id"] = item.concept.id
             if path in stored:
+                if item.concept is not None:
+                    values["concept_id"] = item.concept.id
                 conn.execute(update(_source).where(_source.c.path == path).values(**values))
             else:
-                conn.execute(insert(_source).values(path=path, **values))
+                source_inserts.append({"path": path, "concept_id": item.concept.id if item.concept else None, **values})
             report.errors.extend(item.errors)
             concept = item.concept
             if concept is None:
@@ -225,17 +232,24 @@ def sync_decks(engine: Engine, decks: list[Deck], *, now: datetime) -> SyncRepor
                 new_rows.append({**row, "created_at": stamp})
                 report.added.append(concept.id)
             new_fts.append(search_document(concept))
-            _sync_cards(conn, concept, now=stamp)
+            if concept.id in concept_rows or concept.id in renamed_targets:
+                _sync_cards(conn, concept, now=stamp)
+            else:  # a brand-new concept has no cards yet: insert them in one batch below
+                card_inserts.extend(_new_card_rows(concept, now=stamp))
             if old_concept_id and old_concept_id != concept.id and old_concept_id not in active_ids:
                 if old_concept_id in concept_rows:
                     _retire_concept(conn, old_concept_id, now=stamp)
                     report.retired.append(old_concept_id)
+        if source_inserts:
+            conn.execute(insert(_source), source_inserts)
         if new_rows:
             conn.execute(insert(_concept), new_rows)
+        if card_inserts:
+            conn.execute(insert(_card), card_inserts)
         if new_fts:
             conn.exec_driver_sql(
-                "INSERT INTO concept_fts (id, title, aliases, tags, body) VALUES (?, ?, ?, ?, ?)",
-                [(d["id"], d["title"], d["aliases"], d["tags"], d["body"]) for d in new_fts],
+                "INSERT INTO concept_fts (id, title, aliases, tags, body, haystack) VALUES (?, ?, ?, ?, ?, ?)",
+                [(d["id"], d["title"], d["aliases"], d["tags"], d["body"], d["haystack"]) for d in new_fts],
             )
 
         for path in deleted:
@@ -255,6 +269,18 @@ def sync_decks(engine: Engine, decks: list[Deck], *, now: datetime) -> SyncRepor
 
 def delete_fts(concept_id: str):
     return text("DELETE FROM concept_fts WHERE id = :id").bindparams(id=concept_id)
+
+
+def _new_card_rows(concept: Concept, *, now: datetime) -> list[dict]:
+    return [
+        {
+            "card_id": f"{concept.id}/{card.key}", "concept_id": concept.id, "key": card.key, "kind": card.kind,
+            "position": position, "content_hash": card.content_hash,
+            "payload_json": json.dumps(card.payload, ensure_ascii=False, sort_keys=True),
+            "retired": False, "created_at": now, "updated_at": now,
+        }
+        for position, card in enumerate(derive_cards(concept))
+    ]
 
 
 def _sync_cards(conn, concept: Concept, *, now: datetime) -> None:

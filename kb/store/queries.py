@@ -64,11 +64,8 @@ def search(engine: Engine, query: str, *, limit: int = 50) -> list[SearchRow]:
                 (_fts_query(terms), limit),
             ).all()
         else:
-            where = " AND ".join(
-                ["(instr(lower(f.title), ?) OR instr(lower(f.aliases), ?) OR instr(lower(f.tags), ?) "
-                 "OR instr(lower(f.body), ?))"] * len(lowered)
-            )
-            params: list = [t for t in lowered for _ in range(4)]
+            where = " AND ".join(["instr(f.haystack, ?)"] * len(lowered))
+            params: list = list(lowered)
             # Rank: matches in titles, then aliases, then tags, then only in the body.
             rank = " + ".join(
                 "(CASE WHEN instr(lower(f.title), ?) THEN 8 WHEN instr(lower(f.aliases), ?) THEN 4 "

@@ -1,0 +1,397 @@
+"""WorkerPool: runs snippets on warm worker processes, from the calling process, without torch.
+
+Classes: WorkerPool. The pool starts `jobs` workers (python -m kb.runner.worker) lazily, all at once,
+hands each run to an idle worker, and replaces a worker that dies. Only the standard library is
+imported here: the calling process (the TUI, the CLI) must never import torch or numpy.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+from kb.runner import sandbox
+from kb.runner.models import DEVICES, RunResult, RunSpec
+from kb.runner.protocol import ChannelClosed, Reader, send
+
+STARTUP_TIMEOUT_S = 120.0  # importing torch takes ~1.5 s idle, much longer on a loaded machine
+REPLY_GRACE_S = 15.0  # beyond the wall limit, for the worker's clean-up and reply
+RETRIES = 2  # a request that never started may go to a fresh worker this many more times
+_TOKEN_VAR = "KB_WORKER_TOKEN"
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the directory holding the `kb` package
+
+OutputCallback = Callable[[str], None]
+
+
+class _WorkerLost(Exception):
+    def __init__(self, message: str, *, started: bool) -> None:
+        super().__init__(message)
+        self.message = message
+        self.started = started
+
+
+def _worker_env(device: str, token: str) -> dict[str, str]:
+    env = dict(os.environ)  # keeps OPENBLAS_CORETYPE and friends
+    env.update(
+        OMP_NUM_THREADS="1",  # one thread per snippet: a fork of a threaded process is unsafe,
+        MKL_NUM_THREADS="1",  # and thread pools also multiply address space under RLIMIT_AS
+        OPENBLAS_NUM_THREADS="1",
+        PYTHONHASHSEED="0",  # set and dict-of-str orders repeat from run to run
+        PYTHONUNBUFFERED="1",
+    )
+    env[_TOKEN_VAR] = token  # every descendant inherits it: how leftovers are found if the worker dies
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
+    env.pop("PYTHONINSPECT", None)
+    if device == "cpu":
+        env["CUDA_VISIBLE_DEVICES"] = ""  # a cpu pool cannot reach a GPU even if a snippet tries
+    return env
+
+
+class _Worker:
+    """One worker process and its control channel. Used by one thread at a time."""
+
+    def __init__(self, device: str) -> None:
+        self.device = device
+        self.token = secrets.token_hex(16)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "kb.runner.worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=_worker_env(device, self.token),
+            cwd="/",
+            start_new_session=True,  # signals to the snippet's process group never reach the caller
+            close_fds=True,
+        )
+        self.reader = Reader(self.proc.stdout.fileno())
+        self.ready = False
+        self.versions: dict[str, str] = {}
+        self.run_pgid: int | None = None
+        self.dead = False
+        self.busy = False  # a thread is running a snippet on it (set under the pool's lock)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def _stderr_tail(self) -> str:
+        """What a worker that failed to start printed (it writes to stderr only before it is ready)."""
+        stream = self.proc.stderr
+        if stream is None or stream.closed:
+            return ""
+        try:
+            self.proc.wait(timeout=2)
+            text = stream.read(64 * 1024).decode("utf-8", errors="replace").strip()
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+        return text.splitlines()[-1] if text else ""
+
+    def ensure_ready(self) -> None:
+        if self.ready:
+            return
+        try:
+            message = self.reader.recv(time.monotonic() + STARTUP_TIMEOUT_S)
+        except (ChannelClosed, TimeoutError, ValueError) as exc:
+            detail = self._stderr_tail() or str(exc)
+            raise _WorkerLost(f"worker failed to start: {detail}", started=False) from None
+        if message.get("type") != "ready":
+            raise _WorkerLost(f"worker sent {message.get('type')!r} before 'ready'", started=False)
+        self.versions = dict(message.get("versions") or {})
+        self.ready = True
+        self.proc.stderr.close()  # the worker now sends its stderr to /dev/null
+
+    def execute(self, spec: RunSpec, on_output: OutputCallback) -> RunResult:
+        self.ensure_ready()
+        try:
+            send(self.proc.stdin.fileno(), {"op": "run", "spec": spec.to_wire()})
+        except (BrokenPipeError, OSError):
+            raise _WorkerLost("worker process exited before the run", started=False) from None
+        deadline = time.monotonic() + spec.limits.wall_s + REPLY_GRACE_S
+        started = False
+        while True:
+            try:
+                message = self.reader.recv(deadline)
+            except ChannelClosed:
+                raise _WorkerLost(self._death_message(), started=started) from None
+            except TimeoutError:
+                raise _WorkerLost(
+                    f"worker did not answer within {spec.limits.wall_s + REPLY_GRACE_S:g} s; it was replaced",
+                    started=True,
+                ) from None
+            except ValueError as exc:
+                raise _WorkerLost(f"corrupt message from the worker ({exc}); it was replaced", started=True) from None
+            kind = message.get("type")
+            if kind == "started":
+                started = True
+                self.run_pgid = int(message["pgid"])
+            elif kind == "output":
+                on_output(message["text"])
+            elif kind == "result":
+                self.run_pgid = None
+                return RunResult(key=spec.key, versions=dict(self.versions), **message["result"])
+
+    def _death_message(self) -> str:
+        try:
+            code = self.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            return "worker process stopped answering during the run; it was replaced"
+        how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+        return f"worker process died during the run ({how}); it was replaced"
+
+    def terminate(self) -> None:
+        """Stop the worker process and everything it started. Idempotent; leaves the pipes open."""
+        if self.dead:
+            return
+        self.dead = True
+        graceful = self.run_pgid is None
+        try:
+            self.proc.stdin.close()  # EOF: an idle worker exits at once
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=1.0 if graceful else 0.2)
+        except subprocess.TimeoutExpired:
+            graceful = False
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if not graceful:
+            # A snippet may still be alive (its group, or a daemon that escaped it): find it by token.
+            sandbox.kill_marked(f"{_TOKEN_VAR}={self.token}".encode())
+
+    def destroy(self) -> None:
+        """terminate(), then close the pipes; only the thread using the worker may call this."""
+        self.terminate()
+        for stream in (self.proc.stdout, self.proc.stderr):
+            try:
+                stream.close()
+            except OSError:
+                pass
+
+
+def _shutdown(workers: list[_Worker], lock: threading.Lock) -> None:
+    with lock:
+        doomed = list(workers)
+        workers.clear()
+    for worker in doomed:  # close every channel first so that the workers exit in parallel
+        try:
+            worker.proc.stdin.close()
+        except OSError:
+            pass
+    for worker in doomed:
+        if worker.busy:
+            # Another thread is reading this worker's pipe: it sees EOF and closes the pipes itself.
+            worker.terminate()
+        else:
+            worker.destroy()
+
+
+class WorkerPool:
+    """Runs snippets on `jobs` warm worker processes.
+
+    Args:
+        jobs: How many snippets may run at once (default: os.cpu_count()).
+        device: "cpu" hides every GPU from the workers; "cuda" lets specs with device="cuda" use it.
+            A spec's own device decides where each snippet runs.
+
+    The workers start on first use. Use as a context manager, or call close(); a pool that is
+    garbage-collected or still open at interpreter exit is closed too.
+    """
+
+    def __init__(self, jobs: int | None = None, device: str = "cpu") -> None:
+        if device not in DEVICES:
+            raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+        self.jobs = max(1, jobs if jobs is not None else (os.cpu_count() or 1))
+        self.device = device
+        self._lock = threading.Lock()
+        self._workers: list[_Worker] = []
+        self._idle: queue.Queue[_Worker] = queue.Queue()
+        self._started = False
+        self._closed = False
+        self._finalizer = weakref.finalize(self, _shutdown, self._workers, self._lock)
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Kill the workers and whatever they run. Idempotent."""
+        with self._lock:
+            self._closed = True
+        self._finalizer()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def start(self, wait: bool = False) -> None:
+        """Start the workers now rather than on first use; they import torch in parallel.
+
+        Args:
+            wait: Return only once every worker is ready (or has failed to start).
+        """
+        fresh: list[_Worker] = []
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the pool is closed")
+            if not self._started:
+                self._started = True
+                fresh = [_Worker(self.device) for _ in range(self.jobs)]
+                self._workers.extend(fresh)
+        if wait:
+            for worker in fresh:
+                try:
+                    worker.ensure_ready()
+                except _WorkerLost:
+                    pass  # the first run on it replaces it and reports why
+        for worker in fresh:
+            self._idle.put(worker)
+
+    def worker_pids(self) -> list[int]:
+        """Process ids of the current workers (for diagnostics and tests)."""
+        with self._lock:
+            return [w.pid for w in self._workers]
+
+    def _acquire(self) -> _Worker:
+        while True:
+            if self._closed:
+                raise RuntimeError("the pool is closed")
+            try:
+                worker = self._idle.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            with self._lock:
+                if worker in self._workers:  # else close() took it away while it was queued
+                    worker.busy = True
+                    return worker
+            worker.destroy()
+
+    def _release(self, worker: _Worker) -> None:
+        with self._lock:
+            worker.busy = False
+            keep = not self._closed and worker in self._workers
+        if keep:
+            self._idle.put(worker)
+        else:
+            worker.destroy()
+
+    def _replace(self, worker: _Worker) -> None:
+        with self._lock:
+            worker.busy = False
+        worker.destroy()
+        with self._lock:
+            if worker in self._workers:
+                self._workers.remove(worker)
+            if self._closed:
+                return
+            fresh = _Worker(self.device)  # starts importing now, so it is warm by the next run
+            self._workers.append(fresh)
+        self._idle.put(fresh)
+
+    # -- running ----------------------------------------------------------------------------
+
+    def run(self, spec: RunSpec, on_output: OutputCallback | None = None) -> RunResult:
+        """Run one snippet and return its record; `on_output` receives output text as it arrives.
+
+        Never raises for anything the snippet does; an exception from `on_output` is re-raised
+        after the run has finished.
+        """
+        if spec.device == "cuda" and self.device != "cuda":
+            return _synthetic(spec, "failed", "device 'cuda' requested from a cpu pool; use WorkerPool(device='cuda')")
+        self.start()
+        streamed: list[str] = []
+        callback_errors: list[BaseException] = []
+
+        def forward(text: str) -> None:
+            streamed.append(text)
+            if on_output is not None and not callback_errors:
+                try:
+                    on_output(text)
+                except Exception as exc:  # keep reading so the worker stays in step
+                    callback_errors.append(exc)
+
+        started_at = time.monotonic()
+        for attempt in range(RETRIES + 1):
+            worker = self._acquire()
+            try:
+                result = worker.execute(spec, forward)
+            except _WorkerLost as lost:
+                self._replace(worker)
+                if not lost.started and attempt < RETRIES:
+                    continue
+                output = "".join(streamed)
+                return _synthetic(spec, "crashed", lost.message, output=output, duration=time.monotonic() - started_at, versions=worker.versions)
+            except BaseException:
+                # KeyboardInterrupt or a bug: the worker's state is unknown, so it cannot be reused.
+                self._replace(worker)
+                raise
+            self._release(worker)
+            if callback_errors:
+                raise callback_errors[0]
+            return result
+        raise AssertionError("unreachable")
+
+    def run_many(
+        self, specs: Iterable[RunSpec], on_result: Callable[[RunResult], None] | None = None
+    ) -> list[RunResult]:
+        """Run snippets in parallel over the workers; results in input order.
+
+        `on_result` is called in the calling thread as each run finishes (for a progress bar).
+        """
+        specs = list(specs)
+        if not specs:
+            return []
+        self.start()
+        results: list[RunResult | None] = [None] * len(specs)
+        executor = ThreadPoolExecutor(max_workers=min(self.jobs, len(specs)), thread_name_prefix="kb-runner")
+        try:
+            futures = {executor.submit(self.run, spec): index for index, spec in enumerate(specs)}
+            for future in as_completed(futures):
+                result = future.result()
+                results[futures[future]] = result
+                if on_result is not None:
+                    on_result(result)
+        finally:
+            executor.shutdown(wait=True, cancel_futures=True)
+        return [r for r in results if r is not None]
+
+
+def _synthetic(
+    spec: RunSpec,
+    status: str,
+    message: str,
+    *,
+    output: str = "",
+    duration: float = 0.0,
+    versions: dict[str, str] | None = None,
+) -> RunResult:
+    """A result for a run the worker could not report on itself."""
+    return RunResult(
+        key=spec.key,
+        status=status,
+        device=spec.device,
+        duration_s=round(duration, 6),
+        output=output,
+        truncated=False,
+        message=message,
+        line=None,
+        signal=None,
+        exit_code=None,
+        values={},
+        versions=dict(versions or {}),
+    )
