@@ -18,9 +18,15 @@ SCHEMA_VERSION = 1
 APPLICATION_ID = 0x4B424442
 BUSY_TIMEOUT_MS = 5000
 
+# Two indexes over the same text. `concept_fts` (trigram) serves terms of 3+ characters as
+# substrings. Trigrams cannot match shorter terms, so `concept_words` (unicode61 words, with every
+# run of CJK characters also written out as its single characters and bigrams) serves them:
+# 卷积 and 注意 match as tokens, `kl` as a word prefix.
 _FTS_DDL = (
     "CREATE VIRTUAL TABLE IF NOT EXISTS concept_fts USING fts5("
-    "id UNINDEXED, title, aliases, tags, body, haystack UNINDEXED, tokenize='trigram')"
+    "id UNINDEXED, title, aliases, tags, body, tokenize='trigram')",
+    "CREATE VIRTUAL TABLE IF NOT EXISTS concept_words USING fts5("
+    "id UNINDEXED, title, aliases, tags, body, tokenize='unicode61 remove_diacritics 2')",
 )
 
 
@@ -65,7 +71,8 @@ def open_engine(path: Path) -> Engine:
                 )
             if version < SCHEMA_VERSION:
                 SQLModel.metadata.create_all(conn)
-                conn.exec_driver_sql(_FTS_DDL)
+                for ddl in _FTS_DDL:
+                    conn.exec_driver_sql(ddl)
                 conn.exec_driver_sql(f"PRAGMA application_id = {APPLICATION_ID}")
                 conn.exec_driver_sql(f"PRAGMA user_version = {SCHEMA_VERSION}")
     except StoreError:

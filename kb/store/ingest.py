@@ -9,6 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
+import sys
+import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -49,6 +54,7 @@ class SyncReport:
     unchanged: int = 0
     files_parsed: int = 0
     errors: list[LoadError] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)  # where the time went, for bench/
 
     @property
     def changed(self) -> bool:
@@ -85,9 +91,20 @@ def search_document(concept: Concept) -> dict:
         "tags": " ".join(concept.tags),
         "body": "\n".join(body),
     }
-    # Lowercased once here, so the short-query fallback scans one column with instr() alone.
-    doc["haystack"] = "\n".join((doc["title"], doc["aliases"], doc["tags"], doc["body"])).lower()
     return doc
+
+
+GRAMS_MARK = "\n\x1f"  # separates the text from its generated grams (for excerpts)
+_CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af]+")
+
+
+def with_cjk_grams(text: str) -> str:
+    """The text plus each CJK run's characters and bigrams as separate words, for short queries."""
+    grams = []
+    for run in _CJK_RUN.findall(text):
+        grams.extend(run)
+        grams.extend(run[i : i + 2] for i in range(len(run) - 1))
+    return text + (GRAMS_MARK + " ".join(grams) if grams else "")
 
 
 def _stat_files(decks: list[Deck]) -> dict[str, tuple[Deck, int, int]]:
@@ -99,6 +116,24 @@ def _stat_files(decks: list[Deck]) -> dict[str, tuple[Deck, int, int]]:
             if key not in found:
                 found[key] = (deck, st.st_mtime_ns, st.st_size)
     return found
+
+
+# Below this many changed files, forking workers costs more than it saves.
+PARALLEL_MIN_FILES = 400
+
+
+def _parse_many(paths: list[str]) -> list[ParsedFile]:
+    """Parse files, on all cores when there are many (a first load): parsing is most of its cost."""
+    workers = min(os.cpu_count() or 1, 8)
+    # fork is cheap (no re-import) but only safe from a single-threaded process on Linux;
+    # a TUI calling sync from a worker thread parses in-process instead.
+    if len(paths) < PARALLEL_MIN_FILES or workers < 2 or sys.platform != "linux" or threading.active_count() > 1:
+        return [parse_file(Path(p)) for p in paths]
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
+        return list(pool.map(parse_file, map(Path, paths), chunksize=max(16, len(paths) // (workers * 8))))
 
 
 def _stored_errors(errors_json: str | None) -> list[LoadError]:
@@ -132,8 +167,10 @@ def sync_decks(engine: Engine, decks: list[Deck], *, now: datetime) -> SyncRepor
     # Parse what changed (outside the write transaction: parsing is the slow part).
     parsed: dict[str, ParsedFile] = {}
     touched_only: list[str] = []
-    for path in changed:
-        item = parse_file(Path(path))
+    started = time.perf_counter()
+    parsed_items = _parse_many(changed)
+    report.seconds["parse"] = time.perf_counter() - started
+    for path, item in zip(changed, parsed_items):
         report.files_parsed += 1
         old = stored.get(path)
         if old is not None and old.content_hash == item.content_hash and not old.errors_json and item.concept is not None:
@@ -174,6 +211,7 @@ def sync_decks(engine: Engine, decks: list[Deck], *, now: datetime) -> SyncRepor
             item.errors.extend(check_references([item], active_ids))
 
     stamp = now
+    started = time.perf_counter()
     with engine.begin() as conn:
         for deck in decks:
             if str(deck.path) not in known_decks:
@@ -226,7 +264,7 @@ def sync_decks(engine: Engine, decks: list[Deck], *, now: datetime) -> SyncRepor
             }
             if concept.id in concept_rows:
                 conn.execute(update(_concept).where(_concept.c.id == concept.id).values(**row))
-                conn.execute(delete_fts(concept.id))
+                _delete_search(conn, concept.id)
                 report.updated.append(concept.id)
             else:
                 new_rows.append({**row, "created_at": stamp})
@@ -247,9 +285,11 @@ def sync_decks(engine: Engine, decks: list[Deck], *, now: datetime) -> SyncRepor
         if card_inserts:
             conn.execute(insert(_card), card_inserts)
         if new_fts:
+            rows = [(d["id"], d["title"], d["aliases"], d["tags"], d["body"]) for d in new_fts]
+            conn.exec_driver_sql("INSERT INTO concept_fts (id, title, aliases, tags, body) VALUES (?, ?, ?, ?, ?)", rows)
             conn.exec_driver_sql(
-                "INSERT INTO concept_fts (id, title, aliases, tags, body, haystack) VALUES (?, ?, ?, ?, ?, ?)",
-                [(d["id"], d["title"], d["aliases"], d["tags"], d["body"], d["haystack"]) for d in new_fts],
+                "INSERT INTO concept_words (id, title, aliases, tags, body) VALUES (?, ?, ?, ?, ?)",
+                [(r[0], *map(with_cjk_grams, r[1:])) for r in rows],
             )
 
         for path in deleted:
@@ -259,6 +299,7 @@ def sync_decks(engine: Engine, decks: list[Deck], *, now: datetime) -> SyncRepor
                 _retire_concept(conn, old_id, now=stamp)
                 report.retired.append(old_id)
 
+    report.seconds["write"] = time.perf_counter() - started
     for path in unchanged_paths:
         row = stored.get(path)
         if row is not None:
@@ -267,8 +308,9 @@ def sync_decks(engine: Engine, decks: list[Deck], *, now: datetime) -> SyncRepor
     return report
 
 
-def delete_fts(concept_id: str):
-    return text("DELETE FROM concept_fts WHERE id = :id").bindparams(id=concept_id)
+def _delete_search(conn, concept_id: str) -> None:
+    conn.execute(text("DELETE FROM concept_fts WHERE id = :id"), {"id": concept_id})
+    conn.execute(text("DELETE FROM concept_words WHERE id = :id"), {"id": concept_id})
 
 
 def _new_card_rows(concept: Concept, *, now: datetime) -> list[dict]:
@@ -321,7 +363,7 @@ def _sync_cards(conn, concept: Concept, *, now: datetime) -> None:
 def _retire_concept(conn, concept_id: str, *, now: datetime) -> None:
     conn.execute(update(_concept).where(_concept.c.id == concept_id).values(retired=True, updated_at=now))
     conn.execute(update(_card).where(_card.c.concept_id == concept_id).values(retired=True, updated_at=now))
-    conn.execute(delete_fts(concept_id))
+    _delete_search(conn, concept_id)
 
 
 def _rename_concept(conn, old_id: str, new_id: str, *, now: datetime) -> None:
@@ -340,5 +382,5 @@ def _rename_concept(conn, old_id: str, new_id: str, *, now: datetime) -> None:
             )
     conn.execute(update(_run).where(_run.c.concept_id == old_id).values(concept_id=new_id))
     conn.execute(delete(_concept).where(_concept.c.id == old_id))
-    conn.execute(delete_fts(old_id))
+    _delete_search(conn, old_id)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -18,7 +19,7 @@ _review = ReviewLogRow.__table__
 _deck = DeckRow.__table__
 
 # FTS5's trigram tokenizer cannot match terms shorter than three characters (many Chinese terms
-# have two: 卷积, 梯度), so such queries scan the indexed text with instr() instead.
+# have two: 卷积, 梯度); those go to the word index, which also holds CJK characters and bigrams.
 TRIGRAM_MIN = 3
 _MARK_OPEN, _MARK_CLOSE = "«", "»"
 
@@ -49,39 +50,45 @@ def _excerpt(text: str, terms: list[str], width: int = 60) -> str:
     return ("…" if lo > 0 else "") + piece.replace("\n", " ") + ("…" if hi < len(text) else "")
 
 
+_CJK_CHAR = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af]")
+_GRAMS_MARK = "\n\x1f"
+
+
+def _word_query(terms: list[str]) -> str:
+    # CJK terms match their generated gram tokens exactly; other short terms match word prefixes.
+    parts = []
+    for t in terms:
+        quoted = '"' + t.replace('"', '""') + '"'
+        parts.append(quoted if all(_CJK_CHAR.match(ch) for ch in t) else quoted + "*")
+    return " AND ".join(parts)
+
+
 def search(engine: Engine, query: str, *, limit: int = 50) -> list[SearchRow]:
-    terms = query.split()
+    terms = [t for t in query.split() if len(t) >= TRIGRAM_MIN or any(ch.isalnum() for ch in t)]
     if not terms:
         return []
-    lowered = [t.lower() for t in terms]
+    long_terms = [t for t in terms if len(t) >= TRIGRAM_MIN]
+    short_terms = [t for t in terms if len(t) < TRIGRAM_MIN]
+    columns = "x.id, c.title_en, c.title_zh, c.category, x.title, x.aliases, x.body"
     with read(engine) as conn:
-        if all(len(t) >= TRIGRAM_MIN for t in terms):
-            rows = conn.exec_driver_sql(
-                "SELECT f.id, c.title_en, c.title_zh, c.category, f.title, f.aliases, f.body "
-                "FROM concept_fts f JOIN concept c ON c.id = f.id "
-                "WHERE concept_fts MATCH ? "
-                "ORDER BY bm25(concept_fts, 0.0, 10.0, 6.0, 4.0, 1.0), f.id LIMIT ?",
-                (_fts_query(terms), limit),
-            ).all()
+        if long_terms:
+            sql = (f"SELECT {columns} FROM concept_fts x JOIN concept c ON c.id = x.id WHERE concept_fts MATCH ? ")
+            params: list = [_fts_query(long_terms)]
+            if short_terms:
+                sql += "AND x.id IN (SELECT id FROM concept_words WHERE concept_words MATCH ?) "
+                params.append(_word_query(short_terms))
+            sql += "ORDER BY bm25(concept_fts, 0.0, 10.0, 6.0, 4.0, 1.0), x.id LIMIT ?"
         else:
-            where = " AND ".join(["instr(f.haystack, ?)"] * len(lowered))
-            params: list = list(lowered)
-            # Rank: matches in titles, then aliases, then tags, then only in the body.
-            rank = " + ".join(
-                "(CASE WHEN instr(lower(f.title), ?) THEN 8 WHEN instr(lower(f.aliases), ?) THEN 4 "
-                "WHEN instr(lower(f.tags), ?) THEN 2 ELSE 1 END)" for _ in lowered
-            )
-            rank_params = [t for t in lowered for _ in range(3)]
-            rows = conn.exec_driver_sql(
-                f"SELECT f.id, c.title_en, c.title_zh, c.category, f.title, f.aliases, f.body, ({rank}) AS score "
-                f"FROM concept_fts f JOIN concept c ON c.id = f.id WHERE {where} "
-                "ORDER BY score DESC, f.id LIMIT ?",
-                (*rank_params, *params, limit),
-            ).all()
+            sql = (f"SELECT {columns} FROM concept_words x JOIN concept c ON c.id = x.id "
+                   "WHERE concept_words MATCH ? ORDER BY bm25(concept_words, 0.0, 10.0, 6.0, 4.0, 1.0), x.id LIMIT ?")
+            params = [_word_query(short_terms)]
+        rows = conn.exec_driver_sql(sql, (*params, limit)).all()
+    lowered = [t.lower() for t in terms]
     out = []
     for r in rows:
+        title, aliases, body = (text.split(_GRAMS_MARK, 1)[0] for text in (r[4], r[5], r[6]))
         # Show the body around the match when the body matches, else the alias or title line.
-        source = next((t for t in (r[6], r[5], r[4]) if any(x in t.lower() for x in lowered)), r[6])
+        source = next((t for t in (body, aliases, title) if any(x in t.lower() for x in lowered)), body)
         out.append(SearchRow(r[0], r[1], r[2], r[3], _excerpt(source, terms)))
     return out
 
