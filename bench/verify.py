@@ -176,7 +176,7 @@ def main() -> None:
         rows.append((f"WorkerPool(jobs={jobs}), start-up included", elapsed, ok))
 
     for label, elapsed, ok in rows:
-        ratio = f"  {base / elapsed:5.1f}x faster than baseline" if base else ""
+        ratio = f"  {base / elapsed:5.1f}x faster than the baseline" if base and elapsed != base else ""
         print(f"{label:45s} {elapsed:7.2f} s  {ok}/{len(snippets)} passed{ratio}")
     median, best = warm_latency(snippets[0][1])
     per_snippet = f"  (baseline per snippet {base / len(snippets) * 1000:.0f} ms, {base / len(snippets) / median:.0f}x)" if base else ""

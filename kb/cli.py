@@ -48,6 +48,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id", metavar="ID")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
+    p = sub.add_parser("verify", help="run snippets in isolated workers and record their verdicts")
+    p.add_argument("ids", nargs="*", metavar="ID", help="concepts to verify (default: all with a snippet)")
+    p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto", help="where to run (default auto)")
+    p.add_argument("--jobs", type=int, default=None, help="parallel workers (default: number of cores)")
+    p.add_argument("--changed", action="store_true", help="only snippets whose code or library versions changed since their last pass")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = sub.add_parser("trust", help="allow the snippets of a deck to run")
+    p.add_argument("deck", type=Path, metavar="DECK", help="the deck's directory (as listed by `kb doctor`)")
+    p.add_argument("--revoke", action="store_true", help="stop trusting the deck")
+
     sub.add_parser("schema", help="print the JSON Schema of a concept file")
     p = sub.add_parser("doctor", help="versions, paths, decks and database integrity")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -166,6 +177,88 @@ def cmd_show(kb, args) -> int:
     return EXIT_OK
 
 
+_STATUS_STYLE = {"passed": "green", "untrusted": "yellow", "skipped": "dim"}
+
+
+def cmd_verify(kb, args) -> int:
+    from kb.service import VerifyError
+
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    _warn_broken(kb.sync())
+    if args.ids:
+        known = set(kb.concept_ids())
+        for cid in args.ids:
+            if cid not in known:
+                suggestions = kb.suggest_ids(cid)
+                hint = f" (did you mean {', '.join(repr(s) for s in suggestions)}?)" if suggestions else ""
+                raise UsageError(f"no concept with id {cid!r}{hint}")
+    interactive = sys.stderr.isatty() and not args.json
+    progress = task = None
+    try:
+        if interactive:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            progress = Progress(TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                TextColumn("{task.fields[last]}"), console=Console(stderr=True), transient=True)
+            progress.start()
+
+        def planned(total: int) -> None:
+            nonlocal task
+            if progress is not None:
+                task = progress.add_task("verify", total=total, last="starting workers…")
+
+        def advance(outcome) -> None:
+            if progress is not None and task is not None:
+                progress.update(task, advance=1, last=f"{outcome.id}: {outcome.status}")
+
+        try:
+            outcomes = kb.verify(args.ids or None, device=args.device, jobs=args.jobs, changed_only=args.changed,
+                                 on_planned=planned, on_result=advance)
+        except VerifyError as exc:
+            raise UsageError(str(exc)) from None
+    finally:
+        if progress is not None:
+            progress.stop()
+    ran = [o for o in outcomes if o.ran]
+    passed = sum(o.passed for o in ran)
+    failed = len(ran) - passed
+    if args.json:
+        _print_json({"passed": passed, "failed": failed, "skipped": len(outcomes) - len(ran),
+                     "results": [o.to_dict() for o in outcomes]})
+        return EXIT_FAIL if failed else EXIT_OK
+    if not outcomes:
+        print("nothing to verify" + (" (no snippet changed since its last pass)" if args.changed else ""))
+        return EXIT_OK
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_edge=False, pad_edge=False)
+    for column, justify in (("id", "left"), ("verdict", "left"), ("device", "left"), ("seconds", "right")):
+        table.add_column(column, justify=justify)
+    for o in outcomes:
+        style = _STATUS_STYLE.get(o.status, "bold red")
+        table.add_row(o.id, f"[{style}]{o.status}[/]", o.device or "-", f"{o.duration_s:.2f}" if o.ran else "-")
+    Console().print(table)
+    # Plain prints: a path:line must never be wrapped, so editors and terminals can open it.
+    for o in outcomes:
+        if not o.passed:
+            where = f"{o.source_path}:{o.line}: " if o.source_path and o.line else (f"{o.source_path}: " if o.source_path else "")
+            print(f"{where}{o.id}: {o.status}: {o.message or ''}")
+    skipped = len(outcomes) - len(ran)
+    print(f"{passed} passed, {failed} failed" + (f", {skipped} not run" if skipped else ""))
+    return EXIT_FAIL if failed else EXIT_OK
+
+
+def cmd_trust(kb, args) -> int:
+    kb.sync()
+    if not kb.trust(args.deck, not args.revoke):
+        raise UsageError(f"{args.deck} is not a known deck (see `kb doctor` for the decks; add one with KB_CONTENT)")
+    print(f"{'no longer trusting' if args.revoke else 'trusting'} the snippets of {args.deck.expanduser().resolve()}")
+    return EXIT_OK
+
+
 def cmd_schema(kb, args) -> int:
     from kb.service import json_schema
 
@@ -189,6 +282,9 @@ def cmd_doctor(kb, args) -> int:
     for deck in info["decks"]:
         state = "trusted" if deck["trusted"] else "untrusted"
         print(f"deck {deck['name']}: {deck['path']} ({state}{'' if deck['exists'] else ', missing'})")
+    print(f"devices:  {', '.join(info['devices'])}")
+    iso = info["isolation"]
+    print("isolation: " + ", ".join(f"{k}={v}" for k, v in iso.items()))
     return EXIT_OK if info["integrity"] == "ok" else EXIT_FAIL
 
 
@@ -197,6 +293,8 @@ COMMANDS = {
     "sync": cmd_sync,
     "search": cmd_search,
     "show": cmd_show,
+    "verify": cmd_verify,
+    "trust": cmd_trust,
     "schema": cmd_schema,
     "doctor": cmd_doctor,
 }
@@ -212,11 +310,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_OK
+    from kb.config import load_settings
     from kb.service import KnowledgeBase
     from kb.store.errors import StoreError
 
     try:
-        with KnowledgeBase() as kb:
+        settings = load_settings()
+    except ValueError as exc:
+        _err(str(exc))
+        return EXIT_FAIL
+    try:
+        with KnowledgeBase(settings) as kb:
             return COMMANDS[args.command](kb, args)
     except UsageError as exc:
         _err(str(exc))

@@ -28,6 +28,16 @@ class Settings:
     home: Path
     bundled_content: Path = BUNDLED_CONTENT
     extra_content: tuple[Path, ...] = field(default_factory=tuple)
+    # Snippet limits (RELIABILITY.md defaults); an entry's timeout_s overrides the wall and CPU time.
+    run_wall_s: float = 30.0
+    run_cpu_s: float = 10.0
+    run_memory_mb: int = 2048
+
+    @property
+    def run_limits(self):
+        from kb.runner import Limits
+
+        return Limits(wall_s=self.run_wall_s, cpu_s=self.run_cpu_s, memory_bytes=self.run_memory_mb * 1024**2)
 
     @property
     def db_path(self) -> Path:
@@ -52,10 +62,18 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     home_text = env.get("KB_HOME")
     if home_text:
-        home = Path(home_text).expanduser()
+        home = Path(home_text).expanduser().resolve()
     else:
         import platformdirs  # only needed when KB_HOME is unset
 
         home = platformdirs.user_data_path("kb", appauthor=False)
-    extra = tuple(Path(p).expanduser() for p in env.get("KB_CONTENT", "").split(os.pathsep) if p.strip())
-    return Settings(home=home, extra_content=extra)
+    extra = tuple(Path(p).expanduser().resolve() for p in env.get("KB_CONTENT", "").split(os.pathsep) if p.strip())
+    limits = {}
+    for key, name, kind in (("KB_RUN_WALL_S", "run_wall_s", float), ("KB_RUN_CPU_S", "run_cpu_s", float),
+                            ("KB_RUN_MEMORY_MB", "run_memory_mb", int)):
+        if env.get(key):
+            try:
+                limits[name] = kind(env[key])
+            except ValueError:
+                raise ValueError(f"{key}={env[key]!r} is not a number") from None
+    return Settings(home=home, extra_content=extra, **limits)

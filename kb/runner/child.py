@@ -39,12 +39,7 @@ def run_child(
     exit_code = EXIT_RUNNER_ERROR
     try:
         _isolate(spec, out_w=out_w, workdir=workdir, close_fds=close_fds, worker_pid=worker_pid)
-        report, exit_code = _execute(spec)
-        if os.getpid() != my_pid:
-            # A process the snippet forked fell off the end of the code: exit like a script would,
-            # without reporting (only the snippet's own process speaks for the run).
-            _flush_stdio()
-            os._exit(exit_code)
+        report, exit_code = _execute(spec, my_pid)
         _flush_stdio()
         write_all(res_w, json.dumps(report).encode("utf-8"))
     except BaseException as exc:  # the runner failed, not the snippet: say so rather than die silently
@@ -83,6 +78,9 @@ def _isolate(spec: dict[str, Any], *, out_w: int, workdir: str, close_fds: list[
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
+    if spec["device"] == "cpu":
+        # CUDA reads this when first initialised, which the worker never did: a cpu run sees no GPU.
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
     os.chdir(workdir)
     for name in ("TMPDIR", "TEMP", "TMP"):
         os.environ[name] = workdir
@@ -118,7 +116,7 @@ def _set_limits(limits: dict[str, Any], *, device: str) -> None:
         _set_limit(resource.RLIMIT_NPROC, sandbox.task_count(os.getuid()) + int(limits["nproc_extra"]))
 
 
-def _execute(spec: dict[str, Any]) -> tuple[dict[str, Any], int]:
+def _execute(spec: dict[str, Any], my_pid: int) -> tuple[dict[str, Any], int]:
     import numpy
     import torch
 
@@ -127,6 +125,8 @@ def _execute(spec: dict[str, Any]) -> tuple[dict[str, Any], int]:
     torch.manual_seed(0)
     device = torch.device(spec["device"])
     if device.type == "cuda":
+        if not torch.cuda.is_available():
+            return {"status": "failed", "message": "CUDA is not available to the runner", "line": None}, 1
         total = torch.cuda.get_device_properties(0).total_memory
         torch.cuda.set_per_process_memory_fraction(min(1.0, spec["limits"]["memory_bytes"] / total), 0)
 
@@ -160,6 +160,11 @@ def _execute(spec: dict[str, Any]) -> tuple[dict[str, Any], int]:
             line=None if line is None else line + offset,
         )
         exit_code = 1
+    if os.getpid() != my_pid:
+        # A process the snippet forked fell off the end of the code: exit as a script would, without
+        # evaluating or reporting anything (only the snippet's own process speaks for the run).
+        _flush_stdio()
+        os._exit(exit_code)
 
     if report["status"] == "passed":
         values, error = _evaluate(spec["expressions"], namespace)
@@ -167,7 +172,6 @@ def _execute(spec: dict[str, Any]) -> tuple[dict[str, Any], int]:
         if error is not None:
             report.update(status="failed", message=error)
             exit_code = 1
-    report["exit_code"] = exit_code
     return report, exit_code
 
 
@@ -295,8 +299,13 @@ def _convert(value: Any, depth: int = 0) -> tuple[Any, Any]:
 
 
 def _flush_stdio() -> None:
+    """Flush Python's streams and C's stdio buffers, which os._exit would otherwise drop."""
     for stream in {id(s): s for s in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__) if s}.values():
         try:
             stream.flush()
         except BaseException:
             pass
+    try:
+        sandbox.libc().fflush(None)  # output printed by native code (printf, std::cout)
+    except BaseException:
+        pass

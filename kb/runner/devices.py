@@ -21,7 +21,26 @@ def detect_devices() -> list[str]:
         return list(_cached)
 
 
+def _torch_built_with_cuda() -> bool:
+    """Read torch/version.py as text: a CPU-only build says `cuda = None`, no probe needed."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("torch")
+    if spec is None or not spec.submodule_search_locations:
+        return False
+    version_file = Path(next(iter(spec.submodule_search_locations))) / "version.py"
+    try:
+        text = version_file.read_text(encoding="utf-8")
+    except OSError:
+        return True  # unknown: let the probe decide
+    return not any(line.replace(" ", "").startswith(("cuda:Optional[str]=None", "cuda=None")) for line in text.splitlines())
+
+
 def _probe_cuda() -> bool:
+    # Importing torch costs over a second: skip it when there is no CUDA build or no NVIDIA device.
+    if not _torch_built_with_cuda() or not (os.path.exists("/dev/nvidiactl") or os.path.exists("/dev/nvidia0")):
+        return False
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     try:
         probe = subprocess.run(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import queue
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -41,35 +42,31 @@ class _WorkerLost(Exception):
         self.started = started
 
 
-def _worker_env(device: str, token: str) -> dict[str, str]:
+def _worker_env(token: str) -> dict[str, str]:
     env = dict(os.environ)  # keeps OPENBLAS_CORETYPE and friends
     env.update(
         OMP_NUM_THREADS="1",  # one thread per snippet: a fork of a threaded process is unsafe,
         MKL_NUM_THREADS="1",  # and thread pools also multiply address space under RLIMIT_AS
         OPENBLAS_NUM_THREADS="1",
-        PYTHONHASHSEED="0",  # set and dict-of-str orders repeat from run to run
-        PYTHONUNBUFFERED="1",
+        PYTHONHASHSEED="0",  # iteration order of sets of strings repeats from run to run
     )
     env[_TOKEN_VAR] = token  # every descendant inherits it: how leftovers are found if the worker dies
     env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
     env.pop("PYTHONINSPECT", None)
-    if device == "cpu":
-        env["CUDA_VISIBLE_DEVICES"] = ""  # a cpu pool cannot reach a GPU even if a snippet tries
     return env
 
 
 class _Worker:
     """One worker process and its control channel. Used by one thread at a time."""
 
-    def __init__(self, device: str) -> None:
-        self.device = device
+    def __init__(self) -> None:
         self.token = secrets.token_hex(16)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "kb.runner.worker"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=_worker_env(device, self.token),
+            env=_worker_env(self.token),
             cwd="/",
             start_new_session=True,  # signals to the snippet's process group never reach the caller
             close_fds=True,
@@ -78,6 +75,7 @@ class _Worker:
         self.ready = False
         self.versions: dict[str, str] = {}
         self.run_pgid: int | None = None
+        self.run_workdir: str | None = None
         self.dead = False
         self.busy = False  # a thread is running a snippet on it (set under the pool's lock)
 
@@ -135,10 +133,11 @@ class _Worker:
             if kind == "started":
                 started = True
                 self.run_pgid = int(message["pgid"])
+                self.run_workdir = str(message.get("workdir") or "") or None
             elif kind == "output":
                 on_output(message["text"])
             elif kind == "result":
-                self.run_pgid = None
+                self.run_pgid = self.run_workdir = None
                 return RunResult(key=spec.key, versions=dict(self.versions), **message["result"])
 
     def _death_message(self) -> str:
@@ -169,6 +168,9 @@ class _Worker:
         if not graceful:
             # A snippet may still be alive (its group, or a daemon that escaped it): find it by token.
             sandbox.kill_marked(f"{_TOKEN_VAR}={self.token}".encode())
+        workdir = self.run_workdir
+        if workdir and os.path.basename(workdir).startswith("kb-run-") and not os.path.islink(workdir):
+            shutil.rmtree(workdir, ignore_errors=True)  # the dead worker cannot remove it any more
 
     def destroy(self) -> None:
         """terminate(), then close the pipes; only the thread using the worker may call this."""
@@ -202,8 +204,9 @@ class WorkerPool:
 
     Args:
         jobs: How many snippets may run at once (default: os.cpu_count()).
-        device: "cpu" hides every GPU from the workers; "cuda" lets specs with device="cuda" use it.
-            A spec's own device decides where each snippet runs.
+        device: The device this pool is mainly for ("cpu" or "cuda"); kept as `pool.device`. Each
+            RunSpec's own device decides where its snippet runs, so one pool serves a mixed plan;
+            a "cpu" run never sees a GPU.
 
     The workers start on first use. Use as a context manager, or call close(); a pool that is
     garbage-collected or still open at interpreter exit is closed too.
@@ -251,7 +254,7 @@ class WorkerPool:
                 raise RuntimeError("the pool is closed")
             if not self._started:
                 self._started = True
-                fresh = [_Worker(self.device) for _ in range(self.jobs)]
+                fresh = [_Worker() for _ in range(self.jobs)]
                 self._workers.extend(fresh)
         if wait:
             for worker in fresh:
@@ -299,7 +302,7 @@ class WorkerPool:
                 self._workers.remove(worker)
             if self._closed:
                 return
-            fresh = _Worker(self.device)  # starts importing now, so it is warm by the next run
+            fresh = _Worker()  # starts importing now, so it is warm by the next run
             self._workers.append(fresh)
         self._idle.put(fresh)
 
@@ -308,11 +311,13 @@ class WorkerPool:
     def run(self, spec: RunSpec, on_output: OutputCallback | None = None) -> RunResult:
         """Run one snippet and return its record; `on_output` receives output text as it arrives.
 
-        Never raises for anything the snippet does; an exception from `on_output` is re-raised
-        after the run has finished.
+        Never raises for anything the snippet does; a worker that dies is replaced and the run
+        reported as "crashed".
+
+        Raises:
+            RuntimeError: The pool is closed.
+            Exception: Whatever `on_output` raised, re-raised once the run has finished.
         """
-        if spec.device == "cuda" and self.device != "cuda":
-            return _synthetic(spec, "failed", "device 'cuda' requested from a cpu pool; use WorkerPool(device='cuda')")
         self.start()
         streamed: list[str] = []
         callback_errors: list[BaseException] = []

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import errno
 import os
 import platform
 import signal
@@ -244,9 +243,11 @@ def isolation_report() -> dict[str, Any]:
         "subreaper": linux and _kernel_at_least(3, 4),
         "landlock_abi": abi,
         "landlock_signal_scope": signal_scope,  # applied to every run when true
-        "landlock_filesystem": False,  # not applied: snippets can write outside their temp dir
+        "filesystem_restricted": False,  # not applied: a snippet can write outside its temp dir
+        "network_restricted": False,  # not applied: a snippet can open sockets
         "seccomp": seccomp,
-        "level": "scoped" if signal_scope else "rlimits",
-        # RELIABILITY.md: with neither Landlock nor seccomp, only local decks may run.
-        "imported_snippets_allowed": abi > 0 or seccomp,
+        "level": "signal-scoped" if signal_scope else "rlimits-only",
+        # RELIABILITY.md's probe: with neither Landlock nor seccomp in the kernel, run only local decks.
+        # Either way files and network are not yet confined, so imported decks still need `kb trust`.
+        "sandbox_capable": abi > 0 or seccomp,
     }

@@ -4,7 +4,7 @@ Run as `python -m kb.runner.worker` by WorkerPool. The control channel is the pr
 stdin (requests) and stdout (replies), framed by kb.runner.protocol; both are moved to private file
 descriptors at start so that stray prints cannot corrupt the channel.
 
-Messages to the pool: ready {versions}, started {pid, pgid}, output {text}, result {result}.
+Messages to the pool: ready {versions}, started {pid, pgid, workdir}, output {text}, result {result}.
 Messages from the pool: run {spec}, exit.
 
 The worker is a child subreaper: whatever a snippet leaves behind, even after setsid() and a double
@@ -28,9 +28,12 @@ import time
 from typing import Any
 
 from kb.runner import sandbox
+from kb.runner.child import run_child
+from kb.runner.models import STATUSES
 from kb.runner.protocol import ChannelClosed, Reader, send
 
 RESULT_LIMIT = 8 * 1024 * 1024  # the child's report; far above what a legitimate report needs
+WORKDIR_PREFIX = "kb-run-"
 DRAIN_TIMEOUT_S = 0.5  # after the group is dead, how long to wait for the last buffered output
 
 
@@ -63,7 +66,7 @@ def main() -> None:
 
     sandbox.set_child_subreaper()
     versions = _import_stack()
-    send(ctl_out, {"type": "ready", "pid": os.getpid(), "versions": versions, "threads": len(os.listdir("/proc/self/task"))})
+    send(ctl_out, {"type": "ready", "pid": os.getpid(), "versions": versions})
     os.dup2(devnull, 1)  # the pool stops reading stderr once we are ready
     os.dup2(devnull, 2)
 
@@ -121,15 +124,14 @@ def _killpg(pgid: int) -> None:
 def _supervise(spec: dict[str, Any], *, ctl_in: int, ctl_out: int) -> dict[str, Any]:
     """Fork a child for one run, enforce the wall and output limits, and build its result."""
     limits = spec["limits"]
-    workdir = tempfile.mkdtemp(prefix="kb-run-")
+    workdir = tempfile.mkdtemp(prefix=WORKDIR_PREFIX)
     out_r, out_w = os.pipe()
     res_r, res_w = os.pipe()
+    worker_pid = os.getpid()
     start = time.monotonic()
     pid = os.fork()
     if pid == 0:
-        from kb.runner.child import run_child
-
-        run_child(spec, out_w=out_w, res_w=res_w, workdir=workdir, close_fds=[ctl_in, ctl_out, out_r, res_r], worker_pid=os.getppid())
+        run_child(spec, out_w=out_w, res_w=res_w, workdir=workdir, close_fds=[ctl_in, ctl_out, out_r, res_r], worker_pid=worker_pid)
     os.close(out_w)
     os.close(res_w)
     try:
@@ -137,7 +139,7 @@ def _supervise(spec: dict[str, Any], *, ctl_in: int, ctl_out: int) -> dict[str, 
     except OSError:
         pass
     try:
-        send(ctl_out, {"type": "started", "pid": pid, "pgid": pid})
+        send(ctl_out, {"type": "started", "pid": pid, "pgid": pid, "workdir": workdir})
         watch = _Watch(pid, out_r, res_r, ctl_in, ctl_out, limits, start)
         watch.run()
     except BaseException:
@@ -279,50 +281,57 @@ class _Watch:
                     self.report += data
 
     def verdict(self, spec: dict[str, Any]) -> dict[str, Any]:
-        limits = self.limits
+        """The run's result: the worker's own kill reasons first, then the signal, then the report."""
         tail = self.decoder.decode(b"", final=True)
         if tail:
             send(self.ctl_out, {"type": "output", "text": tail})
-        common = {
-            "device": spec["device"],
-            "duration_s": round(self.end - self.start, 6),
-            "output": bytes(self.kept).decode("utf-8", errors="replace"),
-            "truncated": self.total > self.keep,
-        }
         status = self.wait_status
         sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
         exit_code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
         sig_name = _signal_name(sig) if sig is not None else None
-        cpu_used = self.rusage.ru_utime + self.rusage.ru_stime
-        cpu_soft = max(1, math.ceil(float(limits["cpu_s"])))  # as set by the child
-        report = _parse_report(bytes(self.report))
 
-        if self.kill_reason == "timeout":
-            return _result(status="timeout", message=f"killed after {float(limits['wall_s']):g} s wall time", signal=sig_name, exit_code=exit_code, **common)
-        if self.kill_reason == "output_limit":
-            return _result(status="output_limit", message=f"output exceeded {int(limits['output_kill_bytes'])} bytes; killed", signal=sig_name, exit_code=exit_code, **common)
-        if self.kill_reason == "report_limit":
-            return _result(status="crashed", message="the snippet's report exceeded its size limit", signal=sig_name, exit_code=exit_code, **common)
-        if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu_used >= cpu_soft - 0.05):
-            return _result(status="cpu_limit", message=f"CPU time limit exceeded ({cpu_soft:g} s)", signal=sig_name, exit_code=None, **common)
-        if sig is not None:
-            return _result(status="crashed", message=sig_name, signal=sig_name, exit_code=None, **common)
-        if report is not None:
+        def result(status: str, message: str | None, **fields: Any) -> dict[str, Any]:
             return _result(
-                status=report.get("status", "crashed"),
-                message=report.get("message"),
-                line=report.get("line"),
-                values=report.get("values") or {},
-                signal=None,
+                status=status,
+                message=message,
+                device=spec["device"],
+                duration_s=round(self.end - self.start, 6),
+                output=bytes(self.kept).decode("utf-8", errors="replace"),
+                truncated=self.total > self.keep,
+                signal=sig_name,
                 exit_code=exit_code,
-                **common,
+                **fields,
+            )
+
+        limits = self.limits
+        if self.kill_reason == "timeout":
+            return result("timeout", f"killed after {float(limits['wall_s']):g} s wall time")
+        if self.kill_reason == "output_limit":
+            return result("output_limit", f"output exceeded {int(limits['output_kill_bytes'])} bytes; killed")
+        if self.kill_reason == "report_limit":
+            return result("crashed", "the snippet's report to the runner exceeded its size limit")
+        cpu_used = self.rusage.ru_utime + self.rusage.ru_stime
+        cpu_soft = max(1, math.ceil(float(limits["cpu_s"])))  # as the child set RLIMIT_CPU
+        # SIGXCPU at the soft limit, or SIGKILL at the hard one when SIGXCPU was ignored.
+        if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu_used >= cpu_soft - 0.05):
+            return result("cpu_limit", f"CPU time limit exceeded ({cpu_soft:g} s)")
+        if sig is not None:
+            return result("crashed", sig_name)
+        report = _parse_report(bytes(self.report))
+        if report is not None:
+            line = report.get("line")
+            return result(
+                report["status"],
+                report.get("message"),
+                line=line if isinstance(line, int) else None,
+                values=report.get("values") if isinstance(report.get("values"), dict) else {},
             )
         # The process left without reporting, e.g. through os._exit().
-        if exit_code == 0:
-            if spec["expressions"]:
-                return _result(status="failed", message="the snippet exited before its computed expressions could be evaluated", exit_code=0, **common)
-            return _result(status="passed", exit_code=0, **common)
-        return _result(status="failed", message=f"exit code {exit_code}", exit_code=exit_code, **common)
+        if exit_code != 0:
+            return result("failed", f"exit code {exit_code}")
+        if spec["expressions"]:
+            return result("failed", "the snippet exited before its computed expressions could be evaluated")
+        return result("passed", None)
 
 
 def _parse_report(data: bytes) -> dict[str, Any] | None:
@@ -332,7 +341,9 @@ def _parse_report(data: bytes) -> dict[str, Any] | None:
         report = json.loads(data)
     except ValueError:
         return None
-    return report if isinstance(report, dict) else None
+    if not isinstance(report, dict) or report.get("status") not in STATUSES:
+        return None  # garbage, e.g. written to the report pipe by a process the snippet forked
+    return report
 
 
 def _signal_name(sig: int) -> str:

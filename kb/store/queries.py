@@ -158,3 +158,64 @@ def counts(engine: Engine) -> dict[str, int]:
             "reviews": conn.execute(select(func.count()).select_from(_review)).scalar(),
             "runs": conn.execute(select(func.count()).select_from(_run)).scalar(),
         }
+
+
+@dataclass(frozen=True)
+class SnippetSource:
+    """What the runner needs of one concept's snippet."""
+
+    concept_id: str
+    code: str
+    code_hash: str
+    devices: tuple[str, ...]
+    timeout_s: float | None
+    expressions: tuple[str, ...]
+    line_offset: int
+    source_path: str
+    deck_path: str
+    trusted: bool
+
+
+def snippet_sources(engine: Engine, ids: list[str] | None = None) -> list[SnippetSource]:
+    """Active concepts that have a snippet (all, or those in ids), with their deck's trust."""
+    with read(engine) as conn:
+        query = (
+            select(_concept.c.id, _concept.c.data_json, _concept.c.snippet_hash, _concept.c.snippet_line_offset,
+                   _concept.c.source_path, _concept.c.deck_path, _deck.c.trusted)
+            .join(_deck, _deck.c.path == _concept.c.deck_path, isouter=True)
+            .where(_concept.c.retired.is_(False), _concept.c.snippet_hash.is_not(None))
+            .order_by(_concept.c.id)
+        )
+        if ids is not None:
+            query = query.where(_concept.c.id.in_(ids))
+        rows = conn.execute(query).all()
+    out = []
+    for r in rows:
+        data = json.loads(r.data_json)
+        snippet = data["snippet"]
+        expressions = tuple(c["answer"] for c in data.get("cards", []) if c.get("type") == "computed")
+        out.append(SnippetSource(
+            r.id, snippet["code"], r.snippet_hash, tuple(snippet["devices"]), snippet.get("timeout_s"),
+            expressions, r.snippet_line_offset, r.source_path, r.deck_path, bool(r.trusted),
+        ))
+    return out
+
+
+def last_passes(engine: Engine) -> dict[str, dict]:
+    """For each concept, its most recent passing run: code hash, device and versions."""
+    with read(engine) as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT r.concept_id, r.code_hash, r.device, r.python_version, r.torch_version, r.numpy_version "
+            "FROM snippet_run r JOIN (SELECT concept_id, max(id) AS id FROM snippet_run WHERE status = 'passed' "
+            "GROUP BY concept_id) last ON last.id = r.id"
+        ).all()
+    return {r[0]: {"code_hash": r[1], "device": r[2], "python": r[3], "torch": r[4], "numpy": r[5]} for r in rows}
+
+
+def set_deck_trust(engine: Engine, path: str, trusted: bool) -> bool:
+    """Mark a known deck trusted or not; False if no such deck has been synced."""
+    from sqlalchemy import update
+
+    with engine.begin() as conn:
+        result = conn.execute(update(_deck).where(_deck.c.path == path).values(trusted=trusted))
+        return result.rowcount > 0
