@@ -59,6 +59,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("deck", type=Path, metavar="DECK", help="the deck's directory (as listed by `kb doctor`)")
     p.add_argument("--revoke", action="store_true", help="stop trusting the deck")
 
+    p = sub.add_parser("quiz", help="today's quiz, line by line (the TUI quiz comes with the TUI)")
+    p.add_argument("--plain", action="store_true", help="line-based session on stdin/stdout (scripts, screen readers)")
+    p.add_argument("--limit", type=int, default=None, help="stop after N answers")
+
+    p = sub.add_parser("stats", help="reviews, retention, due counts")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    sub.add_parser("optimize", help="fit FSRS parameters to your review history")
+
     sub.add_parser("schema", help="print the JSON Schema of a concept file")
     p = sub.add_parser("doctor", help="versions, paths, decks and database integrity")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -259,6 +268,115 @@ def cmd_trust(kb, args) -> int:
     return EXIT_OK
 
 
+RATING_WORDS = {"1": 1, "2": 2, "3": 3, "4": 4, "again": 1, "hard": 2, "good": 3, "easy": 4}
+RATING_NAMES = {1: "again", 2: "hard", 3: "good", 4: "easy"}
+
+
+def cmd_quiz(kb, args) -> int:
+    """A line-based quiz: prompt, answer line, the answer and verdict, rating line; q quits."""
+    import time
+
+    if args.limit is not None and args.limit < 1:
+        raise UsageError("--limit must be at least 1")
+    _warn_broken(kb.sync())
+    out = sys.stdout
+
+    def ask(prompt: str) -> str | None:
+        out.write(prompt)
+        out.flush()
+        line = sys.stdin.readline()
+        return None if line == "" else line.rstrip("\r\n")
+
+    answered, correct, started = 0, 0, time.monotonic()
+    skip: set[str] = set()
+    quit_requested = False
+    while not quit_requested and (args.limit is None or answered < args.limit):
+        item = kb.next_quiz_item(skip=skip)
+        if item is None:
+            break
+        card = item.card
+        remaining = len(kb.due_queue())
+        out.write(f"\n[{answered + 1}] {card.card_id} ({item.state}; {remaining} left today)\n{card.prompt}\n")
+        for i, option in enumerate(card.options, 1):
+            out.write(f"  {i}. {option}\n")
+        shown = time.monotonic()
+        response = ask("answer> ")
+        if response is None:
+            break
+        if response.strip().lower() == "q":
+            break
+        out.write(f"--- answer ---\n{card.answer}\n")
+        if card.note:
+            out.write(f"note: {card.note}\n")
+        graded = kb.grade(card, response) if card.auto_graded else None
+        proposed = graded.proposed_rating if graded else None
+        if graded:
+            out.write(f"verdict: {graded.feedback}\n")
+        buttons = " | ".join(f"{r} {RATING_NAMES[r]} {item.intervals[r]}" for r in (1, 2, 3, 4))
+        default = f" (enter = {RATING_NAMES[proposed]})" if proposed else ""
+        while True:
+            line = ask(f"rate [{buttons}]{default}, u undo, q quit> ")
+            if line is None or line.strip().lower() == "q":
+                quit_requested = True
+                rating = None
+                break
+            word = line.strip().lower()
+            if word == "u":
+                undone = kb.undo()
+                out.write(f"undid the answer to {undone}\n" if undone else "nothing to undo\n")
+                if undone:
+                    answered = max(0, answered - 1)
+                continue
+            if word == "" and proposed:
+                rating = proposed
+                break
+            if word in RATING_WORDS:
+                rating = RATING_WORDS[word]
+                break
+            out.write("please answer 1-4, again/hard/good/easy, u or q\n")
+        if rating is None:
+            break
+        outcome = kb.answer(card.card_id, rating, duration_ms=int((time.monotonic() - shown) * 1000))
+        answered += 1
+        correct += rating > 1
+        out.write(f"recorded: {RATING_NAMES[rating]}, next in {outcome.interval}"
+                  + (" (leech: suspended after repeated lapses)" if outcome.leech else "") + "\n")
+        out.flush()
+    minutes = (time.monotonic() - started) / 60
+    stats = kb.stats()
+    out.write(f"\n{answered} reviewed, {correct} recalled, {minutes:.1f} min; "
+              f"{stats['due_today']} still due today, next 7 days: {stats['forecast_7d']}\n")
+    if answered == 0 and not quit_requested:
+        out.write("nothing due right now: come back tomorrow, or add notes\n")
+    return EXIT_OK
+
+
+def cmd_stats(kb, args) -> int:
+    _warn_broken(kb.sync())
+    stats = kb.stats()
+    if args.json:
+        _print_json(stats)
+        return EXIT_OK
+    retention = "n/a" if stats["retention_30d"] is None else f"{stats['retention_30d']:.1%}"
+    print(f"cards: {stats['cards_total']} ({stats['cards_new']} new, {stats['cards_learning']} learning, "
+          f"{stats['cards_review']} review, {stats['cards_suspended']} suspended)")
+    print(f"reviews: {stats['reviews_total']} in all, {stats['reviews_today']} today; streak {stats['streak_days']} day(s)")
+    print(f"due today: {stats['due_today']}; next 7 days: {' '.join(map(str, stats['forecast_7d']))}")
+    print(f"retention (last 30 days, review cards): {retention}; FSRS parameters: {stats['parameters']}")
+    return EXIT_OK
+
+
+def cmd_optimize(kb, args) -> int:
+    from kb.service import OptimizeError
+
+    try:
+        result = kb.optimize()
+    except OptimizeError as exc:
+        raise UsageError(f"optimize: {exc}") from None
+    print(result["message"])
+    return EXIT_OK
+
+
 def cmd_schema(kb, args) -> int:
     from kb.service import json_schema
 
@@ -295,6 +413,9 @@ COMMANDS = {
     "show": cmd_show,
     "verify": cmd_verify,
     "trust": cmd_trust,
+    "quiz": cmd_quiz,
+    "stats": cmd_stats,
+    "optimize": cmd_optimize,
     "schema": cmd_schema,
     "doctor": cmd_doctor,
 }

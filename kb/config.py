@@ -32,6 +32,13 @@ class Settings:
     run_wall_s: float = 30.0
     run_cpu_s: float = 10.0
     run_memory_mb: int = 2048
+    # The daily quiz (Anki's defaults).
+    new_per_day: int = 20
+    reviews_per_day: int = 200
+    rollover_hour: int = 4  # the study day starts at this local hour
+    timezone: str | None = None  # an IANA name; None = the system's local zone
+    desired_retention: float = 0.9
+    leech_lapses: int = 8
 
     @property
     def run_limits(self):
@@ -68,12 +75,30 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 
         home = platformdirs.user_data_path("kb", appauthor=False)
     extra = tuple(Path(p).expanduser().resolve() for p in env.get("KB_CONTENT", "").split(os.pathsep) if p.strip())
-    limits = {}
-    for key, name, kind in (("KB_RUN_WALL_S", "run_wall_s", float), ("KB_RUN_CPU_S", "run_cpu_s", float),
-                            ("KB_RUN_MEMORY_MB", "run_memory_mb", int)):
+    values: dict = {}
+    for key, name, kind, low, high in (
+        ("KB_RUN_WALL_S", "run_wall_s", float, 0.1, 3600),
+        ("KB_RUN_CPU_S", "run_cpu_s", float, 1, 3600),
+        ("KB_RUN_MEMORY_MB", "run_memory_mb", int, 256, 1 << 20),
+        ("KB_NEW_PER_DAY", "new_per_day", int, 0, 10_000),
+        ("KB_REVIEWS_PER_DAY", "reviews_per_day", int, 0, 100_000),
+        ("KB_ROLLOVER_HOUR", "rollover_hour", int, 0, 23),
+        ("KB_DESIRED_RETENTION", "desired_retention", float, 0.7, 0.99),
+    ):
         if env.get(key):
             try:
-                limits[name] = kind(env[key])
+                value = kind(env[key])
             except ValueError:
-                raise ValueError(f"{key}={env[key]!r} is not a number") from None
-    return Settings(home=home, extra_content=extra, **limits)
+                raise ValueError(f"{key}={env[key]!r} is not a {'whole ' if kind is int else ''}number") from None
+            if not low <= value <= high:
+                raise ValueError(f"{key}={env[key]!r} must be between {low} and {high}")
+            values[name] = value
+    if env.get("KB_TZ"):
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(env["KB_TZ"])
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"KB_TZ={env['KB_TZ']!r} is not a known time zone (e.g. Asia/Shanghai)") from None
+        values["timezone"] = env["KB_TZ"]
+    return Settings(home=home, extra_content=extra, **values)

@@ -253,6 +253,169 @@ class KnowledgeBase:
 
         return set_deck_trust(self.engine, str(path.expanduser().resolve()), trusted)
 
+    # --- the daily quiz --------------------------------------------------------------------------
+
+    def zone(self):
+        from kb.studyday import local_zone
+
+        return local_zone(self.settings.timezone)
+
+    def study_day_bounds(self, now: datetime | None = None):
+        """(study day, its start, the next day's start) for `now` in the user's zone."""
+        from kb.studyday import day_bounds, study_day
+
+        now = now or self.clock()
+        day = study_day(now, tz=self.zone(), rollover_hour=self.settings.rollover_hour)
+        start, end = day_bounds(day, tz=self.zone(), rollover_hour=self.settings.rollover_hour)
+        return day, start, end
+
+    def scheduler_config(self):
+        from kb.scheduler import SchedulerConfig
+        from kb.store.reviews import get_setting
+
+        parameters = get_setting(self.engine, "fsrs_parameters")
+        return SchedulerConfig(
+            desired_retention=self.settings.desired_retention,
+            leech_lapses=self.settings.leech_lapses,
+            parameters=tuple(parameters) if parameters else None,
+        )
+
+    def due_queue(self, now: datetime | None = None):
+        """Today's queue of cards (learning, then due reviews, then new), within the daily limits."""
+        from kb.store.reviews import build_queue
+
+        now = now or self.clock()
+        _, start, end = self.study_day_bounds(now)
+        return build_queue(self.engine, now=now, day_start=start, day_end=end,
+                           new_limit=self.settings.new_per_day, review_limit=self.settings.reviews_per_day)
+
+    def quiz_item(self, card_id: str, *, rng=None) -> "QuizItem | None":
+        """A card ready to show: prompt, answer, options, and the interval each rating would give."""
+        import random
+
+        from kb.quiz import CardUnavailable, present
+        from kb.scheduler import format_interval, next_states
+        from kb.store.queries import concept_data, last_passing_values, titles_in_category
+        from kb.store.reviews import get_card
+
+        stored = get_card(self.engine, card_id)
+        if stored is None:
+            return None
+        concept = concept_data(self.engine, stored.concept_id)["data"]
+        now = self.clock()
+        if rng is None:  # the same options in the same order all day
+            day, _, _ = self.study_day_bounds(now)
+            rng = random.Random(f"{card_id}:{day.isoformat()}")
+        pool = [title for cid, title in titles_in_category(self.engine, concept["category"]) if cid != stored.concept_id]
+        try:
+            card = present(card_id=card_id, kind=stored.kind, payload=stored.payload, concept=concept, rng=rng,
+                           distractor_pool=pool, computed_values=last_passing_values(self.engine, stored.concept_id))
+        except CardUnavailable:
+            return None
+        state = self._card_state(stored)
+        states = next_states(state, now, config=self.scheduler_config(), fuzz_seed=stored.card_pk)
+        return QuizItem(card, stored.state["state"] if stored.state else "new",
+                        {rating: format_interval(now, s.due) for rating, s in states.items()})
+
+    @staticmethod
+    def _card_state(stored):
+        from kb.scheduler import CardState
+
+        return CardState.from_dict(stored.state) if stored.state else None
+
+    def next_quiz_item(self, *, skip: set[str] = frozenset(), rng=None) -> "QuizItem | None":
+        """The first card of today's queue that can be shown (computed cards need a passing run)."""
+        for entry in self.due_queue():
+            if entry.card_id in skip:
+                continue
+            item = self.quiz_item(entry.card_id, rng=rng)
+            if item is not None:
+                return item
+        return None
+
+    def grade(self, card, response: str):
+        from kb.quiz import grade
+
+        return grade(card, response)
+
+    def answer(self, card_id: str, rating: int, *, duration_ms: int | None = None) -> "AnswerOutcome":
+        """Store an answer and the card's next state in one transaction."""
+        from kb.scheduler import CardState, answer, format_interval, is_leech
+        from kb.store.reviews import NextState, get_card, record_answer
+
+        if rating not in (1, 2, 3, 4):
+            raise ValueError(f"rating must be 1-4, got {rating!r}")
+        stored = get_card(self.engine, card_id)
+        if stored is None:
+            raise KeyError(card_id)
+        now = self.clock()
+        config = self.scheduler_config()
+        decided: list = []
+
+        def decide(before: dict | None) -> NextState:
+            state = answer(CardState.from_dict(before) if before else None, rating, now, config=config,
+                           fuzz_seed=stored.card_pk)
+            decided.append(state)
+            return NextState(state.to_dict(), state.state, state.due, state.lapses, state.reps, is_leech(state, config))
+
+        review_id = record_answer(self.engine, card_id, rating=rating, now=now, duration_ms=duration_ms, decide=decide)
+        state = decided[-1]
+        return AnswerOutcome(review_id, card_id, rating, state.due, format_interval(now, state.due),
+                             is_leech(state, config))
+
+    def undo(self) -> str | None:
+        """Take back the last answer; returns the card id, or None when there is nothing to undo."""
+        from kb.store.reviews import undo_last
+
+        return undo_last(self.engine)
+
+    def stats(self) -> dict:
+        from datetime import timedelta
+
+        from kb.store.reviews import get_setting, stats_rows
+        from kb.studyday import study_day
+
+        now = self.clock()
+        day, start, end = self.study_day_bounds(now)
+        zone, hour = self.zone(), self.settings.rollover_hour
+        raw = stats_rows(self.engine, since=now - timedelta(days=30), horizon=end + timedelta(days=7),
+                         day_start=start, day_end=end)
+        days = {study_day(t, tz=zone, rollover_hour=hour) for t in raw.pop("review_times")}
+        streak, cursor = 0, day if day in days else day - timedelta(days=1)
+        while cursor in days:
+            streak += 1
+            cursor -= timedelta(days=1)
+        forecast = [0] * 7
+        for due in raw.pop("due_times"):
+            offset = max(0, (study_day(due, tz=zone, rollover_hour=hour) - day).days)
+            if offset < 7:
+                forecast[offset] += 1
+        raw["retention_30d"] = None if raw["retention_30d"] is None else round(raw["retention_30d"], 4)
+        return {**raw, "streak_days": streak, "forecast_7d": forecast,
+                "parameters": "optimized" if get_setting(self.engine, "fsrs_parameters") else "default"}
+
+    def optimize(self) -> dict:
+        """Fit FSRS parameters to the review log in a subprocess (the optimizer imports torch)."""
+        import json
+        import subprocess
+
+        from kb.store.reviews import review_history, set_setting
+
+        history = review_history(self.engine)
+        if len(history) < OPTIMIZER_MIN_REVIEWS:
+            return {"optimized": False, "reviews": len(history),
+                    "message": f"{len(history)} reviews so far; the optimizer needs at least "
+                               f"{OPTIMIZER_MIN_REVIEWS}. Keeping the current parameters."}
+        payload = json.dumps([[c, r, t.isoformat(), d] for c, r, t, d in history])
+        proc = subprocess.run([sys.executable, "-m", "kb.optimizer"], input=payload, capture_output=True, text=True)
+        if proc.returncode != 0:
+            last = (proc.stderr.strip().splitlines() or ["the optimizer failed"])[-1]
+            raise OptimizeError(last)
+        parameters = json.loads(proc.stdout)
+        set_setting(self.engine, "fsrs_parameters", parameters)
+        return {"optimized": True, "reviews": len(history), "parameters": parameters,
+                "message": f"fitted FSRS parameters to {len(history)} reviews; they are used from now on"}
+
     # --- diagnostics ---------------------------------------------------------------------------
 
     def doctor(self) -> dict:
@@ -318,6 +481,33 @@ class VerifyOutcome:
     def to_dict(self) -> dict:
         return {"id": self.id, "status": self.status, "device": self.device,
                 "duration_s": round(self.duration_s, 4), "message": self.message}
+
+
+@dataclass(frozen=True)
+class QuizItem:
+    """A card ready to show, with the interval each rating 1-4 would give (as Anki shows)."""
+
+    card: object  # kb.quiz.QuizCard
+    state: str  # new | learning | relearning | review
+    intervals: dict
+
+
+@dataclass(frozen=True)
+class AnswerOutcome:
+    review_id: int
+    card_id: str
+    rating: int
+    due: datetime
+    interval: str
+    leech: bool
+
+
+# fsrs's optimizer trains in mini-batches of 512 reviews and keeps the defaults below that.
+OPTIMIZER_MIN_REVIEWS = 512
+
+
+class OptimizeError(Exception):
+    """The optimizer subprocess failed (e.g. its extra dependencies are missing)."""
 
 
 class VerifyError(Exception):

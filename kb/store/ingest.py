@@ -24,7 +24,7 @@ from sqlalchemy import Engine, delete, insert, select, text, update
 from kb.config import Deck
 from kb.loader import LoadError, ParsedFile, check_references, duplicate_id_error, parse_file, walk_yaml
 from kb.quiz import derive_cards
-from kb.schema import Concept
+from kb.schema import CATEGORIES, Concept
 from kb.store.engine import read
 from kb.store.tables import CardRow, ConceptRow, DeckRow, ReviewLogRow, SnippetRunRow, SourceFileRow
 
@@ -259,6 +259,7 @@ def sync_decks(engine: Engine, decks: list[Deck], *, now: datetime) -> SyncRepor
                 "content_hash": item.content_hash,
                 "snippet_hash": snippet_hash(concept),
                 "snippet_line_offset": item.snippet_line_offset,
+                "prerequisites_json": json.dumps(concept.prerequisites),
                 "retired": False,
                 "updated_at": stamp,
             }
@@ -313,11 +314,16 @@ def _delete_search(conn, concept_id: str) -> None:
     conn.execute(text("DELETE FROM concept_words WHERE id = :id"), {"id": concept_id})
 
 
+def order_key(concept: Concept, position: int) -> str:
+    """New cards come category by category (the order of CATEGORIES), concept by concept."""
+    return f"{CATEGORIES.index(concept.category):02d}/{concept.id}/{position:04d}"
+
+
 def _new_card_rows(concept: Concept, *, now: datetime) -> list[dict]:
     return [
         {
             "card_id": f"{concept.id}/{card.key}", "concept_id": concept.id, "key": card.key, "kind": card.kind,
-            "position": position, "content_hash": card.content_hash,
+            "position": position, "order_key": order_key(concept, position), "content_hash": card.content_hash,
             "payload_json": json.dumps(card.payload, ensure_ascii=False, sort_keys=True),
             "retired": False, "created_at": now, "updated_at": now,
         }
@@ -330,7 +336,7 @@ def _sync_cards(conn, concept: Concept, *, now: datetime) -> None:
     existing = {
         r.key: r
         for r in conn.execute(
-            select(_card.c.pk, _card.c.key, _card.c.content_hash, _card.c.retired, _card.c.position)
+            select(_card.c.pk, _card.c.key, _card.c.content_hash, _card.c.retired, _card.c.position, _card.c.order_key)
             .where(_card.c.concept_id == concept.id)
         )
     }
@@ -340,16 +346,17 @@ def _sync_cards(conn, concept: Concept, *, now: datetime) -> None:
         seen.add(card.key)
         payload = json.dumps(card.payload, ensure_ascii=False, sort_keys=True)
         old = existing.get(card.key)
+        key = order_key(concept, position)
         if old is None:
             inserts.append({
                 "card_id": f"{concept.id}/{card.key}", "concept_id": concept.id, "key": card.key, "kind": card.kind,
-                "position": position, "content_hash": card.content_hash, "payload_json": payload,
+                "position": position, "order_key": key, "content_hash": card.content_hash, "payload_json": payload,
                 "retired": False, "created_at": now, "updated_at": now,
             })
-        elif old.content_hash != card.content_hash or old.retired or old.position != position:
+        elif old.content_hash != card.content_hash or old.retired or old.position != position or old.order_key != key:
             conn.execute(
                 update(_card).where(_card.c.pk == old.pk).values(
-                    kind=card.kind, position=position, content_hash=card.content_hash,
+                    kind=card.kind, position=position, order_key=key, content_hash=card.content_hash,
                     payload_json=payload, retired=False, updated_at=now,
                 )
             )

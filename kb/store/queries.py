@@ -219,3 +219,20 @@ def set_deck_trust(engine: Engine, path: str, trusted: bool) -> bool:
     with engine.begin() as conn:
         result = conn.execute(update(_deck).where(_deck.c.path == path).values(trusted=trusted))
         return result.rowcount > 0
+
+
+def last_passing_values(engine: Engine, concept_id: str) -> dict | None:
+    """The computed values of the concept's most recent passing run, or None."""
+    with read(engine) as conn:
+        row = conn.exec_driver_sql(
+            "SELECT values_json FROM snippet_run WHERE concept_id = ? AND status = 'passed' ORDER BY id DESC LIMIT 1",
+            (concept_id,),
+        ).first()
+    return None if row is None else json.loads(row[0])
+
+
+def titles_in_category(engine: Engine, category: str) -> list[tuple[str, str]]:
+    """(id, English title) of the active concepts of a category: the pool of choice distractors."""
+    with read(engine) as conn:
+        return [tuple(r) for r in conn.exec_driver_sql(
+            "SELECT id, title_en FROM concept WHERE category = ? AND retired = 0 ORDER BY id", (category,))]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import Column, Text
+from sqlalchemy import Column, Index, Text
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -65,6 +65,7 @@ class ConceptRow(SQLModel, table=True):
     content_hash: str
     snippet_hash: str | None = None
     snippet_line_offset: int = 0
+    prerequisites_json: str = "[]"
     retired: bool = Field(default=False, index=True)
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
@@ -80,6 +81,9 @@ class CardRow(SQLModel, table=True):
     key: str
     kind: str
     position: int
+    # Where the card comes in the order new cards are introduced (category, concept, position);
+    # indexed so today's queue reads new cards in order and stops early.
+    order_key: str = Field(index=True)
     content_hash: str
     payload_json: str
     retired: bool = False
@@ -87,16 +91,41 @@ class CardRow(SQLModel, table=True):
     updated_at: datetime = _ts()
 
 
+class CardStateRow(SQLModel, table=True):
+    """Scheduling state of a card that has been answered at least once (no row = a new card)."""
+
+    __tablename__ = "card_state"
+    # The queue asks for "cards in state X due before T": one range scan of this index.
+    __table_args__ = (Index("ix_card_state_state_due", "state", "due"),)
+    card_pk: int = Field(foreign_key="card.pk", primary_key=True)
+    state: str  # learning | review | relearning
+    due: datetime = Field(default=None, sa_column=Column(UTCDateTime(), nullable=False))
+    lapses: int = 0
+    reps: int = 0
+    suspended: bool = False
+    leech: bool = False
+    data_json: str  # the full kb.scheduler.CardState
+
+
 class ReviewLogRow(SQLModel, table=True):
     __tablename__ = "review_log"
     id: int | None = Field(default=None, primary_key=True)
     card_pk: int = Field(foreign_key="card.pk", index=True)
     rating: int
-    reviewed_at: datetime = _ts()
+    reviewed_at: datetime = Field(default=None, sa_column=Column(UTCDateTime(), nullable=False, index=True))
     duration_ms: int | None = None
     content_hash: str
-    state_before: str | None = None
+    was_new: bool = False  # the card's first answer: counts against the daily new-card limit
+    state_before: str | None = None  # CardState JSON; null for a new card
     state_after: str | None = None
+
+
+class SettingRow(SQLModel, table=True):
+    """Small key/value settings the database owns, e.g. optimized FSRS parameters."""
+
+    __tablename__ = "setting"
+    key: str = Field(primary_key=True)
+    value_json: str
 
 
 class SnippetRunRow(SQLModel, table=True):

@@ -31,7 +31,7 @@ def add_review(kb, card_id: str, rating: int = 3) -> None:
     with conn:
         pk, content_hash = conn.execute("SELECT pk, content_hash FROM card WHERE card_id = ?", (card_id,)).fetchone()
         conn.execute(
-            "INSERT INTO review_log (card_pk, rating, reviewed_at, content_hash) VALUES (?, ?, ?, ?)",
+            "INSERT INTO review_log (card_pk, rating, reviewed_at, content_hash, was_new) VALUES (?, ?, ?, ?, 0)",
             (pk, rating, FIXED_NOW.isoformat(), content_hash),
         )
     conn.close()
