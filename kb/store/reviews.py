@@ -81,7 +81,7 @@ def build_queue(
     review_limit: int,
     learn_ahead_s: int = 20 * 60,
 ) -> list[QueueEntry]:
-    """Today's queue: learning cards due soon, then due reviews, then new cards, within the limits.
+    """Today's queue: learning cards due now, due reviews, new cards, then learning cards due soon.
 
     Siblings (cards of one concept) are buried for the rest of the day once one of them was
     answered, and at most one new or review card per concept enters the queue. A new card waits
@@ -93,6 +93,7 @@ def build_queue(
     queue: list[QueueEntry] = []
     taken_concepts: set[str] = set()
     with read(engine) as conn:
+        learning_now, learning_ahead = [], []
         for pk, card_id, concept, kind, state, due in conn.exec_driver_sql(
             "SELECT c.pk, c.card_id, c.concept_id, c.kind, s.state, s.due FROM card_state s "
             "JOIN card c ON c.pk = s.card_pk JOIN concept k ON k.id = c.concept_id "
@@ -101,8 +102,10 @@ def build_queue(
             (_iso(now + timedelta(seconds=learn_ahead_s)),),
         ):
             # A card already in progress today keeps its steps; its siblings stay buried.
-            queue.append(QueueEntry(pk, card_id, concept, kind, state, _dt(due)))
+            entry = QueueEntry(pk, card_id, concept, kind, state, _dt(due))
+            (learning_now if entry.due <= now else learning_ahead).append(entry)
             taken_concepts.add(concept)
+        queue.extend(learning_now)
 
         budget = max(0, review_limit - counts.reviews_done)
         if budget:
@@ -154,6 +157,9 @@ def build_queue(
                 budget -= 1
                 if not budget:
                     break
+    # As in Anki, a learning step due within the learn-ahead window is shown early only when
+    # nothing else is left (it comes last, not first).
+    queue.extend(learning_ahead)
     return queue
 
 

@@ -273,30 +273,34 @@ def test_plain_session_protocol(tmp_path, deck):
 
 
 def _plain_session(env, answers: list[str], kill_after: int | None = None):
-    """Drive `kb quiz --plain`: one typed answer and one rating per card; optionally kill -9."""
+    """Drive `kb quiz --plain`, answering each prompt in turn; optionally kill -9 after k answers.
+
+    Returns (answers recorded as the program reported them, the finished process).
+    """
     proc = subprocess.Popen([sys.executable, "-u", "-m", "kb", "quiz", "--plain"], env=env,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    buffer = b""
-    recorded = 0
-    pending = list(answers)
-    while True:
-        chunk = proc.stdout.read1(4096) if hasattr(proc.stdout, "read1") else proc.stdout.read(1)
-        if not chunk:
-            break
-        buffer += chunk
-        while b"> " in buffer:
-            before, _, buffer = buffer.partition(b"> ")
-            recorded += before.count(b"recorded:")
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    pending, buffer, recorded = list(answers), b"", 0
+    try:
+        while True:
+            chunk = proc.stdout.read1(4096)
+            if not chunk:
+                break
+            buffer += chunk
+            # "recorded:" is printed only after the answer's transaction committed.
+            recorded += buffer.count(b"recorded:")
+            buffer = buffer.replace(b"recorded:", b"")
             if kill_after is not None and recorded >= kill_after:
                 os.kill(proc.pid, signal.SIGKILL)
-                proc.wait()
-                return recorded, proc
-            proc.stdin.write((pending.pop(0) if pending else "q").encode() + b"\n")
-            proc.stdin.flush()
-        recorded_tail = buffer.count(b"recorded:")
-        if kill_after is not None and recorded + recorded_tail >= kill_after:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
-            return recorded + recorded_tail, proc
-    proc.wait()
-    return recorded + buffer.count(b"recorded:"), proc
+                break
+            while b"> " in buffer:
+                _, _, buffer = buffer.partition(b"> ")
+                proc.stdin.write((pending.pop(0) if pending else "q").encode() + b"\n")
+                proc.stdin.flush()
+        proc.wait(timeout=60)
+    finally:
+        for stream in (proc.stdin, proc.stdout):
+            try:
+                stream.close()
+            except BrokenPipeError:
+                pass
+    return recorded, proc
