@@ -304,3 +304,30 @@ def _plain_session(env, answers: list[str], kill_after: int | None = None):
             except BrokenPipeError:
                 pass
     return recorded, proc
+
+
+def test_optimize_fits_and_uses_parameters(tmp_path, deck):
+    """With enough history the optimizer runs in a subprocess; its parameters are stored and used."""
+    pytest.importorskip("pandas")
+    fill_deck(deck, 40, extra="")
+    clock = Clock(START)
+    rng = random.Random(3)
+    with make_kb(tmp_path, deck, clock) as kb:
+        kb.sync()
+        cards = [e.card_id for e in kb.due_queue()] + [f"c{i:03d}/reverse" for i in range(40)]
+        rows = []
+        for n, card_id in enumerate(cards * 10):  # 10 reviews a card, growing gaps, ~85% recalled
+            rows.append((card_id, 1 if rng.random() < 0.15 else 3, START + timedelta(days=n // len(cards) * 3,
+                                                                                     minutes=n % len(cards))))
+        conn = sqlite3.connect(kb.settings.db_path)
+        with conn:
+            for card_id, rating, at in rows:
+                (pk,) = conn.execute("SELECT pk FROM card WHERE card_id = ?", (card_id,)).fetchone()
+                conn.execute("INSERT INTO review_log (card_pk, rating, reviewed_at, duration_ms, content_hash, was_new) "
+                             "VALUES (?, ?, ?, 4000, 'h', 0)", (pk, rating, at.isoformat(timespec="microseconds")))
+        conn.close()
+        result = kb.optimize()
+        assert result["optimized"], result
+        assert len(result["parameters"]) == 21
+        assert kb.stats()["parameters"] == "optimized"
+        assert kb.scheduler_config().parameters == tuple(result["parameters"])
