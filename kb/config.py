@@ -101,4 +101,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"KB_TZ={env['KB_TZ']!r} is not a known time zone (e.g. Asia/Shanghai)") from None
         values["timezone"] = env["KB_TZ"]
+    if env.get("KB_BUNDLED_CONTENT"):  # another bundled deck (packagers, tests); default: content/
+        values["bundled_content"] = Path(env["KB_BUNDLED_CONTENT"]).expanduser().resolve()
     return Settings(home=home, extra_content=extra, **values)

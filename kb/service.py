@@ -97,10 +97,18 @@ class KnowledgeBase:
         targets: list[Path] = []
         for path in paths:
             targets.extend(find_yaml_files(path) if path.is_dir() else [path])
+        from kb.loader import duplicate_id_error
+
         resolved = {p.resolve() for p in targets}
         others = check_files([p for p in self.deck_files() if p.resolve() not in resolved])
-        known = {item.concept.id for item in others.parsed if item.concept is not None}
-        return check_files(targets, extra_known_ids=known)
+        known = {item.concept.id: item for item in others.parsed if item.concept is not None}
+        report = check_files(targets, extra_known_ids=set(known))
+        for item in report.parsed:
+            if item.concept is not None and item.concept.id in known:
+                other = known[item.concept.id]
+                report.errors.append(duplicate_id_error(item, str(other.path), other.id_position))
+        report.errors.sort()
+        return report
 
     def search(self, query: str, *, limit: int = 50) -> list[SearchHit]:
         from kb.store.queries import search
@@ -111,6 +119,13 @@ class KnowledgeBase:
         from kb.store.queries import all_concept_ids
 
         return all_concept_ids(self.engine)
+
+    def list_concepts(self, category: str | None = None) -> list[dict]:
+        """Active concepts (all, or one category's), in category order then by id."""
+        from kb.store.queries import list_concepts
+
+        return [{"id": i, "title": {"en": en, "zh": zh}, "category": cat}
+                for i, en, zh, cat in list_concepts(self.engine, category=category)]
 
     def suggest_ids(self, concept_id: str) -> list[str]:
         return difflib.get_close_matches(concept_id, self.concept_ids(), n=3, cutoff=0.6)
@@ -394,6 +409,61 @@ class KnowledgeBase:
         return {**raw, "streak_days": streak, "forecast_7d": forecast,
                 "parameters": "optimized" if get_setting(self.engine, "fsrs_parameters") else "default"}
 
+    def reviews_per_day(self, days: int = 30) -> list[tuple[str, int]]:
+        """(study day ISO date, number of reviews) for the last `days` study days, oldest first."""
+        from datetime import timedelta
+
+        from kb.store.queries import review_times
+        from kb.studyday import study_day
+
+        today, start, _ = self.study_day_bounds()
+        zone, hour = self.zone(), self.settings.rollover_hour
+        counts = {today - timedelta(days=i): 0 for i in range(days)}
+        for at in review_times(self.engine, since=start - timedelta(days=days + 1)):
+            day = study_day(at, tz=zone, rollover_hour=hour)
+            if day in counts:
+                counts[day] += 1
+        return [(day.isoformat(), counts[day]) for day in sorted(counts)]
+
+    def note_template(self, concept_id: str = "my-concept", category: str = "fundamentals") -> str:
+        """A new note's YAML, valid as it stands, with a comment for each field."""
+        schema = self.settings.bundled_content / "schema.json"
+        return NOTE_TEMPLATE.format(id=concept_id, category=category, schema=schema)
+
+    def save_note(self, text: str, *, replace: Path | None = None) -> tuple[Path | None, list]:
+        """Validate a note; if it is valid, write it to the notes deck and sync. Returns (path, errors).
+
+        The draft is checked from `$KB_HOME/notes/.drafts/` (hidden, so never synced) against the
+        ids of every deck; on success it lands in `notes/<category>/<id>.yaml` (or replaces `replace`).
+        """
+        import yaml
+
+        drafts = self.settings.notes_dir / ".drafts"
+        drafts.mkdir(parents=True, exist_ok=True)
+        try:
+            guess = yaml.safe_load(text)
+            stem = guess.get("id") if isinstance(guess, dict) and isinstance(guess.get("id"), str) else "draft"
+        except yaml.YAMLError:
+            stem = "draft"
+        draft = drafts / f"{Path(stem).name or 'draft'}.yaml"
+        draft.write_text(text, encoding="utf-8")
+        report = self.check([draft])
+        errors = report.errors
+        if replace is not None:
+            # Editing a note: its own id, still defined by the file being replaced, is not a duplicate.
+            errors = [e for e in errors if not (e.message.startswith("duplicate id") and str(replace) in e.message)]
+        concept = report.parsed[0].concept if report.parsed else None
+        if errors or concept is None:
+            return None, errors
+        target = replace or self.settings.notes_dir / concept.category / f"{concept.id}.yaml"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_suffix(".yaml.tmp")
+        temporary.write_text(text, encoding="utf-8")
+        temporary.replace(target)  # atomic: a watcher never sees half a file
+        draft.unlink(missing_ok=True)
+        self.sync()
+        return target, []
+
     def optimize(self) -> dict:
         """Fit FSRS parameters to the review log in a subprocess (the optimizer imports torch)."""
         import json
@@ -512,6 +582,37 @@ class OptimizeError(Exception):
 
 class VerifyError(Exception):
     """A verify request that cannot be carried out (a device that is not here)."""
+
+
+NOTE_TEMPLATE = """\
+# yaml-language-server: $schema={schema}
+# A new concept. Every field is checked when you save; errors point at path:line:col.
+id: {id}                      # lowercase letters, digits and '-'; unique across all decks
+title:
+  en: My concept
+  zh: 我的概念
+summary:
+  en: One sentence that says what it is.
+  zh: 一句话说明它是什么。
+category: {category}          # fundamentals | layers | attention | generative | vision | image-processing | metrics | llm | software
+tags: []
+aliases: []
+definition: |
+  Explain the concept in your own words. Math: inline $x^2$ or display $$\\sum_i x_i$$.
+formulas: []
+#  - name: a formula
+#    latex: 'y = W x + b'
+#    where: {{y: output, W: weights, x: input, b: bias}}
+cards:
+  - type: basic
+    id: first-card
+    front: A question about it?
+    back: Its answer.
+related: []
+prerequisites: []
+sources: []
+pitfalls: []
+"""
 
 
 def json_schema() -> dict:

@@ -236,3 +236,30 @@ def titles_in_category(engine: Engine, category: str) -> list[tuple[str, str]]:
     with read(engine) as conn:
         return [tuple(r) for r in conn.exec_driver_sql(
             "SELECT id, title_en FROM concept WHERE category = ? AND retired = 0 ORDER BY id", (category,))]
+
+
+def list_concepts(engine: Engine, *, category: str | None = None) -> list[tuple[str, str, str, str]]:
+    """(id, English title, Chinese title, category) of active concepts, by category then id."""
+    from kb.schema import CATEGORIES
+
+    with read(engine) as conn:
+        sql = "SELECT id, title_en, title_zh, category FROM concept WHERE retired = 0"
+        params: tuple = ()
+        if category:
+            sql += " AND category = ?"
+            params = (category,)
+        rows = conn.exec_driver_sql(sql, params).all()
+    order = {c: i for i, c in enumerate(CATEGORIES)}
+    return sorted((tuple(r) for r in rows), key=lambda r: (order.get(r[3], 99), r[0]))
+
+
+def review_times(engine: Engine, *, since) -> list:
+    """Times of the reviews since a moment (for per-day charts)."""
+    from datetime import datetime as _datetime
+
+    from kb.store.tables import UTCDateTime
+
+    stamp = UTCDateTime().process_bind_param(since, None)
+    with read(engine) as conn:
+        return [_datetime.fromisoformat(r[0]) for r in conn.exec_driver_sql(
+            "SELECT reviewed_at FROM review_log WHERE reviewed_at >= ? ORDER BY reviewed_at", (stamp,))]

@@ -17,8 +17,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def env(tmp_path, monkeypatch, deck):
-    """A KB_HOME of its own and the test deck as an extra (untrusted) deck; bundled content too."""
+    """A KB_HOME of its own, an empty bundled deck, and the test deck as an extra (untrusted) deck."""
     monkeypatch.setenv("KB_HOME", str(tmp_path / "home"))
+    (tmp_path / "bundled").mkdir()
+    monkeypatch.setenv("KB_BUNDLED_CONTENT", str(tmp_path / "bundled"))
     monkeypatch.setenv("KB_CONTENT", str(deck))
     write_concept(deck, "cli-attention", title_en="CLI Attention", title_zh="命令行注意力", category="attention")
     return deck
@@ -58,6 +60,14 @@ def test_check_reports_typo_with_position(env, capsys, tmp_path):
 def test_check_all_decks_ok(env, capsys):
     code, out, err = run(capsys, "check", "--json")
     assert json.loads(out) == {"ok": True, "errors": []}, err
+    assert code == 0
+
+
+def test_bundled_content_checks_clean(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("KB_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("KB_CONTENT", raising=False)
+    code, out, err = run(capsys, "check", "--json")
+    assert json.loads(out) == {"ok": True, "errors": []}
     assert code == 0
 
 
@@ -162,3 +172,11 @@ def test_subprocess_error_has_no_traceback(tmp_path):
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     assert proc.stderr.startswith(f"{bad}:2:1: ")
+
+
+def test_check_path_reports_duplicate_of_a_deck_id(env, capsys, tmp_path):
+    dup = tmp_path / "dup.yaml"
+    dup.write_text(concept_yaml("cli-attention"), encoding="utf-8")
+    code, _, err = run(capsys, "check", str(dup))
+    assert code == 1
+    assert f"{dup}:1:5: duplicate id 'cli-attention' (also defined in " in err
