@@ -429,8 +429,19 @@ def main(argv: list[str] | None = None) -> int:
         _err(str(exc))
         return EXIT_FAIL
     if args.command is None:
-        parser.print_help()
-        return EXIT_OK
+        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+            parser.print_help()  # no terminal to draw on (a pipe, a script): the commands instead
+            return EXIT_OK
+        try:
+            from kb.config import load_settings
+
+            settings = load_settings()
+        except ValueError as exc:
+            _err(str(exc))
+            return EXIT_FAIL
+        from app.main import run  # the TUI; kb/ itself never imports textual
+
+        return run(settings)
     from kb.config import load_settings
     from kb.service import KnowledgeBase
     from kb.store.errors import StoreError

@@ -141,6 +141,7 @@ class KnowledgeBase:
         out["cards"] = cards_of(self.engine, concept_id)
         out["last_run"] = last_run(self.engine, concept_id)
         out["source_path"] = stored["source_path"]
+        out["snippet_line_offset"] = stored["snippet_line_offset"]
         out["retired"] = stored["retired"]
         return out
 
@@ -430,8 +431,8 @@ class KnowledgeBase:
         schema = self.settings.bundled_content / "schema.json"
         return NOTE_TEMPLATE.format(id=concept_id, category=category, schema=schema)
 
-    def save_note(self, text: str, *, replace: Path | None = None) -> tuple[Path | None, list]:
-        """Validate a note; if it is valid, write it to the notes deck and sync. Returns (path, errors).
+    def save_note(self, text: str, *, replace: Path | None = None) -> tuple[Path | None, str | None, list]:
+        """Validate a note; if valid, write it to the notes deck and sync. Returns (path, id, errors).
 
         The draft is checked from `$KB_HOME/notes/.drafts/` (hidden, so never synced) against the
         ids of every deck; on success it lands in `notes/<category>/<id>.yaml` (or replaces `replace`).
@@ -454,7 +455,7 @@ class KnowledgeBase:
             errors = [e for e in errors if not (e.message.startswith("duplicate id") and str(replace) in e.message)]
         concept = report.parsed[0].concept if report.parsed else None
         if errors or concept is None:
-            return None, errors
+            return None, None, errors
         target = replace or self.settings.notes_dir / concept.category / f"{concept.id}.yaml"
         target.parent.mkdir(parents=True, exist_ok=True)
         temporary = target.with_suffix(".yaml.tmp")
@@ -462,7 +463,7 @@ class KnowledgeBase:
         temporary.replace(target)  # atomic: a watcher never sees half a file
         draft.unlink(missing_ok=True)
         self.sync()
-        return target, []
+        return target, concept.id, []
 
     def optimize(self) -> dict:
         """Fit FSRS parameters to the review log in a subprocess (the optimizer imports torch)."""

@@ -42,3 +42,17 @@ def write_concept(deck: Path, cid: str, **kwargs) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(concept_yaml(cid, **kwargs), encoding="utf-8")
     return path
+
+
+async def settle(app, pilot) -> None:
+    """Wait for the workers (not the long-lived watcher) and let the messages drain."""
+    from textual.worker import WorkerCancelled
+
+    for _ in range(3):
+        pending = [w for w in app.workers if w.group != "watch"]
+        try:
+            if pending:  # an empty list would mean "all workers", the endless watcher included
+                await app.workers.wait_for_complete(pending)
+        except WorkerCancelled:
+            pass  # an exclusive worker was replaced by a newer one
+        await pilot.pause()

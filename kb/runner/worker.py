@@ -54,6 +54,11 @@ def _import_stack() -> dict[str, str]:
     (x @ x).softmax(-1).sum().item()
     F.conv2d(torch.randn(1, 2, 8, 8), torch.randn(3, 2, 3, 3), padding=1).relu().mean().item()
     numpy.linalg.norm(numpy.ones((4, 4)) @ numpy.ones((4, 4)))
+    # Many snippets check hand-written gradients; gradcheck's first call lazily imports sympy and
+    # torch.fx (0.5-2 s). Paying it once here means no forked child pays it again.
+    import torch.distributions  # noqa: F401
+
+    torch.autograd.gradcheck(lambda t: (t * t).sum(), (torch.randn(3, dtype=torch.float64, requires_grad=True),))
     return {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__}
 
 

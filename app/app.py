@@ -1,0 +1,142 @@
+"""KBApp: the main window. Opens the knowledge base in a worker after the first frame."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from textual import on, work
+from textual.app import App
+from textual.binding import Binding
+
+from app.messages import DecksChanged, KnowledgeBaseOpened, WorkFailed
+from app.screens.browse import BrowseScreen
+
+
+def _concept_provider():
+    from app.commands import ConceptProvider
+
+    return ConceptProvider
+
+
+class KBApp(App):
+    """Browse concepts, read and run them, take the daily quiz, see stats, add notes."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "kb"
+    SUB_TITLE = "opening…"
+    BINDINGS = [
+        Binding("question_mark", "help", "Help", id="help", tooltip="Every key of this screen"),
+        Binding("f2", "toggle_dark", "Theme", id="theme", show=False, tooltip="Dark or light theme"),
+        Binding("ctrl+q", "quit", "Quit", id="quit", priority=True),
+    ]
+
+    def __init__(self, settings: Any = None, *, clock: Any = None, watch: bool = True) -> None:
+        super().__init__()
+        self.settings = settings
+        self.clock = clock
+        self.watch_decks = watch
+        self.kb = None  # kb.service.KnowledgeBase, set once the worker opened it
+        self._known_errors: set[str] = set()
+
+    # The palette (ctrl+p) finds concepts by title, alias or tag; imported when first opened.
+    COMMANDS = App.COMMANDS | {lambda: _concept_provider()}
+
+    def on_mount(self) -> None:
+        self.push_screen(BrowseScreen())
+        self.open_knowledge_base()
+
+    @work(thread=True, exclusive=True, group="open", exit_on_error=False)
+    def open_knowledge_base(self) -> None:
+        # Imported here, off the first frame: sqlmodel alone costs about 0.4 s.
+        from kb.service import KnowledgeBase
+
+        try:
+            kb = KnowledgeBase(self.settings, **({"clock": self.clock} if self.clock else {}))
+            report = kb.sync()
+        except Exception as exc:  # a corrupt or newer database: say so, stay up
+            self.post_message(WorkFailed(str(exc)))
+            return
+        self.post_message(KnowledgeBaseOpened(kb, report))
+
+    @on(KnowledgeBaseOpened)
+    def _opened(self, message: KnowledgeBaseOpened) -> None:
+        self.kb = message.kb
+        self.report_sync(message.report)
+        self.refresh_due()
+        for screen in self.screen_stack:
+            if hasattr(screen, "knowledge_base_ready"):
+                screen.knowledge_base_ready()
+        if self.watch_decks:
+            self.watch_for_changes()
+
+    def report_sync(self, report: Any) -> None:
+        # Say it once: a broken file is reported again by every sync until it is fixed.
+        errors = {str(e) for e in report.errors} if report is not None else set()
+        new, self._known_errors = errors - self._known_errors, errors
+        if new:
+            first = sorted(new)[0]
+            more = f" (and {len(new) - 1} more; run `kb check`)" if len(new) > 1 else ""
+            self.notify(f"{first}{more}", title="A deck file has errors; its last good version is used",
+                        severity="warning", timeout=10, markup=False)
+
+    @work(thread=True, exclusive=True, group="due", exit_on_error=False)
+    def refresh_due(self) -> None:
+        if self.kb is None:
+            return
+        try:
+            due = len(self.kb.due_queue())
+        except Exception as exc:
+            self.post_message(WorkFailed(str(exc)))
+            return
+        self.call_from_thread(setattr, self, "sub_title", f"{due} card{'s' if due != 1 else ''} due today")
+
+    @work(exclusive=True, group="watch", exit_on_error=False)
+    async def watch_for_changes(self) -> None:
+        """Re-sync when a YAML file of a deck changes (a note saved in another editor)."""
+        try:
+            from watchfiles import awatch
+        except ImportError:
+            return
+        decks = [str(d.path) for d in self.kb.settings.decks() if Path(d.path).is_dir()]
+        if not decks:
+            return
+        async for changes in awatch(*decks, debounce=300, step=100):
+            if any(path.endswith((".yaml", ".yml")) for _, path in changes):
+                self.resync()
+
+    @work(thread=True, exclusive=True, group="sync", exit_on_error=False)
+    def resync(self) -> None:
+        try:
+            report = self.kb.sync()
+        except Exception as exc:
+            self.post_message(WorkFailed(str(exc)))
+            return
+        self.post_message(DecksChanged(report))
+
+    @on(DecksChanged)
+    def _decks_changed(self, message: DecksChanged) -> None:
+        self.report_sync(message.report)
+        if message.report.changed:
+            self.notify(f"decks reloaded: {len(message.report.added)} added, {len(message.report.updated)} updated, "
+                        f"{len(message.report.retired)} retired", timeout=4)
+        for screen in self.screen_stack:
+            if hasattr(screen, "decks_changed"):
+                screen.decks_changed(message.report)
+        self.refresh_due()
+
+    @on(WorkFailed)
+    def _failed(self, message: WorkFailed) -> None:
+        self.notify(message.error, title="Error", severity="error", timeout=10, markup=False)
+
+    def action_toggle_dark(self) -> None:
+        self.theme = "textual-light" if self.current_theme.dark else "textual-dark"
+
+    def action_help(self) -> None:
+        from app.screens.help import HelpScreen
+
+        self.push_screen(HelpScreen(self.screen))
+
+    def on_unmount(self) -> None:
+        if self.kb is not None:
+            self.kb.close()

@@ -1,0 +1,74 @@
+"""Messages the workers post; handlers on screens own the state. Names are past-tense events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from textual.message import Message
+
+
+@dataclass
+class KnowledgeBaseOpened(Message):
+    """The service is ready (opened and synced in a worker, after the first frame)."""
+
+    kb: Any
+    report: Any
+
+
+@dataclass
+class DecksChanged(Message):
+    """A watched deck file changed and was synced."""
+
+    report: Any
+
+
+@dataclass
+class ConceptsListed(Message):
+    concepts: list
+    query: str
+
+
+@dataclass
+class ConceptLoaded(Message):
+    concept: dict | None
+    concept_id: str
+
+
+@dataclass
+class SnippetOutput(Message):
+    text: str
+
+
+@dataclass
+class SnippetFinished(Message):
+    outcome: Any
+
+
+@dataclass
+class QuizItemReady(Message):
+    item: Any
+    remaining: int
+
+
+@dataclass
+class AnswerRecorded(Message):
+    outcome: Any
+
+
+@dataclass
+class AnswerUndone(Message):
+    card_id: str | None
+
+
+@dataclass
+class StatsLoaded(Message):
+    stats: dict
+    per_day: list
+
+
+@dataclass
+class WorkFailed(Message):
+    """A worker's service call failed; the message is shown, the app stays up."""
+
+    error: str

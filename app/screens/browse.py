@@ -1,0 +1,210 @@
+"""Browse: categories beside the concept list and a preview; `/` searches as you type."""
+
+from __future__ import annotations
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Input, OptionList, Static, Tree
+from textual.widgets.option_list import Option
+
+from app.messages import ConceptLoaded, ConceptsListed, WorkFailed
+from app.text import plain
+
+ALL = "all"
+CATEGORIES = ("fundamentals", "layers", "attention", "generative", "vision", "image-processing", "metrics", "llm",
+              "software")
+
+
+class BrowseScreen(Screen):
+    """Categories (a Tree) | concepts (an OptionList, fine with 10,000) | a preview."""
+
+    BINDINGS = [
+        Binding("slash", "search", "Search", id="search", tooltip="Search as you type (English or 中文)"),
+        Binding("enter", "open", "Open", id="open", show=False),
+        Binding("q", "quiz", "Quiz", id="quiz", tooltip="Today's quiz"),
+        Binding("s", "stats", "Stats", id="stats", tooltip="Reviews, retention, forecast"),
+        Binding("a", "add_note", "Add note", id="add-note", tooltip="Write a new concept in YAML"),
+        Binding("ctrl+p", "command_palette", "Find", id="find", tooltip="Find a concept by title, alias or tag"),
+        Binding("escape", "clear_search", "Clear", id="clear", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.category = ALL
+        self.query_text = ""
+        self.concepts: list[dict] = []
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="browse"):
+            tree: Tree[str] = Tree("Categories", id="categories", data=ALL)
+            tree.root.expand()
+            tree.show_root = True
+            for name in CATEGORIES:
+                tree.root.add_leaf(name, data=name)
+            yield tree
+            with Vertical(id="middle"):
+                yield Input(placeholder="/ search: softmax, 注意力, 卷积 …", id="search")
+                yield OptionList(id="concepts")
+                yield Static("", id="count")
+            with VerticalScroll(id="preview"):
+                yield Static("Opening the knowledge base…", id="preview-text")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#concepts", OptionList).focus()
+        if getattr(self.app, "kb", None) is not None:
+            self.knowledge_base_ready()
+
+    # --- called by the app --------------------------------------------------------------------
+
+    def knowledge_base_ready(self) -> None:
+        self.load_concepts()
+
+    def decks_changed(self, report) -> None:
+        self.load_concepts()
+
+    # --- loading ------------------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="browse-list", exit_on_error=False)
+    def load_concepts(self) -> None:
+        kb = self.app.kb
+        if kb is None:
+            return
+        query, category = self.query_text.strip(), self.category
+        try:
+            if query:
+                hits = kb.search(query, limit=500)
+                concepts = [{"id": h.id, "title": {"en": h.title_en, "zh": h.title_zh}, "category": h.category,
+                             "snippet": h.snippet_text} for h in hits
+                            if category == ALL or h.category == category]
+            else:
+                concepts = kb.list_concepts(None if category == ALL else category)
+        except Exception as exc:
+            self.post_message(WorkFailed(str(exc)))
+            return
+        self.post_message(ConceptsListed(concepts, query))
+
+    @on(ConceptsListed)
+    def _listed(self, message: ConceptsListed) -> None:
+        if message.query != self.query_text.strip():
+            return  # an older search; a newer one is on its way
+        self.concepts = message.concepts
+        options = self.query_one("#concepts", OptionList)
+        options.clear_options()
+        options.add_options(
+            Option(plain(f"{c['title']['en']} · {c['title']['zh']}"), id=c["id"]) for c in message.concepts
+        )
+        label = f"{len(message.concepts)} concept{'s' if len(message.concepts) != 1 else ''}"
+        if message.query:
+            label += f" matching {message.query!r}"
+        self.query_one("#count", Static).update(plain(label))
+        if message.concepts:
+            options.highlighted = 0
+        else:
+            self.query_one("#preview-text", Static).update(plain("Nothing here." if not message.query else
+                                                                 "No concept matches. Try fewer or other words."))
+
+    @on(OptionList.OptionHighlighted, "#concepts")
+    def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        if event.option_id:
+            self.preview(event.option_id)
+
+    @work(thread=True, exclusive=True, group="browse-preview", exit_on_error=False)
+    def preview(self, concept_id: str) -> None:
+        try:
+            concept = self.app.kb.show(concept_id)
+        except Exception as exc:
+            self.post_message(WorkFailed(str(exc)))
+            return
+        self.post_message(ConceptLoaded(concept, concept_id))
+
+    @on(ConceptLoaded)
+    def _preview_loaded(self, message: ConceptLoaded) -> None:
+        concept = message.concept
+        if concept is None:
+            return
+        from rich.console import Group
+
+        run = concept.get("last_run")
+        verdict = f"snippet: {run['status']} on {run['device']}" if run else (
+            "snippet: not run yet (press enter, then r)" if concept.get("snippet") else "no snippet")
+        parts = [
+            plain(concept["title"]["en"], "bold"),
+            plain(concept["title"]["zh"], "bold"),
+            plain(f"{concept['category']} · {', '.join(concept['tags'])}", "dim"),
+            plain(""),
+            plain(concept["summary"]["en"]),
+            plain(""),
+            plain(concept["summary"]["zh"]),
+            plain(""),
+            plain(f"{len(concept['cards'])} cards · {verdict}", "dim"),
+        ]
+        self.query_one("#preview-text", Static).update(Group(*parts))
+
+    # --- actions ------------------------------------------------------------------------------
+
+    @on(Tree.NodeSelected, "#categories")
+    def _category(self, event: Tree.NodeSelected) -> None:
+        self.category = event.node.data or ALL
+        self.load_concepts()
+
+    @on(Input.Changed, "#search")
+    def _search_changed(self, event: Input.Changed) -> None:
+        self.query_text = event.value
+        self.load_concepts()
+
+    @on(Input.Submitted, "#search")
+    def _search_submitted(self) -> None:
+        self.query_one("#concepts", OptionList).focus()
+
+    @on(OptionList.OptionSelected, "#concepts")
+    def _selected(self, event: OptionList.OptionSelected) -> None:
+        self.open_concept(event.option_id)
+
+    def open_concept(self, concept_id: str | None) -> None:
+        if concept_id:
+            from app.screens.concept import ConceptScreen
+
+            self.app.push_screen(ConceptScreen(concept_id))
+
+    def action_open(self) -> None:
+        options = self.query_one("#concepts", OptionList)
+        if options.highlighted is not None:
+            self.open_concept(options.get_option_at_index(options.highlighted).id)
+
+    def action_search(self) -> None:
+        self.query_one("#search", Input).focus()
+
+    def action_clear_search(self) -> None:
+        search = self.query_one("#search", Input)
+        if search.value:
+            search.value = ""
+        self.query_one("#concepts", OptionList).focus()
+
+    def action_quiz(self) -> None:
+        if self.app.kb is None:
+            self.notify("Still opening the knowledge base…")
+            return
+        from app.screens.quiz import QuizScreen
+
+        self.app.push_screen(QuizScreen())
+
+    def action_stats(self) -> None:
+        if self.app.kb is None:
+            self.notify("Still opening the knowledge base…")
+            return
+        from app.screens.stats import StatsScreen
+
+        self.app.push_screen(StatsScreen())
+
+    def action_add_note(self) -> None:
+        if self.app.kb is None:
+            self.notify("Still opening the knowledge base…")
+            return
+        from app.screens.note import edit_note
+
+        edit_note(self.app, None)

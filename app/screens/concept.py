@@ -1,0 +1,222 @@
+"""Concept: titles, summary, definition with math as text, formulas, pitfalls, links, the snippet.
+
+`r` runs the snippet on a warm worker (in another process) and streams its output here.
+"""
+
+from __future__ import annotations
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Markdown, OptionList, RichLog, Static
+from textual.widgets.option_list import Option
+
+from app.messages import ConceptLoaded, SnippetFinished, SnippetOutput, WorkFailed
+from app.text import plain, safe
+
+
+class ConceptScreen(Screen):
+    BINDINGS = [
+        Binding("escape", "back", "Back", id="back"),
+        Binding("r", "run", "Run snippet", id="run", tooltip="Run the snippet in an isolated worker"),
+        Binding("l", "toggle_latex", "LaTeX", id="latex", tooltip="Formulas as raw LaTeX or as text"),
+        Binding("e", "edit", "Edit", id="edit", tooltip="Edit this note (notes deck only)"),
+        Binding("q", "quiz", "Quiz", id="quiz", show=False),
+    ]
+
+    def __init__(self, concept_id: str) -> None:
+        super().__init__()
+        self.concept_id = concept_id
+        self.concept: dict | None = None
+        self.raw_latex = False
+        self.running = False
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with VerticalScroll(id="concept"):
+            yield Static("", id="titles")
+            yield Static("", id="summary")
+            yield Markdown("", id="definition")
+            yield Static("", id="definition-zh")
+            yield Static("", id="formulas")
+            yield Static("", id="pitfalls")
+            yield Static("Related and prerequisite concepts (enter opens):", id="links-label", classes="label")
+            yield OptionList(id="links")
+            yield Static("", id="snippet")
+            yield Static("", id="verdict")
+            yield RichLog(id="output", markup=False, highlight=False, wrap=True, max_lines=2000)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#output", RichLog).display = False
+        self.load()
+
+    def decks_changed(self, report) -> None:
+        if self.concept_id in report.updated or self.concept_id in report.retired:
+            self.load()
+
+    @work(thread=True, exclusive=True, group="concept-load", exit_on_error=False)
+    def load(self) -> None:
+        try:
+            concept = self.app.kb.show(self.concept_id)
+        except Exception as exc:
+            self.post_message(WorkFailed(str(exc)))
+            return
+        self.post_message(ConceptLoaded(concept, self.concept_id))
+
+    @on(ConceptLoaded)
+    def _loaded(self, message: ConceptLoaded) -> None:
+        if message.concept_id != self.concept_id:
+            return
+        if message.concept is None:
+            self.notify(f"No concept {self.concept_id!r}", severity="error", markup=False)
+            self.app.pop_screen()
+            return
+        self.concept = concept = message.concept
+        from kb.render.markdown import math_to_text
+
+        self.sub_title = concept["id"]
+        retired = "   (retired: its file is gone; its cards and reviews are kept)" if concept.get("retired") else ""
+        unverified = "   [unverified]" if concept.get("status") == "unverified" else ""
+        self.query_one("#titles", Static).update(plain(
+            f"{concept['title']['en']}  ·  {concept['title']['zh']}{unverified}{retired}", "bold"))
+        summary = f"{concept['summary']['en']}\n{concept['summary']['zh']}"
+        self.query_one("#summary", Static).update(plain(summary, "italic"))
+        self.query_one("#definition", Markdown).update(math_to_text(safe(concept["definition"])))
+        # Chinese goes through rich Text, which wraps CJK lines (the Markdown widget cuts them).
+        zh = concept.get("definition_zh")
+        self.query_one("#definition-zh", Static).update(plain(math_to_text(zh)) if zh else "")
+        self._show_formulas()
+        pitfalls = concept.get("pitfalls") or []
+        self.query_one("#pitfalls", Static).update(
+            plain("Pitfalls\n" + "\n".join(f"  • {p}" for p in pitfalls)) if pitfalls else "")
+        links = self.query_one("#links", OptionList)
+        links.clear_options()
+        for kind in ("prerequisites", "related"):
+            for target in concept.get(kind) or []:
+                links.add_option(Option(plain(f"{kind[:-1] if kind == 'prerequisites' else 'related'}: {target}"),
+                                        id=target))
+        has_links = links.option_count > 0
+        links.display = has_links
+        self.query_one("#links-label").display = has_links
+        self._show_snippet()
+
+    def _show_formulas(self) -> None:
+        from kb.render.latex import tex_to_text
+        from rich.console import Group
+
+        formulas = (self.concept or {}).get("formulas") or []
+        if not formulas:
+            self.query_one("#formulas", Static).update("")
+            return
+        parts = [plain("Formulas" + ("  (raw LaTeX; l: as text)" if self.raw_latex else "  (l: raw LaTeX)"), "bold")]
+        for formula in formulas:
+            shown = formula["latex"] if self.raw_latex else tex_to_text(formula["latex"])
+            parts.append(plain(f"  {formula['name']}:", "underline"))
+            parts.append(plain(f"    {shown}"))
+            for symbol, meaning in (formula.get("where") or {}).items():
+                sym = symbol if self.raw_latex else tex_to_text(symbol)
+                parts.append(plain(f"      {sym}: {meaning}", "dim"))
+        self.query_one("#formulas", Static).update(Group(*parts))
+
+    def _show_snippet(self) -> None:
+        concept = self.concept or {}
+        snippet = concept.get("snippet")
+        if not snippet:
+            self.query_one("#snippet", Static).update(plain("No snippet.", "dim"))
+            self.query_one("#verdict", Static).update("")
+            return
+        from rich.syntax import Syntax
+
+        # Line numbers are the YAML file's, so a failure's line can be found in the editor.
+        start = concept.get("snippet_line_offset", 0) + 1
+        self.query_one("#snippet", Static).update(
+            Syntax(snippet["code"].rstrip(), "python", line_numbers=True, start_line=start, word_wrap=True,
+                   theme="ansi_dark" if self.app.current_theme.dark else "ansi_light"))
+        run = concept.get("last_run")
+        if run:
+            versions = f"torch {run.get('torch_version')}, numpy {run.get('numpy_version')}, Python {run.get('python_version')}"
+            text = f"Last run: {run['status']} on {run['device']} in {run['duration_s']:.2f} s, {versions}, {run['created_at'][:19]}"
+            if run["status"] != "passed":
+                text += f"\n  {run.get('message') or ''}" + (f" (line {run['line']})" if run.get("line") else "")
+            style = "green" if run["status"] == "passed" else "bold red"
+        else:
+            text, style = "Not run yet: press r.", "dim"
+        self.query_one("#verdict", Static).update(plain(text, style))
+
+    # --- actions ------------------------------------------------------------------------------
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_toggle_latex(self) -> None:
+        self.raw_latex = not self.raw_latex
+        self._show_formulas()
+
+    def action_run(self) -> None:
+        if not self.concept or not self.concept.get("snippet"):
+            self.notify("This concept has no snippet.")
+            return
+        if self.running:
+            return
+        self.running = True
+        log = self.query_one("#output", RichLog)
+        log.clear()
+        log.display = True
+        log.write(plain("running…", "dim"))
+        log.scroll_visible()
+        self.run_snippet()
+
+    @work(thread=True, exclusive=True, group="concept-run", exit_on_error=False)
+    def run_snippet(self) -> None:
+        try:
+            outcome = self.app.kb.run_snippet(self.concept_id, on_output=lambda text: self.post_message(SnippetOutput(text)))
+        except Exception as exc:
+            self.post_message(WorkFailed(str(exc)))
+            self.post_message(SnippetFinished(None))
+            return
+        self.post_message(SnippetFinished(outcome))
+
+    @on(SnippetOutput)
+    def _output(self, message: SnippetOutput) -> None:
+        log = self.query_one("#output", RichLog)
+        for line in message.text.splitlines():
+            log.write(plain(line))
+
+    @on(SnippetFinished)
+    def _finished(self, message: SnippetFinished) -> None:
+        self.running = False
+        outcome = message.outcome
+        if outcome is None:
+            return
+        log = self.query_one("#output", RichLog)
+        if outcome.passed:
+            log.write(plain(f"passed on {outcome.device} in {outcome.duration_s:.2f} s", "bold green"))
+        else:
+            where = f"{outcome.source_path}:{outcome.line}: " if outcome.line else ""
+            log.write(plain(f"{outcome.status}: {where}{outcome.message or ''}", "bold red"))
+        self.load()  # the new run record
+
+    @on(OptionList.OptionSelected, "#links")
+    def _link(self, event: OptionList.OptionSelected) -> None:
+        if event.option_id:
+            self.app.push_screen(ConceptScreen(event.option_id))
+
+    def action_edit(self) -> None:
+        if not self.concept:
+            return
+        from app.screens.note import edit_note
+
+        notes = str(self.app.kb.settings.notes_dir)
+        if not self.concept["source_path"].startswith(notes):
+            self.notify("Only notes in your notes deck can be edited here; bundled concepts are read-only.",
+                        severity="warning")
+            return
+        edit_note(self.app, self.concept["source_path"])
+
+    def action_quiz(self) -> None:
+        from app.screens.quiz import QuizScreen
+
+        self.app.push_screen(QuizScreen())

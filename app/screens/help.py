@@ -1,0 +1,38 @@
+"""Help: every key of the screen underneath, and the app's own."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Static
+
+from app.text import plain
+
+KEY_NAMES = {"slash": "/", "escape": "esc", "space": "space", "enter": "enter", "question_mark": "?"}
+
+
+class HelpScreen(ModalScreen):
+    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close", id="close")]
+
+    def __init__(self, under: Screen) -> None:
+        super().__init__()
+        self.under = under
+
+    def compose(self) -> ComposeResult:
+        rows = []
+        seen = set()
+        for owner in (self.under, self.app):
+            for binding in getattr(owner, "BINDINGS", []):
+                if not isinstance(binding, Binding) or binding.key in seen:
+                    continue
+                seen.add(binding.key)
+                keys = ", ".join(KEY_NAMES.get(k, k) for k in binding.key.split(","))
+                text = binding.tooltip or binding.description or binding.action
+                rows.append(f"  {keys:<12} {binding.description or binding.action:<16} {text}")
+        title = type(self.under).__name__.replace("Screen", "")
+        with VerticalScroll(id="help"):
+            yield Static(plain(f"Keys: {title}", "bold"))
+            yield Static(plain("\n".join(rows)))
+            yield Static(plain("ctrl+p finds any concept by title, alias or tag.  esc closes this.", "dim"))

@@ -1,0 +1,117 @@
+"""Add or edit a note: $EDITOR (or an in-app YAML editor) on a template, validated on save.
+
+Errors are shown with path:line:col and the user goes back to fix them; nothing typed is lost.
+On success the note is saved in the notes deck, synced and opened.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+from pathlib import Path
+
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static, TextArea
+
+from app.text import plain
+
+
+def edit_note(app: App, source_path: str | None) -> None:
+    """Open the note flow: in the user's $EDITOR when set, else in the in-app editor."""
+    kb = app.kb
+    path = Path(source_path) if source_path else None
+    text = path.read_text(encoding="utf-8") if path else kb.note_template()
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
+    if editor:
+        _external_loop(app, text, path, editor)
+    else:
+        app.push_screen(NoteEditorScreen(text, path))
+
+
+def _external_loop(app: App, text: str, path: Path | None, editor: str) -> None:
+    kb = app.kb
+    drafts = kb.settings.notes_dir / ".drafts"
+    drafts.mkdir(parents=True, exist_ok=True)
+    draft = drafts / "editing.yaml"
+    draft.write_text(text, encoding="utf-8")
+    with app.suspend():
+        subprocess.call([*shlex.split(editor), str(draft)])
+    edited = draft.read_text(encoding="utf-8")
+    # Validation problems go to the in-app editor, which shows them and keeps the text.
+    app.push_screen(NoteEditorScreen(edited, path, validate_now=True))
+
+
+class NoteEditorScreen(Screen):
+    """An in-app YAML editor: ctrl+s validates and saves; errors stay on screen with path:line:col."""
+
+    BINDINGS = [
+        Binding("ctrl+s", "save", "Save", id="save", priority=True),
+        Binding("escape", "cancel", "Cancel", id="cancel"),
+    ]
+
+    def __init__(self, text: str, path: Path | None, *, validate_now: bool = False) -> None:
+        super().__init__()
+        self.initial_text = text
+        self.path = path
+        self.validate_now = validate_now
+        self.saving = False
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Vertical(id="note"):
+            yield Static(plain(("Editing " + str(self.path)) if self.path else
+                               "New note: edit the YAML, then ctrl+s to validate and save (esc cancels)", "bold"),
+                         id="note-title")
+            try:
+                area = TextArea.code_editor(self.initial_text, language="yaml", id="editor")
+            except Exception:  # no tree-sitter grammar for YAML installed: plain text
+                area = TextArea.code_editor(self.initial_text, id="editor")
+            yield area
+            yield Static("", id="note-errors")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#editor", TextArea).focus()
+        if self.validate_now:
+            self.action_save()
+
+    def action_save(self) -> None:
+        if self.saving:
+            return
+        self.saving = True
+        self.save(self.query_one("#editor", TextArea).text)
+
+    @work(thread=True, exclusive=True, group="note-save", exit_on_error=False)
+    def save(self, text: str) -> None:
+        try:
+            path, concept_id, errors = self.app.kb.save_note(text, replace=self.path)
+        except Exception as exc:
+            path, concept_id, errors = None, None, [str(exc)]
+        self.app.call_from_thread(self._saved, path, concept_id, errors)
+
+    def _saved(self, path: Path | None, concept_id: str | None, errors: list) -> None:
+        self.saving = False
+        box = self.query_one("#note-errors", Static)
+        if errors:
+            box.update(plain("Not saved; fix these and press ctrl+s again:\n" + "\n".join(str(e) for e in errors),
+                             "bold red"))
+            first = errors[0]
+            line = getattr(first, "line", None)
+            if line:
+                self.query_one("#editor", TextArea).cursor_location = (max(0, line - 1), max(0, first.col - 1))
+            return
+        box.update("")
+        self.notify(f"Saved {path}", markup=False)
+        self.app.pop_screen()
+        from app.screens.concept import ConceptScreen
+
+        self.app.push_screen(ConceptScreen(concept_id))
+        self.app.refresh_due()
+
+    def action_cancel(self) -> None:
+        self.app.pop_screen()

@@ -1,0 +1,208 @@
+"""Pilot tests of each flow: browse, search in Chinese, open, run, quiz to its summary, add a note."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from helpers import settle
+from textual.widgets import Input, Markdown, OptionList, RichLog, Static, TextArea
+
+SIZE = (100, 30)
+
+
+def text_of(widget) -> str:
+    """The text a Static shows, whatever it was given (a Text, a Group, Textual Content)."""
+    import io
+
+    from rich.console import Console
+
+    content = getattr(widget, "content", None)
+    if content is None:
+        content = widget.render()
+    if hasattr(content, "plain"):
+        return content.plain
+    if isinstance(content, str):
+        return content
+    console = Console(width=300, file=io.StringIO(), record=True)
+    console.print(content)
+    return console.export_text()
+
+
+async def test_browse_lists_concepts_and_previews(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        options = app.screen.query_one("#concepts", OptionList)
+        assert options.option_count == 3
+        assert app.sub_title.endswith("due today")
+        assert "Convolution" in text_of(app.screen.query_one("#preview-text", Static)) or options.highlighted == 0
+
+
+async def test_search_as_you_type_in_chinese(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("slash")
+        assert isinstance(app.focused, Input)
+        await pilot.press("注", "意")
+        await settle(app, pilot)
+        options = app.screen.query_one("#concepts", OptionList)
+        assert [options.get_option_at_index(i).id for i in range(options.option_count)] == ["self-attention"]
+        await pilot.press("backspace", "backspace", "卷", "积")
+        await settle(app, pilot)
+        assert options.get_option_at_index(0).id == "convolution"
+
+
+async def test_open_concept_render_math_and_run_snippet(make_app):
+    from app.screens.concept import ConceptScreen
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("slash", *"attention", "enter", "enter")
+        await settle(app, pilot)
+        screen = app.screen
+        assert isinstance(screen, ConceptScreen) and screen.concept_id == "self-attention"
+        formulas = text_of(screen.query_one("#formulas", Static))
+        assert "softmax((QKᵀ)" in formulas or "softmax(QKᵀ" in formulas
+        assert "\\mathrm" not in formulas
+        await pilot.press("l")
+        assert "\\mathrm{softmax}" in text_of(screen.query_one("#formulas", Static))
+        await pilot.press("r")
+        await settle(app, pilot)
+        log = screen.query_one("#output", RichLog)
+        logged = "\n".join(line.text for line in log.lines)
+        assert "shape (2, 3)" in logged and "passed on cpu" in logged
+        assert "Last run: passed on cpu" in text_of(screen.query_one("#verdict", Static))
+        await pilot.press("escape")
+        assert type(app.screen).__name__ == "BrowseScreen"
+
+
+async def test_quiz_session_ends_in_summary_matching_review_log(make_app, app_settings):
+    from app.screens.quiz import QuizScreen
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("q")
+        await settle(app, pilot)
+        screen = app.screen
+        assert isinstance(screen, QuizScreen)
+        for _ in range(40):
+            if screen.finished:
+                break
+            card = screen.item.card
+            if card.auto_graded and not card.options:
+                await pilot.press(*"cross-correlation", "enter")
+                assert "correct" in text_of(screen.query_one("#verdict", Static))
+                await pilot.press("enter")  # accept the proposed rating
+            else:
+                await pilot.press("space")
+                assert "Good (" in text_of(screen.query_one("#buttons", Static))
+                await pilot.press("4")  # easy: out of today's queue
+            await settle(app, pilot)
+        assert screen.finished
+        summary = text_of(screen.query_one("#prompt", Static))
+        conn = sqlite3.connect(app_settings.db_path)
+        reviews = conn.execute("SELECT count(*), sum(rating > 1) FROM review_log").fetchone()
+        conn.close()
+        assert reviews[0] == screen.answered >= 3
+        assert summary.startswith(f"{reviews[0]} reviewed, {reviews[1]} recalled")
+
+
+async def test_quiz_undo_takes_back_the_answer(make_app, app_settings):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("q")
+        await settle(app, pilot)
+        first = app.screen.item.card.card_id
+        if app.screen.item.card.auto_graded:
+            await pilot.press("enter")
+        await pilot.press("space", "3")
+        await settle(app, pilot)
+        await pilot.press("u")
+        await settle(app, pilot)
+        conn = sqlite3.connect(app_settings.db_path)
+        assert conn.execute("SELECT count(*) FROM review_log").fetchone()[0] == 0
+        conn.close()
+        assert app.screen.item.card.card_id == first
+
+
+async def test_add_note_with_an_error_then_fix_it(make_app, app_settings):
+    from app.screens.concept import ConceptScreen
+    from app.screens.note import NoteEditorScreen
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("a")
+        await settle(app, pilot)
+        editor_screen = app.screen
+        assert isinstance(editor_screen, NoteEditorScreen)
+        area = editor_screen.query_one("#editor", TextArea)
+        area.text = area.text.replace("id: my-concept", "id: my-note").replace("definition:", "defintion:")
+        await pilot.press("ctrl+s")
+        await settle(app, pilot)
+        errors = text_of(editor_screen.query_one("#note-errors", Static))
+        assert "unknown field 'defintion' (did you mean 'definition'?)" in errors
+        assert ".drafts/my-note.yaml:" in errors
+        assert app.screen is editor_screen  # still editing, text kept
+        area.text = area.text.replace("defintion:", "definition:")
+        await pilot.press("ctrl+s")
+        await settle(app, pilot)
+        assert isinstance(app.screen, ConceptScreen) and app.screen.concept_id == "my-note"
+        assert (app_settings.notes_dir / "fundamentals" / "my-note.yaml").exists()
+
+
+async def test_deck_text_is_shown_literally(make_app):
+    """D7: markup in deck text is displayed as typed, and no action fires."""
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("slash", *"标记", "enter", "enter")
+        await settle(app, pilot)
+        titles = text_of(app.screen.query_one("#titles", Static))
+        assert "a[i] and [/x] [@click=app.quit]" in titles
+        assert app.is_running
+
+
+async def test_help_lists_the_screen_keys(make_app):
+    from app.screens.help import HelpScreen
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        shown = "\n".join(text_of(s) for s in app.screen.query(Static))
+        for words in ("Search", "Quiz", "Stats", "Add note", "Help"):
+            assert words in shown
+        await pilot.press("escape")
+        assert type(app.screen).__name__ == "BrowseScreen"
+
+
+async def test_stats_screen_shows_numbers(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("s")
+        await settle(app, pilot)
+        numbers = text_of(app.screen.query_one("#numbers", Static))
+        assert "Cards" in numbers and "Retention" in numbers and "next 7 days" in numbers
+
+
+async def test_live_reload_shows_a_new_note(make_app, app_settings):
+    from helpers import write_concept
+
+    app = make_app(watch=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        write_concept(app_settings.bundled_content, "fresh-note", title_en="Fresh Note", title_zh="新笔记")
+        options = app.screen.query_one("#concepts", OptionList)
+        for _ in range(100):
+            await pilot.pause(0.1)
+            await settle(app, pilot)
+            if options.option_count == 4:
+                break
+        assert options.option_count == 4
