@@ -112,8 +112,10 @@ class QuizScreen(Screen):
         self.query_one("#prompt", Static).update(plain(_math(card.prompt), "bold"))
         options = "\n".join(f"  {i}. {option}" for i, option in enumerate(card.options, 1))
         self.query_one("#options", Static).update(plain(options))
+        self.query_one("#options", Static).display = bool(card.options)
         self.query_one("#answer", Markdown).update("")
         self.query_one("#verdict", Static).update("")
+        self.query_one("#verdict", Static).display = False
         typed = card.auto_graded and not card.options
         answer_input = self.query_one("#answer-input", Input)
         answer_input.value = ""
@@ -151,9 +153,11 @@ class QuizScreen(Screen):
         self.query_one("#answer-input", Input).display = False
         self.set_focus(None)
         self.query_one("#answer", Markdown).update(_math(card.answer + (f"\n\n*Note:* {card.note}" if card.note else "")))
+        verdict = self.query_one("#verdict", Static)
+        verdict.display = self.grade is not None
         if self.grade is not None:
             style = "bold green" if self.grade.correct else "bold red"
-            self.query_one("#verdict", Static).update(plain(self.grade.feedback, style))
+            verdict.update(plain(self.grade.feedback, style))
         buttons = "   ".join(f"{r} {RATING_NAMES[r]} ({self.item.intervals[r]})" for r in (1, 2, 3, 4))
         proposed = f"   ·   enter = {RATING_NAMES[self.grade.proposed_rating]}" if self.grade else ""
         self.query_one("#buttons", Static).update(plain(buttons + proposed, "bold"))
