@@ -44,7 +44,8 @@ class KBApp(App):
 
     def on_mount(self) -> None:
         self.push_screen(BrowseScreen())
-        self.open_knowledge_base()
+        # Paint the first frame before the heavy imports (sqlmodel ~0.4 s) start in the worker.
+        self.call_after_refresh(self.open_knowledge_base)
 
     @work(thread=True, exclusive=True, group="open", exit_on_error=False)
     def open_knowledge_base(self) -> None:

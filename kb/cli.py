@@ -68,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("optimize", help="fit FSRS parameters to your review history")
 
+    p = sub.add_parser("add", help="write a new note in $EDITOR from a template; validated, then saved to the notes deck")
+    p.add_argument("id", nargs="?", default=None, metavar="ID", help="the new concept's id (or a note of yours to edit)")
+    p.add_argument("--category", default="fundamentals", help="category for the template (default fundamentals)")
+
     sub.add_parser("schema", help="print the JSON Schema of a concept file")
     p = sub.add_parser("doctor", help="versions, paths, decks and database integrity")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -377,6 +381,55 @@ def cmd_optimize(kb, args) -> int:
     return EXIT_OK
 
 
+def cmd_add(kb, args) -> int:
+    """$EDITOR on a template (or on your existing note); on errors, show them and offer to edit again."""
+    import os
+    import shlex
+    import subprocess
+
+    from kb.schema import CATEGORIES, SLUG_PATTERN
+
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
+    if not editor:
+        raise UsageError("set $EDITOR (for example `export EDITOR=nano`), or press `a` in the TUI to use its editor")
+    if args.category not in CATEGORIES:
+        raise UsageError(f"--category must be one of {', '.join(CATEGORIES)}")
+    import re
+
+    if args.id is not None and not re.match(SLUG_PATTERN, args.id):
+        raise UsageError(f"{args.id!r} is not a valid id: use lowercase ASCII letters, digits and '-'")
+    kb.sync()
+    replace = None
+    text = kb.note_template(args.id or "my-concept", args.category)
+    if args.id is not None:
+        existing = kb.show(args.id)
+        if existing is not None:
+            if not existing["source_path"].startswith(str(kb.settings.notes_dir)):
+                raise UsageError(f"{args.id!r} already exists in {existing['source_path']}; only your notes can be edited")
+            replace = Path(existing["source_path"])
+            text = replace.read_text(encoding="utf-8")
+    drafts = kb.settings.notes_dir / ".drafts"
+    drafts.mkdir(parents=True, exist_ok=True)
+    draft = drafts / f"{args.id or 'new-note'}.edit.yaml"
+    draft.write_text(text, encoding="utf-8")
+    while True:
+        if subprocess.call([*shlex.split(editor), str(draft)]) != 0:
+            raise UsageError(f"the editor exited with an error; your text is kept in {draft}")
+        path, concept_id, errors = kb.save_note(draft.read_text(encoding="utf-8"), replace=replace)
+        if not errors:
+            draft.unlink(missing_ok=True)
+            print(f"saved {concept_id} to {path}")
+            return EXIT_OK
+        _report_errors(errors)
+        if not sys.stdin.isatty():
+            _err(f"not saved; your text is kept in {draft}")
+            return EXIT_FAIL
+        answer = input("Edit again? [Y/n] ").strip().lower()
+        if answer in ("n", "no"):
+            _err(f"not saved; your text is kept in {draft}")
+            return EXIT_FAIL
+
+
 def cmd_schema(kb, args) -> int:
     from kb.service import json_schema
 
@@ -416,6 +469,7 @@ COMMANDS = {
     "quiz": cmd_quiz,
     "stats": cmd_stats,
     "optimize": cmd_optimize,
+    "add": cmd_add,
     "schema": cmd_schema,
     "doctor": cmd_doctor,
 }

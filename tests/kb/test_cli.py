@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -180,3 +181,43 @@ def test_check_path_reports_duplicate_of_a_deck_id(env, capsys, tmp_path):
     code, _, err = run(capsys, "check", str(dup))
     assert code == 1
     assert f"{dup}:1:5: duplicate id 'cli-attention' (also defined in " in err
+
+
+def _editor(tmp_path, old: str, new: str) -> str:
+    """An $EDITOR that rewrites the file it is given: the template with one substitution."""
+    script = tmp_path / "fake-editor.py"
+    script.write_text(
+        "import sys, pathlib\n"
+        "p = pathlib.Path(sys.argv[1])\n"
+        f"p.write_text(p.read_text(encoding='utf-8').replace({old!r}, {new!r}), encoding='utf-8')\n",
+        encoding="utf-8",
+    )
+    return f"{sys.executable} {script}"
+
+
+def test_add_saves_a_valid_note(env, capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("EDITOR", _editor(tmp_path, "My concept", "Attention note"))
+    code, out, err = run(capsys, "add", "attention-note", "--category", "attention")
+    assert code == 0, err
+    saved = tmp_path / "home" / "notes" / "attention" / "attention-note.yaml"
+    assert saved.exists() and f"saved attention-note to {saved}" in out
+    code, out, _ = run(capsys, "show", "attention-note", "--json")
+    assert json.loads(out)["title"]["en"] == "Attention note"
+
+
+def test_add_reports_errors_and_keeps_the_draft(env, capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("EDITOR", _editor(tmp_path, "definition:", "defintion:"))
+    with open(os.devnull) as no_terminal:
+        monkeypatch.setattr(sys, "stdin", no_terminal)
+        code, _, err = run(capsys, "add", "broken-note")
+    assert code == 1
+    assert "unknown field 'defintion' (did you mean 'definition'?)" in err
+    assert "your text is kept in" in err
+    assert not (tmp_path / "home" / "notes" / "fundamentals" / "broken-note.yaml").exists()
+
+
+def test_add_without_editor_says_how(env, capsys, monkeypatch):
+    monkeypatch.delenv("EDITOR", raising=False)
+    monkeypatch.delenv("VISUAL", raising=False)
+    code, _, err = run(capsys, "add", "x")
+    assert code == 1 and "set $EDITOR" in err
