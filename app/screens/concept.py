@@ -94,10 +94,12 @@ class ConceptScreen(Screen):
             plain("Pitfalls\n" + "\n".join(f"  • {p}" for p in pitfalls)) if pitfalls else "")
         links = self.query_one("#links", OptionList)
         links.clear_options()
-        for kind in ("prerequisites", "related"):
+        shown: set[str] = set()
+        for kind, label in (("prerequisites", "prerequisite"), ("related", "related")):
             for target in concept.get(kind) or []:
-                links.add_option(Option(plain(f"{kind[:-1] if kind == 'prerequisites' else 'related'}: {target}"),
-                                        id=target))
+                if target not in shown:  # a concept may be listed as both (or twice)
+                    shown.add(target)
+                    links.add_option(Option(plain(f"{label}: {target}"), id=target))
         has_links = links.option_count > 0
         links.display = has_links
         self.query_one("#links-label").display = has_links

@@ -23,7 +23,8 @@ def app_settings(tmp_path, deck):
                   definition="Each token mixes the values of all tokens with softmax weights $\\sqrt{d_k}$.",
                   extra="aliases: [scaled dot-product attention]\ntags: [transformer]\n"
                         "formulas:\n  - name: attention\n    latex: '\\mathrm{softmax}(QK^\\top/\\sqrt{d_k})V'\n"
-                        "    where: {Q: queries}\n" + SNIPPET)
+                        "    where: {Q: queries}\n" + SNIPPET
+                        + "prerequisites: [convolution]\nrelated: [convolution, markup-test, convolution]\n")
     write_concept(deck, "convolution", title_en="Convolution", title_zh="卷积", category="layers",
                   extra="cards:\n  - {type: typed, id: t, question: 'What does conv2d compute?', answer: cross-correlation}\n")
     write_concept(deck, "markup-test", title_en="Index a[i] and [/x] [@click=app.quit]", title_zh="标记",
