@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import partial
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.content import Content
 
 
 class ConceptProvider(Provider):
@@ -15,8 +16,10 @@ class ConceptProvider(Provider):
         if kb is None:
             return
         for concept in (await self._list(kb))[:30]:
-            yield DiscoveryHit(f"{concept['title']['en']} / {concept['title']['zh']}",
-                               partial(self._open, concept["id"]), help=concept["category"])
+            title = f"{concept['title']['en']} / {concept['title']['zh']}"
+            # Content, not str: deck text must never be parsed as markup ("a[i]", "[/x]").
+            yield DiscoveryHit(Content(title), partial(self._open, concept["id"]), text=title,
+                               help=Content(concept["category"]))
 
     async def search(self, query: str) -> Hits:
         kb = getattr(self.app, "kb", None)
@@ -27,7 +30,8 @@ class ConceptProvider(Provider):
         hits = await asyncio.to_thread(kb.search, query, limit=20)
         for rank, hit in enumerate(hits):
             title = f"{hit.title_en} / {hit.title_zh}"
-            yield Hit(1.0 - rank / 40, title, partial(self._open, hit.id), text=title, help=f"{hit.id} · {hit.category}")
+            yield Hit(1.0 - rank / 40, Content(title), partial(self._open, hit.id), text=title,
+                      help=Content(f"{hit.id} · {hit.category}"))
 
     async def _list(self, kb):
         import asyncio

@@ -206,3 +206,36 @@ async def test_live_reload_shows_a_new_note(make_app, app_settings):
             if options.option_count == 4:
                 break
         assert options.option_count == 4
+
+
+async def test_command_palette_finds_a_concept_in_chinese(make_app):
+    from app.screens.concept import ConceptScreen
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.2)
+        await pilot.press("卷", "积")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert isinstance(app.screen, ConceptScreen) and app.screen.concept_id == "convolution"
+
+
+async def test_snippet_output_control_characters_are_escaped(make_app, app_settings):
+    """D8: ANSI and bidi characters in a snippet's output are shown escaped, not sent raw."""
+    from helpers import write_concept
+
+    write_concept(app_settings.bundled_content, "noisy-output", title_en="Noisy Output", title_zh="噪声输出",
+                  extra="snippet:\n  requires: [numpy]\n  code: |\n    print('\\x1b[2Jcleared\\u202eevil')\n")
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("slash", *"Noisy", "enter", "enter")
+        await settle(app, pilot)
+        await pilot.press("r")
+        await settle(app, pilot)
+        logged = "\n".join(line.text for line in app.screen.query_one("#output", RichLog).lines)
+        assert "\\x1b[2Jcleared\\u202eevil" in logged
+        assert "\x1b" not in logged and "\u202e" not in logged
