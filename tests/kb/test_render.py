@@ -44,7 +44,8 @@ def test_golden_every_content_formula_converts(name, tex):
     assert not any("\ue000" <= ch <= "\uf8ff" for ch in text), "a private-use placeholder leaked"
     for command in ("mathrm", "frac", "left", "right", "tfrac", "operatorname", "text{"):
         assert command not in text, text
-    assert text.count("(") == text.count(")"), text
+    # Round and square brackets balance together: a half-open interval [a, b) is valid maths.
+    assert text.count("(") + text.count("[") == text.count(")") + text.count("]"), text
 
 
 @pytest.mark.parametrize(
