@@ -14,6 +14,11 @@ from app.messages import ConceptLoaded, ConceptsListed, WorkFailed
 from app.text import plain
 
 ALL = "all"
+FIRST_PAGE = 200
+
+
+def _option(concept: dict) -> Option:
+    return Option(plain(f"{concept['title']['en']} · {concept['title']['zh']}"), id=concept["id"])
 CATEGORIES = ("fundamentals", "layers", "attention", "generative", "vision", "image-processing", "metrics", "llm",
               "software")
 
@@ -36,6 +41,7 @@ class BrowseScreen(Screen):
         self.category = ALL
         self.query_text = ""
         self.concepts: list[dict] = []
+        self._generation = 0
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -58,11 +64,25 @@ class BrowseScreen(Screen):
         self.query_one("#concepts", OptionList).focus()
         if getattr(self.app, "kb", None) is not None:
             self.knowledge_base_ready()
+            return
+        # Until the store is open (its imports take most of a second), show the list as last seen.
+        from kb.cache import read_list_cache
+        from kb.config import load_settings
+
+        try:
+            cached = read_list_cache(self.app.settings or load_settings())
+        except ValueError:
+            cached = None
+        if cached:
+            self.call_after_refresh(self._listed, ConceptsListed(cached, ""))
 
     # --- called by the app --------------------------------------------------------------------
 
     def knowledge_base_ready(self) -> None:
         self.load_concepts()
+        options = self.query_one("#concepts", OptionList)
+        if options.highlighted is not None:
+            self.preview(options.get_option_at_index(options.highlighted).id)
 
     def decks_changed(self, report) -> None:
         self.load_concepts()
@@ -93,11 +113,14 @@ class BrowseScreen(Screen):
         if message.query != self.query_text.strip():
             return  # an older search; a newer one is on its way
         self.concepts = message.concepts
+        self._generation += 1
         options = self.query_one("#concepts", OptionList)
         options.clear_options()
-        options.add_options(
-            Option(plain(f"{c['title']['en']} · {c['title']['zh']}"), id=c["id"]) for c in message.concepts
-        )
+        # A screenful now, the rest after the next paint: 10,000 options take most of a second.
+        first, rest = message.concepts[:FIRST_PAGE], message.concepts[FIRST_PAGE:]
+        options.add_options(_option(c) for c in first)
+        if rest:
+            self.call_after_refresh(self._add_rest, self._generation, rest)
         label = f"{len(message.concepts)} concept{'s' if len(message.concepts) != 1 else ''}"
         if message.query:
             label += f" matching {message.query!r}"
@@ -108,6 +131,10 @@ class BrowseScreen(Screen):
             self.query_one("#preview-text", Static).update(plain("Nothing here." if not message.query else
                                                                  "No concept matches. Try fewer or other words."))
 
+    def _add_rest(self, generation: int, rest: list[dict]) -> None:
+        if generation == self._generation:  # not replaced by a newer list meanwhile
+            self.query_one("#concepts", OptionList).add_options(_option(c) for c in rest)
+
     @on(OptionList.OptionHighlighted, "#concepts")
     def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
         if event.option_id:
@@ -115,6 +142,8 @@ class BrowseScreen(Screen):
 
     @work(thread=True, exclusive=True, group="browse-preview", exit_on_error=False)
     def preview(self, concept_id: str) -> None:
+        if self.app.kb is None:
+            return  # the cached list is showing; the preview comes once the store is open
         try:
             concept = self.app.kb.show(concept_id)
         except Exception as exc:
@@ -166,6 +195,9 @@ class BrowseScreen(Screen):
         self.open_concept(event.option_id)
 
     def open_concept(self, concept_id: str | None) -> None:
+        if self.app.kb is None:
+            self.notify("Still opening the knowledge base…")
+            return
         if concept_id:
             from app.screens.concept import ConceptScreen
 
