@@ -13,8 +13,10 @@ from datetime import datetime
 from typing import Callable, Iterator
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 
 from kb.store.engine import read
+from kb.store.errors import StoreError
 from kb.store.tables import UTCDateTime
 
 _TS = UTCDateTime()
@@ -209,6 +211,15 @@ class NextState:
     leech: bool
 
 
+# BEGIN IMMEDIATE waits up to the busy timeout (5 s) for another writer (a second kb, a long
+# sync); an answer is worth waiting longer for, so it is tried this many more times.
+LOCK_RETRIES = 2
+
+
+def _is_locked(exc: OperationalError) -> bool:
+    return getattr(exc.orig, "sqlite_errorcode", None) in (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED
+
+
 def record_answer(
     engine: Engine,
     card_id: str,
@@ -218,7 +229,25 @@ def record_answer(
     duration_ms: int | None,
     decide: Callable[[dict | None], NextState],
 ) -> int:
-    """Store one answer and the card's next state atomically; returns the review-log id."""
+    """Store one answer and the card's next state atomically; returns the review-log id.
+
+    When another writer holds the database for longer than the busy timeout, the transaction
+    (which wrote nothing) is tried again, LOCK_RETRIES times, before a clear "busy" error.
+    """
+    for attempt in range(LOCK_RETRIES + 1):
+        try:
+            return _record_answer(engine, card_id, rating=rating, now=now, duration_ms=duration_ms, decide=decide)
+        except OperationalError as exc:
+            if not _is_locked(exc):
+                raise
+            if attempt == LOCK_RETRIES:
+                raise StoreError("the database is busy: another kb has held it for too long; "
+                                 "the answer was not stored, answer again") from exc
+    raise AssertionError("unreachable")
+
+
+def _record_answer(engine: Engine, card_id: str, *, rating: int, now: datetime, duration_ms: int | None,
+                   decide: Callable[[dict | None], NextState]) -> int:
     with engine.begin() as conn:
         row = conn.exec_driver_sql(
             "SELECT c.pk, c.content_hash, s.data_json, s.suspended, s.leech FROM card c "
