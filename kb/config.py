@@ -61,7 +61,23 @@ class Settings:
             if path.resolve() not in seen:
                 seen.add(path.resolve())
                 decks.append(Deck(path, path.name or str(path), False))
+        # Decks brought in by `kb import` (hidden directories are imports being staged).
+        for path in self.imported_decks():
+            if path.resolve() not in seen:
+                seen.add(path.resolve())
+                decks.append(Deck(path, path.name, False))
         return decks
+
+    @property
+    def imported_decks_dir(self) -> Path:
+        return self.home / "decks"
+
+    def imported_decks(self) -> list[Path]:
+        """The directories under `$KB_HOME/decks/`, sorted; hidden ones are skipped."""
+        root = self.imported_decks_dir
+        if not root.is_dir():
+            return []
+        return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:

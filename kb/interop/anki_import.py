@@ -1,0 +1,229 @@
+"""Anki Basic and Cloze notes from an .apkg as a new kb deck of YAML files (one concept per note).
+
+Reads the package's SQLite collection directly (the `anki` library is only a test dependency):
+`collection.anki21` or `collection.anki2` (schema 11, note types as JSON in `col.models`), or the
+zstd-compressed `collection.anki21b` of newer Anki (schema 18) when `zstandard` is installed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import tempfile
+import unicodedata
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from kb.interop import InteropError
+from kb.interop.html_text import from_html
+from kb.quiz import CLOZE_RE
+from kb.schema import CATEGORIES
+
+MAX_TEXT = 4_000  # MediumText: card sides and summaries
+MAX_DEFINITION = 40_000  # LongText
+MAX_TITLE = 80
+_BAD_CHARS_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\u202a-\u202e\u2066-\u2069]")
+
+
+@dataclass(frozen=True)
+class AnkiNoteIn:
+    """One note read from a package: its note type's kind and its fields by name, in order."""
+
+    guid: str
+    notetype: str
+    is_cloze: bool
+    fields: tuple[tuple[str, str], ...]
+    tags: tuple[str, ...]
+
+    def field(self, name: str, position: int) -> str:
+        """The field called `name`, else the one at `position`, else ''."""
+        for key, value in self.fields:
+            if key == name:
+                return value
+        return self.fields[position][1] if position < len(self.fields) else ""
+
+
+def _collection_bytes(archive: zipfile.ZipFile) -> bytes:
+    names = set(archive.namelist())
+    if "collection.anki21b" in names:
+        try:
+            import zstandard
+        except ImportError:
+            raise InteropError("this package uses the newer Anki format (collection.anki21b): export it from Anki "
+                               "with 'Support older Anki versions' ticked, or `pip install zstandard`") from None
+        with archive.open("collection.anki21b") as raw:
+            return zstandard.ZstdDecompressor().stream_reader(raw).read()
+    for name in ("collection.anki21", "collection.anki2"):
+        if name in names:
+            return archive.read(name)
+    raise InteropError("not an Anki package: it holds no collection")
+
+
+def _notetypes(db: sqlite3.Connection) -> dict[int, tuple[str, bool, list[str]]]:
+    """note type id -> (name, is cloze, field names), from either schema."""
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if "notetypes" in tables:  # schema 18: the config is a protobuf whose field 1 is the kind (1 = cloze)
+        fields: dict[int, list[str]] = {}
+        for ntid, name in db.execute("SELECT ntid, name FROM fields ORDER BY ntid, ord"):
+            fields.setdefault(ntid, []).append(name)
+        return {i: (name, bytes(config[:2]) == b"\x08\x01", fields.get(i, []))
+                for i, name, config in db.execute("SELECT id, name, config FROM notetypes")}
+    models = json.loads(db.execute("SELECT models FROM col").fetchone()[0])
+    return {int(i): (m["name"], m.get("type") == 1, [f["name"] for f in sorted(m["flds"], key=lambda f: f["ord"])])
+            for i, m in models.items()}
+
+
+def read_package(path: Path) -> list[AnkiNoteIn]:
+    """The notes of an .apkg file, in creation order."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            data = _collection_bytes(archive)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise InteropError(f"{path}: not an Anki package ({exc})") from None
+    with tempfile.TemporaryDirectory(prefix="kb-apkg-") as tmp:
+        db_path = Path(tmp) / "collection.sqlite"
+        db_path.write_bytes(data)
+        db = sqlite3.connect(db_path)
+        try:
+            types = _notetypes(db)
+            rows = db.execute("SELECT guid, mid, tags, flds FROM notes ORDER BY id").fetchall()
+        except (sqlite3.DatabaseError, KeyError, ValueError, TypeError) as exc:
+            raise InteropError(f"{path}: unreadable Anki collection ({exc})") from None
+        finally:
+            db.close()
+    notes = []
+    for guid, mid, tags, flds in rows:
+        name, is_cloze, names = types.get(mid, ("?", False, []))
+        values = flds.split("\x1f")
+        labels = names + [f"Field {i + 1}" for i in range(len(names), len(values))]
+        notes.append(AnkiNoteIn(guid, name, is_cloze, tuple(zip(labels, values)), tuple(tags.split())))
+    return notes
+
+
+def slugify(text: str, *, max_length: int = 60) -> str:
+    """A kb slug from any text: ASCII letters and digits joined by '-' ('' when none remain)."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text).strip("-")
+    return slug[:max_length].rstrip("-")
+
+
+def _clean(text: str) -> str:
+    return _BAD_CHARS_RE.sub("", text).strip()
+
+
+def short_title(text: str) -> str:
+    """The first line of a text, at most MAX_TITLE characters (cut at a word, with an ellipsis)."""
+    line = " ".join(text.strip().split("\n", 1)[0].split())
+    if len(line) <= MAX_TITLE:
+        return line
+    cut = line[: MAX_TITLE - 1]
+    if " " in cut[MAX_TITLE // 2:]:
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip() + "…"
+
+
+def _unique(base: str, taken: set[str]) -> str:
+    candidate, n = base, 2
+    while candidate in taken:
+        suffix = f"-{n}"
+        candidate = base[: 80 - len(suffix)] + suffix
+        n += 1
+    taken.add(candidate)
+    return candidate
+
+
+def _category_and_tags(tags: tuple[str, ...]) -> tuple[str, list[str]]:
+    """The first tag naming a kb category (its last '::' part) is the category; the rest become slugs."""
+    category = None
+    out: list[str] = []
+    for tag in tags:
+        last = tag.rsplit("::", 1)[-1].lower()
+        if category is None and last in CATEGORIES:
+            category = last
+            continue
+        slug = slugify(tag.replace("::", "-"), max_length=80)
+        if slug and slug not in out:
+            out.append(slug)
+    return category or "fundamentals", out[:40]
+
+
+def concept_from_note(note: AnkiNoteIn, taken: set[str]) -> dict | str:
+    """A concept dict (schema field order) for one note, or the reason it is skipped."""
+    extra = _clean(from_html(note.field("Back Extra" if note.is_cloze else "Extra", 1 if note.is_cloze else 2)))
+    if note.is_cloze or CLOZE_RE.search(note.field("Text", 0)):
+        text = _clean(from_html(note.field("Text", 0)))
+        if not text:
+            return "empty Text field"
+        front = back = CLOZE_RE.sub(lambda m: m.group(2), text)
+        card: dict = {"type": "cloze", "id": "card", "text": text}
+    else:
+        front, back = (_clean(from_html(note.field(n, i))) for n, i in (("Front", 0), ("Back", 1)))
+        if not front or not back:
+            return "empty front or back (media-only fields are not imported)"
+        card = {"type": "basic", "id": "card", "front": front, "back": back}
+    if extra:
+        card["note"] = extra
+    title = short_title(front)
+    if max(len(front), len(extra), len(card.get("text", ""))) > MAX_TEXT or len(back) > MAX_DEFINITION:
+        return f"{title!r}: a field is too long for a kb note"
+    # A back too long for a card side still fits the definition, whose own card shows it.
+    cards = [] if len(back) > MAX_TEXT else [card]
+    category, tags = _category_and_tags(note.tags)
+    concept_id = _unique(slugify(title) or f"note-{slugify(note.guid) or 'x'}", taken)
+    return {
+        "id": concept_id,
+        "title": {"en": title, "zh": title},
+        "summary": {"en": front, "zh": front},
+        "category": category,
+        "tags": tags,
+        "definition": back,
+        "cards": cards,
+    }
+
+
+def concepts_from_notes(notes: list[AnkiNoteIn], taken: set[str]) -> tuple[list[dict], list[str]]:
+    """Concepts for the notes, with ids unique against `taken`; and 'guid: reason' for each skipped."""
+    taken = set(taken)
+    concepts, skipped = [], []
+    for note in notes:
+        made = concept_from_note(note, taken)
+        if isinstance(made, str):
+            skipped.append(f"{note.guid}: {made}")
+        else:
+            concepts.append(made)
+    return concepts, skipped
+
+
+class _Dumper(yaml.SafeDumper):
+    """Multi-line text as literal blocks (`|`), as a person would write it."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    if "\n" in value and not any(line != line.rstrip() for line in value.split("\n")):
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|")
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def concept_yaml(concept: dict) -> str:
+    """The YAML file of one imported concept."""
+    body = yaml.dump(concept, Dumper=_Dumper, allow_unicode=True, sort_keys=False, width=1_000,
+                     default_flow_style=False)
+    return "# Imported from Anki by `kb import`.\n" + body
+
+
+def write_deck(concepts: list[dict], root: Path) -> list[Path]:
+    """Write each concept to root/<category>/<id>.yaml; returns the paths."""
+    paths = []
+    for concept in concepts:
+        path = root / concept["category"] / f"{concept['id']}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(concept_yaml(concept), encoding="utf-8")
+        paths.append(path)
+    return paths
