@@ -75,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("schema", help="print the JSON Schema of a concept file")
     p = sub.add_parser("doctor", help="versions, paths, decks and database integrity")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_interop_parsers(sub)
+    _add_backup_parsers(sub)
     return parser
 
 
@@ -473,6 +475,91 @@ COMMANDS = {
     "schema": cmd_schema,
     "doctor": cmd_doctor,
 }
+
+
+# --- kb export / kb import (issue 10) ------------------------------------------------------------
+
+
+def _add_interop_parsers(sub) -> None:
+    p = sub.add_parser("export", help="write the cards as an Anki package, or the concepts as JSON or Markdown")
+    p.add_argument("format", choices=("anki", "json", "markdown"), metavar="FORMAT", help="anki | json | markdown")
+    p.add_argument("out", type=Path, metavar="OUT", help="the .apkg or .json file, or the Markdown directory")
+    p.add_argument("--deck", default="kb", help="anki: the parent deck (default kb); one subdeck per category")
+    p.add_argument("--category", default=None, help="only this category's concepts")
+    p = sub.add_parser("import", help="turn an Anki package's Basic and Cloze notes into a new (untrusted) deck")
+    p.add_argument("package", type=Path, metavar="PATH", help="an .apkg file")
+    p.add_argument("--name", default=None, help="the deck's name (default: the file's name)")
+
+
+def cmd_export(kb, args) -> int:
+    from kb import service
+    from kb.interop import InteropError
+
+    if args.format != "markdown" and args.out.is_dir():
+        raise UsageError(f"{args.out} is a directory; give a file name")
+    if args.format == "markdown" and args.out.exists() and not args.out.is_dir():
+        raise UsageError(f"{args.out} is a file; give a directory")
+    try:
+        if args.format == "anki":
+            result = service.export_anki(kb, args.out, deck=args.deck, category=args.category)
+            skipped = f"; {len(result.skipped)} computed card(s) skipped (no passing run: `kb verify`)" if result.skipped else ""
+            print(f"exported {result.notes} notes ({result.cards} Anki cards) in {len(result.decks)} decks "
+                  f"to {args.out}{skipped}")
+        elif args.format == "json":
+            print(f"exported {service.export_json(kb, args.out, category=args.category)} concepts to {args.out}")
+        else:
+            counts = service.export_markdown(kb, args.out, category=args.category)
+            print(f"exported {counts['concepts']} pages and {counts['categories']} category indexes to {args.out}")
+    except InteropError as exc:
+        raise UsageError(str(exc)) from None
+    return EXIT_OK
+
+
+def cmd_import(kb, args) -> int:
+    from kb import service
+    from kb.interop import InteropError
+
+    if not args.package.is_file():
+        raise UsageError(f"no such file: {args.package}")
+    try:
+        outcome = service.import_anki(kb, args.package, name=args.name)
+    except InteropError as exc:
+        raise UsageError(str(exc)) from None
+    for reason in outcome.skipped:
+        _err(f"skipped note {reason}")
+    print(f"imported {len(outcome.concepts)} concepts into {outcome.deck} (untrusted)"
+          + (f"; {len(outcome.skipped)} note(s) skipped" if outcome.skipped else ""))
+    return EXIT_OK
+
+
+COMMANDS.update({"export": cmd_export, "import": cmd_import})
+
+
+# --- kb backup / kb restore (issue 9) ------------------------------------------------------------
+
+
+def _add_backup_parsers(sub) -> None:
+    sub.add_parser("backup", help="back up the database now into $KB_HOME/backups and print the backup's path")
+    p = sub.add_parser("restore", help="replace the database by a backup (the newest by default); what it replaces is backed up first")
+    p.add_argument("file", nargs="?", type=Path, default=None, metavar="FILE", help="a backup file (default: the newest)")
+
+
+def cmd_backup(kb, args) -> int:
+    print(kb.backup())
+    return EXIT_OK
+
+
+def cmd_restore(kb, args) -> int:
+    result = kb.restore(args.file)
+    print(f"restored {result['restored']}")
+    if result["previous"] is not None:
+        print(f"the database it replaced is backed up in {result['previous']}")
+    if result["moved_aside"] is not None:
+        print(f"the unreadable database it replaced was moved to {result['moved_aside']}")
+    return EXIT_OK
+
+
+COMMANDS.update({"backup": cmd_backup, "restore": cmd_restore})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -58,7 +58,7 @@ class KnowledgeBase:
         if self._engine is None:
             from kb.store.engine import open_engine  # sqlmodel costs ~0.4 s: only when needed
 
-            self._engine = open_engine(self.settings.db_path)
+            self._engine = open_engine(self.settings.db_path, now=self.clock())
         return self._engine
 
     def close(self) -> None:
@@ -124,8 +124,26 @@ class KnowledgeBase:
         """Active concepts (all, or one category's), in category order then by id."""
         from kb.store.queries import list_concepts
 
-        return [{"id": i, "title": {"en": en, "zh": zh}, "category": cat}
-                for i, en, zh, cat in list_concepts(self.engine, category=category)]
+        concepts = [{"id": i, "title": {"en": en, "zh": zh}, "category": cat}
+                    for i, en, zh, cat in list_concepts(self.engine, category=category)]
+        if category is None:
+            self._write_list_cache(concepts)
+        return concepts
+
+    def _write_list_cache(self, concepts: list[dict]) -> None:
+        """Keep the full list where the TUI can show it before the store is even imported."""
+        import json
+
+        from kb.cache import list_cache_path
+
+        path = list_cache_path(self.settings)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = path.with_suffix(".tmp")
+            temporary.write_text(json.dumps(concepts, ensure_ascii=False), encoding="utf-8")
+            temporary.replace(path)
+        except OSError:
+            pass  # only a start-up speed-up: never worth an error
 
     def suggest_ids(self, concept_id: str) -> list[str]:
         return difflib.get_close_matches(concept_id, self.concept_ids(), n=3, cutoff=0.6)
@@ -483,6 +501,7 @@ class KnowledgeBase:
             last = (proc.stderr.strip().splitlines() or ["the optimizer failed"])[-1]
             raise OptimizeError(last)
         parameters = json.loads(proc.stdout)
+        self.backup()  # new parameters change every interval from now on: keep the state before
         set_setting(self.engine, "fsrs_parameters", parameters)
         return {"optimized": True, "reviews": len(history), "parameters": parameters,
                 "message": f"fitted FSRS parameters to {len(history)} reviews; they are used from now on"}
@@ -525,6 +544,52 @@ class KnowledgeBase:
         info["counts"] = counts(self.engine)
         info["executable"] = sys.executable
         return info
+
+    # --- backups (issue 9) -----------------------------------------------------------------------
+
+    def backup(self) -> Path:
+        """Back up the database now (SQLite backup API) into $KB_HOME/backups; returns its path."""
+        from kb.store.backup import default_backup_dir, make_backup, thin_backups
+
+        self.engine  # noqa: B018  (opens and checks the database, creating it if needed)
+        backup_dir = default_backup_dir(self.settings.db_path)
+        now = self.clock()
+        path = make_backup(self.settings.db_path, backup_dir, now)
+        thin_backups(backup_dir, now)
+        return path
+
+    def backups(self) -> list[Path]:
+        """The backups, oldest first."""
+        from kb.store.backup import default_backup_dir, list_backups
+
+        return [path for _, path in list_backups(default_backup_dir(self.settings.db_path))]
+
+    def restore(self, source: Path | None = None) -> dict:
+        """Replace the database by a backup (the newest by default), backing up what it replaces.
+
+        The file must be a kb database that passes PRAGMA quick_check. Returns
+        {"restored": path, "previous": backup of the replaced database or None,
+        "moved_aside": where an unreadable database was moved, or None}.
+        """
+        from kb.store.backup import default_backup_dir, list_backups, restore_backup
+        from kb.store.errors import StoreError
+
+        db_path = self.settings.db_path
+        backup_dir = default_backup_dir(db_path)
+        if source is None:
+            backups = list_backups(backup_dir)
+            if not backups:
+                raise StoreError(f"no backup in {backup_dir} (make one with `kb backup`)")
+            source = backups[-1][1]
+        source = source.expanduser().resolve()
+        if not source.is_file():
+            raise StoreError(f"{source}: no such backup file")
+        if source == db_path.resolve():
+            raise StoreError(f"{source} is the database itself; name a backup from {backup_dir}")
+        if self._engine is not None:  # the database may be moved aside: no connection may stay on it
+            self._engine.dispose()
+            self._engine = None
+        return restore_backup(db_path, source, backup_dir, self.clock())
 
 
 @dataclass(frozen=True)
@@ -620,3 +685,85 @@ def json_schema() -> dict:
     from kb.schema import json_schema as build
 
     return build()
+
+
+# --- interop: Anki, JSON, Markdown (issue 10) -------------------------------------------------------
+
+
+def _export_rows(kb: KnowledgeBase, category: str | None) -> list[dict]:
+    """Synced active concepts (all, or one category's) with their cards and runs."""
+    from kb.interop import InteropError
+    from kb.schema import CATEGORIES
+    from kb.store.queries import export_rows
+
+    if category is not None and category not in CATEGORIES:
+        raise InteropError(f"--category must be one of {', '.join(CATEGORIES)}")
+    kb.sync()
+    return export_rows(kb.engine, category=category)
+
+
+def export_anki(kb: KnowledgeBase, out: Path, *, deck: str = "kb", category: str | None = None):
+    """Write the cards as an Anki package; returns a kb.interop.anki.AnkiExport."""
+    from kb.interop.anki import export_anki as write
+
+    return write(_export_rows(kb, category), out, deck=deck)
+
+
+def export_json(kb: KnowledgeBase, out: Path, *, category: str | None = None) -> int:
+    """Write every concept with its cards and last run as JSON; returns the number of concepts."""
+    from kb.interop.json_export import export_json as write
+    from kb.store.engine import SCHEMA_VERSION
+
+    try:
+        version = metadata.version("mlkb")
+    except metadata.PackageNotFoundError:
+        version = None
+    return write(_export_rows(kb, category), out, schema_version=SCHEMA_VERSION, kb_version=version)
+
+
+def export_markdown(kb: KnowledgeBase, out_dir: Path, *, category: str | None = None) -> dict[str, int]:
+    """Write one Markdown page per concept and an index per category under out_dir."""
+    from kb.interop.markdown_export import export_markdown as write
+
+    return write(_export_rows(kb, category), out_dir)
+
+
+@dataclass(frozen=True)
+class ImportOutcome:
+    """What `kb import` did: the new deck's directory, the concepts written, the notes skipped."""
+
+    deck: Path
+    concepts: list[str]
+    skipped: list[str]
+
+
+def import_anki(kb: KnowledgeBase, package: Path, *, name: str | None = None) -> ImportOutcome:
+    """Turn an .apkg's notes into a new untrusted deck under $KB_HOME/decks/<name>, all or nothing."""
+    import shutil
+    import tempfile
+
+    from kb.interop import InteropError
+    from kb.interop.anki_import import concepts_from_notes, read_package, slugify, write_deck
+
+    deck_name = slugify(name if name is not None else package.stem) or "anki-import"
+    target = kb.settings.imported_decks_dir / deck_name
+    if target.exists():
+        raise InteropError(f"the deck {target} already exists; remove it or choose another --name")
+    notes = read_package(package)
+    kb.sync()
+    concepts, skipped = concepts_from_notes(notes, set(kb.concept_ids()))
+    if not concepts:
+        raise InteropError(f"{package}: no Basic or Cloze note to import" + (f" ({len(skipped)} skipped)" if skipped else ""))
+    kb.settings.imported_decks_dir.mkdir(parents=True, exist_ok=True)
+    # A hidden staging directory is never loaded as a deck; it becomes the deck in one rename.
+    staging = Path(tempfile.mkdtemp(prefix=f".{deck_name}-", dir=kb.settings.imported_decks_dir))
+    try:
+        report = kb.check(write_deck(concepts, staging))
+        if not report.ok:
+            first = report.errors[0]
+            raise InteropError(f"the generated deck does not validate ({len(report.errors)} error(s)); first: {first}")
+        staging.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    kb.sync()
+    return ImportOutcome(target, [c["id"] for c in concepts], skipped)

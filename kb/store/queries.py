@@ -40,10 +40,11 @@ def _fts_query(terms: list[str]) -> str:
 
 def _excerpt(text: str, terms: list[str], width: int = 60) -> str:
     lowered = text.lower()
-    hits = [(lowered.find(t.lower()), t) for t in terms if lowered.find(t.lower()) >= 0]
+    hits = [(lowered.find(t.lower()), t) for t in terms if t and lowered.find(t.lower()) >= 0]
     if not hits:
         return text[:width].replace("\n", " ")
-    start, term = min(hits)
+    # The first term (the query as typed) wins where it occurs; else the earliest term.
+    start, term = hits[0] if hits[0][1] == terms[0] else min(hits)
     lo = max(0, start - width // 2)
     hi = min(len(text), start + len(term) + width // 2)
     piece = text[lo:start] + _MARK_OPEN + text[start : start + len(term)] + _MARK_CLOSE + text[start + len(term) : hi]
@@ -64,7 +65,12 @@ def _word_query(terms: list[str]) -> str:
 
 
 def search(engine: Engine, query: str, *, limit: int = 50) -> list[SearchRow]:
-    terms = [t for t in query.split() if len(t) >= TRIGRAM_MIN or any(ch.isalnum() for ch in t)]
+    # NUL ends an FTS5 string ("unterminated string"); a lone surrogate (undecodable argv) cannot be
+    # encoded for SQLite: both act as separators.
+    query = "".join(" " if ch == "\x00" or "\ud800" <= ch <= "\udfff" else ch for ch in query)
+    # Hyphens and underscores separate words too, so `dense-block` finds "dense block" and an
+    # id-like query finds the concept whose aliases spell it with spaces.
+    terms = [t for t in re.split(r"[\s_-]+", query) if t and (len(t) >= TRIGRAM_MIN or any(ch.isalnum() for ch in t))]
     if not terms:
         return []
     long_terms = [t for t in terms if len(t) >= TRIGRAM_MIN]
@@ -89,7 +95,8 @@ def search(engine: Engine, query: str, *, limit: int = 50) -> list[SearchRow]:
         title, aliases, body = (text.split(_GRAMS_MARK, 1)[0] for text in (r[4], r[5], r[6]))
         # Show the body around the match when the body matches, else the alias or title line.
         source = next((t for t in (body, aliases, title) if any(x in t.lower() for x in lowered)), body)
-        out.append(SearchRow(r[0], r[1], r[2], r[3], _excerpt(source, terms)))
+        # Mark the whole query where it occurs as typed, else the first term found.
+        out.append(SearchRow(r[0], r[1], r[2], r[3], _excerpt(source, [query.strip(), *terms])))
     return out
 
 
@@ -122,7 +129,8 @@ def cards_of(engine: Engine, concept_id: str) -> list[dict]:
         rows = conn.execute(
             select(_card).where(_card.c.concept_id == concept_id, _card.c.retired.is_(False)).order_by(_card.c.position)
         ).all()
-    return [{"id": r.card_id, "type": r.kind, "key": r.key, **json.loads(r.payload_json)} for r in rows]
+    # The payload carries the card's own `id` (its key): the full card id must win.
+    return [{**json.loads(r.payload_json), "id": r.card_id, "type": r.kind, "key": r.key} for r in rows]
 
 
 def record_run(engine: Engine, concept_id: str, record: dict, *, now: datetime) -> None:
@@ -263,3 +271,37 @@ def review_times(engine: Engine, *, since) -> list:
     with read(engine) as conn:
         return [_datetime.fromisoformat(r[0]) for r in conn.exec_driver_sql(
             "SELECT reviewed_at FROM review_log WHERE reviewed_at >= ? ORDER BY reviewed_at", (stamp,))]
+
+
+def export_rows(engine: Engine, *, category: str | None = None) -> list[dict]:
+    """Every active concept (or one category's) with its cards, last run and last passing values, by id."""
+    with read(engine) as conn:
+        sql = "SELECT id, data_json FROM concept WHERE retired = 0"
+        params: tuple = ()
+        if category:
+            sql += " AND category = ?"
+            params = (category,)
+        concepts = conn.exec_driver_sql(sql + " ORDER BY id", params).all()
+        cards = conn.execute(select(_card).where(_card.c.retired.is_(False)).order_by(_card.c.concept_id, _card.c.position)).all()
+        latest = conn.exec_driver_sql("SELECT concept_id, max(id) FROM snippet_run GROUP BY concept_id").all()
+        passing = conn.exec_driver_sql(
+            "SELECT concept_id, max(id) FROM snippet_run WHERE status = 'passed' GROUP BY concept_id").all()
+        run_ids = {r[1] for r in latest}
+        runs = {r.id: r for r in conn.execute(select(_run).where(_run.c.id.in_(run_ids | {r[1] for r in passing})))}
+    by_concept: dict[str, list[dict]] = {}
+    for r in cards:
+        # The payload's own `id` (the spec's key) must not hide the card id.
+        by_concept.setdefault(r.concept_id, []).append(
+            {**json.loads(r.payload_json), "id": r.card_id, "type": r.kind, "key": r.key})
+    last = {cid: _run_dict(runs[rid]) for cid, rid in latest}
+    values = {cid: json.loads(runs[rid].values_json) for cid, rid in passing}
+    return [{"data": json.loads(data), "cards": by_concept.get(cid, []), "last_run": last.get(cid),
+             "passing_values": values.get(cid)} for cid, data in concepts]
+
+
+def _run_dict(row) -> dict:
+    out = dict(row._mapping)
+    out.pop("id")
+    out["values"] = json.loads(out.pop("values_json"))
+    out["created_at"] = out["created_at"].isoformat()
+    return out

@@ -221,3 +221,11 @@ def test_add_without_editor_says_how(env, capsys, monkeypatch):
     monkeypatch.delenv("VISUAL", raising=False)
     code, _, err = run(capsys, "add", "x")
     assert code == 1 and "set $EDITOR" in err
+
+
+def test_show_json_card_ids_are_full_ids(env, capsys):
+    write_concept(env, "with-own-card", extra="cards:\n  - {type: basic, id: own, front: F?, back: B.}\n")
+    code, out, _ = run(capsys, "show", "with-own-card", "--json")
+    cards = json.loads(out)["cards"]
+    assert [c["id"] for c in cards] == ["with-own-card/definition", "with-own-card/reverse", "with-own-card/own"]
+    assert cards[-1]["key"] == "own" and cards[-1]["type"] == "basic"
