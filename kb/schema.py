@@ -13,28 +13,10 @@ from typing import Annotated, Literal, Union
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-CATEGORIES: tuple[str, ...] = (
-    "fundamentals",
-    "layers",
-    "attention",
-    "generative",
-    "vision",
-    "image-processing",
-    "metrics",
-    "llm",
-    "software",
-)
-Category = Literal[
-    "fundamentals",
-    "layers",
-    "attention",
-    "generative",
-    "vision",
-    "image-processing",
-    "metrics",
-    "llm",
-    "software",
-]
+from kb.categories import CATEGORIES  # noqa: E402  (re-exported: kb.schema.CATEGORIES)
+
+# Literal of a tuple is the Literal of its items: the one list stays in kb/categories.py.
+Category = Literal[CATEGORIES]  # type: ignore[valid-type]
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
 _SLUG_RE = re.compile(SLUG_PATTERN)

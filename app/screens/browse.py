@@ -12,6 +12,7 @@ from textual.widgets.option_list import Option
 
 from app.messages import ConceptLoaded, ConceptsListed, WorkFailed
 from app.text import plain
+from kb.categories import CATEGORIES
 
 ALL = "all"
 FIRST_PAGE = 200
@@ -19,8 +20,6 @@ FIRST_PAGE = 200
 
 def _option(concept: dict) -> Option:
     return Option(plain(f"{concept['title']['en']} · {concept['title']['zh']}"), id=concept["id"])
-CATEGORIES = ("fundamentals", "layers", "attention", "generative", "vision", "image-processing", "metrics", "llm",
-              "software")
 
 
 class BrowseScreen(Screen):

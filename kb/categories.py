@@ -1,0 +1,13 @@
+"""The categories of the knowledge base, in browsing order. Light: the TUI reads it at start-up."""
+
+CATEGORIES: tuple[str, ...] = (
+    "fundamentals",
+    "layers",
+    "attention",
+    "generative",
+    "vision",
+    "image-processing",
+    "metrics",
+    "llm",
+    "software",
+)
