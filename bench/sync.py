@@ -121,7 +121,7 @@ def main() -> int:
             for label, pool in (
                 ("English (>=3 chars, FTS5 trigram)", ["attention", "softmax", "kernel tensor", "diffusion", "residual"]),
                 ("Chinese 3+ chars (FTS5 trigram)", ["注意力", "归一化", "编码器", "解码器"]),
-                ("Chinese 2 chars (instr fallback)", ["卷积", "梯度", "掩码", "量化"]),
+                ("Chinese 2 chars (word index)", ["卷积", "梯度", "掩码", "量化"]),
             ):
                 times = [timed(lambda q=pool[i % len(pool)]: kb.search(q)) for i in range(args.queries)]
                 results[label] = times

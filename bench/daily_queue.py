@@ -7,7 +7,7 @@ printed beside a plain-SQL baseline measured in the same run:
 - answer: a bare INSERT of one review_log row in its own transaction.
 Budgets (ARCHITECTURE.md): queue under 50 ms, answer under 5 ms.
 
-    python bench/queue.py [--cards 100000]
+    python bench/daily_queue.py [--cards 100000]
 """
 
 from __future__ import annotations
