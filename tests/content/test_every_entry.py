@@ -1,0 +1,38 @@
+"""The bar every bundled entry meets (issues 6-8), checked across the whole of content/ at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kb.loader import check_files, find_yaml_files
+
+CONTENT = Path(__file__).resolve().parents[2] / "content"
+FILES = find_yaml_files(CONTENT)
+REPORT = check_files(FILES)
+PARSED = {item.path.name: item for item in REPORT.parsed}
+
+
+def test_the_bundled_content_is_complete_and_clean():
+    assert len(FILES) >= 100
+    assert REPORT.errors == []
+
+
+@pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
+def test_entry_meets_the_bar(path):
+    item = PARSED[path.name]
+    concept = item.concept
+    assert concept is not None
+    assert path.read_text(encoding="utf-8").splitlines()[0] == "# yaml-language-server: $schema=../schema.json"
+    assert path.stem == concept.id and path.parent.name == concept.category
+    assert concept.title.en.strip() and concept.title.zh.strip() and concept.definition_zh
+    assert concept.sources, "the paper or official documentation"
+    assert concept.related or concept.prerequisites
+    assert len(concept.cards) >= 3 and len({card.type for card in concept.cards}) >= 2
+    assert len({card.id for card in concept.cards}) == len(concept.cards), "every card has its own stable id"
+    if concept.status == "verified":
+        assert concept.snippet is not None and "assert" in concept.snippet.code
+        assert concept.pitfalls
+    for formula in concept.formulas:
+        assert formula.where, f"{formula.name}: every symbol explained"
