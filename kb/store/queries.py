@@ -21,6 +21,7 @@ _deck = DeckRow.__table__
 # FTS5's trigram tokenizer cannot match terms shorter than three characters (many Chinese terms
 # have two: 卷积, 梯度); those go to the word index, which also holds CJK characters and bigrams.
 TRIGRAM_MIN = 3
+EXACT_WINDOW = 50
 _MARK_OPEN, _MARK_CLOSE = "«", "»"
 
 
@@ -88,8 +89,16 @@ def search(engine: Engine, query: str, *, limit: int = 50) -> list[SearchRow]:
             sql = (f"SELECT {columns} FROM concept_words x JOIN concept c ON c.id = x.id "
                    "WHERE concept_words MATCH ? ORDER BY bm25(concept_words, 0.0, 10.0, 6.0, 4.0, 1.0), x.id LIMIT ?")
             params = [_word_query(short_terms)]
-        rows = conn.exec_driver_sql(sql, (*params, limit)).all()
+        # A few more than asked for, so an exact name can be moved up from below the cut.
+        rows = conn.exec_driver_sql(sql, (*params, max(limit, EXACT_WINDOW))).all()
     lowered = [t.lower() for t in terms]
+    wanted = query.strip().casefold()
+
+    def exact(r) -> bool:  # the query is the concept's id, a title or an alias, as typed
+        names = (r[4].split(_GRAMS_MARK, 1)[0] + "\n" + r[5].split(_GRAMS_MARK, 1)[0]).split("\n")
+        return r[0] == wanted or any(name.strip().casefold() == wanted for name in names)
+
+    rows = sorted(rows, key=lambda r: not exact(r))[:limit]  # stable: bm25 order otherwise
     out = []
     for r in rows:
         title, aliases, body = (text.split(_GRAMS_MARK, 1)[0] for text in (r[4], r[5], r[6]))

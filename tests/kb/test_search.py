@@ -84,3 +84,13 @@ def test_empty_query_returns_nothing(searchable):
 
 def test_quoted_phrase_is_literal(searchable):
     assert ids(searchable, '"attention"') == []  # the quotes are part of the text searched
+
+
+def test_an_exact_alias_or_id_comes_first(kb, deck):
+    write_concept(deck, "kl-divergence", title_en="KL divergence", title_zh="KL 散度",
+                  definition="Compares distributions.", extra="aliases: [gaussian-kl-normal-kl]\n")
+    write_concept(deck, "gaussian-nll", title_en="Gaussian NLL", title_zh="高斯负对数似然",
+                  definition="Gaussian normal likelihood, gaussian normal again; KL appears, normal kl gaussian.")
+    kb.sync()
+    assert [h.id for h in kb.search("gaussian-kl-normal-kl", limit=1)] == ["kl-divergence"]
+    assert kb.search("Gaussian NLL")[0].id == "gaussian-nll"
