@@ -7,7 +7,6 @@ zstd-compressed `collection.anki21b` of newer Anki (schema 18) when `zstandard` 
 
 from __future__ import annotations
 
-import json
 import re
 import sqlite3
 import tempfile
@@ -22,6 +21,7 @@ from kb.interop import InteropError
 from kb.interop.html_text import from_html
 from kb.quiz import CLOZE_RE
 from kb.schema import CATEGORIES
+from kb.store.anki_collection import read_collection
 
 MAX_TEXT = 4_000  # MediumText: card sides and summaries
 MAX_DEFINITION = 40_000  # LongText
@@ -63,20 +63,6 @@ def _collection_bytes(archive: zipfile.ZipFile) -> bytes:
     raise InteropError("not an Anki package: it holds no collection")
 
 
-def _notetypes(db: sqlite3.Connection) -> dict[int, tuple[str, bool, list[str]]]:
-    """note type id -> (name, is cloze, field names), from either schema."""
-    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    if "notetypes" in tables:  # schema 18: the config is a protobuf whose field 1 is the kind (1 = cloze)
-        fields: dict[int, list[str]] = {}
-        for ntid, name in db.execute("SELECT ntid, name FROM fields ORDER BY ntid, ord"):
-            fields.setdefault(ntid, []).append(name)
-        return {i: (name, bytes(config[:2]) == b"\x08\x01", fields.get(i, []))
-                for i, name, config in db.execute("SELECT id, name, config FROM notetypes")}
-    models = json.loads(db.execute("SELECT models FROM col").fetchone()[0])
-    return {int(i): (m["name"], m.get("type") == 1, [f["name"] for f in sorted(m["flds"], key=lambda f: f["ord"])])
-            for i, m in models.items()}
-
-
 def read_package(path: Path) -> list[AnkiNoteIn]:
     """The notes of an .apkg file, in creation order."""
     try:
@@ -87,14 +73,10 @@ def read_package(path: Path) -> list[AnkiNoteIn]:
     with tempfile.TemporaryDirectory(prefix="kb-apkg-") as tmp:
         db_path = Path(tmp) / "collection.sqlite"
         db_path.write_bytes(data)
-        db = sqlite3.connect(db_path)
         try:
-            types = _notetypes(db)
-            rows = db.execute("SELECT guid, mid, tags, flds FROM notes ORDER BY id").fetchall()
+            types, rows = read_collection(db_path)
         except (sqlite3.DatabaseError, KeyError, ValueError, TypeError) as exc:
             raise InteropError(f"{path}: unreadable Anki collection ({exc})") from None
-        finally:
-            db.close()
     notes = []
     for guid, mid, tags, flds in rows:
         name, is_cloze, names = types.get(mid, ("?", False, []))
