@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 import textwrap
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 FIXED_NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+
+
+class Clock:
+    """An injectable clock that tests move by hand."""
+
+    def __init__(self, now: datetime):
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kwargs) -> None:
+        self.now += timedelta(**kwargs)
 
 
 def concept_yaml(

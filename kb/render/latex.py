@@ -108,14 +108,18 @@ def _convert(tex: str) -> str:
         return tex.strip()
     if not _balanced(source):
         return tex
-    pre = _preprocess(source, 0)
+    return _finish(_to_text(_preprocess(source, 0)))
+
+
+def _to_text(pre: str) -> str:
+    """flatlatex on preprocessed source; pylatexenc when it fails or leaves a command behind."""
     try:
         out = _flatlatex().convert(pre)
     except Exception:
         out = None
     if out is None or "\\" in out:
         out = _pylatexenc_text(pre)
-    return _finish(out)
+    return out
 
 
 def _balanced(tex: str) -> bool:
@@ -323,14 +327,7 @@ def _protect(text: str) -> str:
 
 def _render(tex: str, depth: int) -> str:
     """A fragment (a script or a word's argument) rendered to text, placeholders kept."""
-    pre = _preprocess(tex, depth + 1)
-    try:
-        out = _flatlatex().convert(pre)
-    except Exception:
-        out = None
-    if out is None or "\\" in out:
-        out = _pylatexenc_text(pre)
-    return re.sub(r"\s+", " ", out).strip()
+    return re.sub(r"\s+", " ", _to_text(_preprocess(tex, depth + 1))).strip()
 
 
 def _words(s: str, depth: int) -> str:

@@ -13,23 +13,12 @@ import sys
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from helpers import write_concept
+from helpers import Clock, write_concept
 
 from kb.config import Settings
 from kb.service import KnowledgeBase
 
 START = datetime(2026, 3, 1, 14, 0, tzinfo=timezone.utc)  # 09:00 in New York
-
-
-class Clock:
-    def __init__(self, now: datetime):
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **kwargs) -> None:
-        self.now += timedelta(**kwargs)
 
 
 CARDS = (

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from helpers import FIXED_NOW, write_concept
+from helpers import FIXED_NOW, Clock, write_concept
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from kb.cli import main
@@ -31,17 +31,6 @@ from kb.store.errors import StoreError
 DATA = Path(__file__).resolve().parents[1] / "data"
 FIXTURES = sorted(DATA.glob("db_v*.sqlite3"))
 CARDS = "cards:\n  - {type: basic, id: b, front: 'Front?', back: Back.}\n"
-
-
-class Clock:
-    def __init__(self, now: datetime):
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **kwargs) -> None:
-        self.now += timedelta(**kwargs)
 
 
 def snapshot_db(path: Path, tables: tuple[str, ...] | None = None) -> dict[str, tuple[int, str]]:
