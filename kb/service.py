@@ -432,7 +432,7 @@ class KnowledgeBase:
         """(study day ISO date, number of reviews) for the last `days` study days, oldest first."""
         from datetime import timedelta
 
-        from kb.store.queries import review_times
+        from kb.store.reviews import review_times
         from kb.studyday import study_day
 
         today, start, _ = self.study_day_bounds()

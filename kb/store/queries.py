@@ -270,18 +270,6 @@ def list_concepts(engine: Engine, *, category: str | None = None) -> list[tuple[
     return sorted((tuple(r) for r in rows), key=lambda r: (order.get(r[3], 99), r[0]))
 
 
-def review_times(engine: Engine, *, since) -> list:
-    """Times of the reviews since a moment (for per-day charts)."""
-    from datetime import datetime as _datetime
-
-    from kb.store.tables import UTCDateTime
-
-    stamp = UTCDateTime().process_bind_param(since, None)
-    with read(engine) as conn:
-        return [_datetime.fromisoformat(r[0]) for r in conn.exec_driver_sql(
-            "SELECT reviewed_at FROM review_log WHERE reviewed_at >= ? ORDER BY reviewed_at", (stamp,))]
-
-
 def export_rows(engine: Engine, *, category: str | None = None) -> list[dict]:
     """Every active concept (or one category's) with its cards, last run and last passing values, by id."""
     with read(engine) as conn:

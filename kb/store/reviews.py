@@ -321,6 +321,13 @@ def set_setting(engine: Engine, key: str, value) -> None:
         )
 
 
+def review_times(engine: Engine, *, since: datetime) -> list[datetime]:
+    """Times of the reviews since a moment, oldest first (for per-day charts)."""
+    with read(engine) as conn:
+        return [datetime.fromisoformat(r[0]) for r in conn.exec_driver_sql(
+            "SELECT reviewed_at FROM review_log WHERE reviewed_at >= ? ORDER BY reviewed_at", (_iso(since),))]
+
+
 def review_history(engine: Engine) -> list[tuple[str, int, datetime, int | None]]:
     """(card_id, rating, reviewed_at, duration_ms) of every review, oldest first (for the optimizer)."""
     with read(engine) as conn:
