@@ -29,6 +29,7 @@ MAX_MESSAGE_CHARS = 4000  # an assertion message may embed a huge tensor repr
 MAX_VALUE_BYTES = 64 * 1024  # JSON of one computed value; bigger values are not card answers
 _MEMORY_TEXTS = ("defaultcpuallocator", "failed to allocate", "can't allocate memory", "out of memory", "std::bad_alloc")
 EXIT_RUNNER_ERROR = 70  # EX_SOFTWARE: the runner itself failed in the child
+EXIT_SANDBOX_UNAVAILABLE = 77  # EX_NOPERM: the run required confinement that could not be applied
 
 
 def run_child(
@@ -38,8 +39,12 @@ def run_child(
     my_pid = os.getpid()
     exit_code = EXIT_RUNNER_ERROR
     try:
-        _isolate(spec, out_w=out_w, workdir=workdir, close_fds=close_fds, worker_pid=worker_pid)
-        report, exit_code = _execute(spec, my_pid)
+        applied = _isolate(spec, out_w=out_w, workdir=workdir, close_fds=close_fds, worker_pid=worker_pid)
+        refusal = sandbox.unavailable_reason(applied) if spec.get("sandbox") else None
+        if refusal is not None:  # the run requires confinement (RunSpec.sandbox): do not run the code
+            report, exit_code = {"status": "crashed", "message": refusal, "line": None}, EXIT_SANDBOX_UNAVAILABLE
+        else:
+            report, exit_code = _execute(spec, my_pid)
         _flush_stdio()
         write_all(res_w, json.dumps(report).encode("utf-8"))
     except BaseException as exc:  # the runner failed, not the snippet: say so rather than die silently
@@ -54,7 +59,8 @@ def run_child(
     os._exit(exit_code)
 
 
-def _isolate(spec: dict[str, Any], *, out_w: int, workdir: str, close_fds: list[int], worker_pid: int) -> None:
+def _isolate(spec: dict[str, Any], *, out_w: int, workdir: str, close_fds: list[int], worker_pid: int) -> dict[str, Any]:
+    """Detach, redirect, limit and confine this process; returns what sandbox.confine applied."""
     os.setpgid(0, 0)  # our own group, so the worker can kill everything we start at once
     sandbox.set_parent_death_signal(signal.SIGKILL)
     if os.getppid() != worker_pid:  # the worker died before the line above took effect
@@ -84,15 +90,23 @@ def _isolate(spec: dict[str, Any], *, out_w: int, workdir: str, close_fds: list[
     os.chdir(workdir)
     for name in ("TMPDIR", "TEMP", "TMP"):
         os.environ[name] = workdir
+    # The CUDA driver's JIT cache (~/.nv/ComputeCache by default) and Triton's kernel cache
+    # (~/.triton/cache) would be writes outside the allow-list: keep them in the run's directory.
+    # Not exercised on a machine without a GPU.
+    os.environ["CUDA_CACHE_PATH"] = workdir
+    os.environ["TRITON_CACHE_DIR"] = workdir
     tempfile.tempdir = workdir
 
     _set_limits(spec["limits"], device=spec["device"])
-    sandbox.restrict_signals()  # best effort; isolation_report says whether it is available
+    # Every run is confined as far as the kernel allows (Landlock writes/TCP/signals, seccomp sockets);
+    # the worker that forked us is not. run_child refuses the run if it required more than this.
+    applied = sandbox.confine(workdir)
 
     sys.stdin = sys.__stdin__ = open(0, encoding="utf-8", closefd=False)
     sys.stdout = sys.__stdout__ = open(1, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False)
     sys.stderr = sys.__stderr__ = open(2, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False)
     faulthandler.enable(file=sys.stderr, all_threads=True)
+    return applied
 
 
 def _set_limit(which: int, soft: int, hard: int | None = None) -> None:

@@ -58,6 +58,11 @@ class RunSpec:
         expressions: Computed-card expressions, evaluated in the snippet's namespace if it passed.
         line_offset: Added to a snippet line number to give the line in the YAML file.
         source_path: The YAML file, for messages; not used by the runner itself.
+        sandbox: Confinement is REQUIRED: if neither the Landlock filesystem rules nor the seccomp
+            socket filter can be applied in the run's process, the code is not run and the result is
+            "crashed" with a message starting "sandbox unavailable:". Set it for untrusted
+            (imported) snippets. When False, every run is still confined as far as the kernel
+            allows (best effort).
     """
 
     key: str
@@ -67,10 +72,13 @@ class RunSpec:
     expressions: tuple[str, ...] = ()
     line_offset: int = 0
     source_path: str | None = None
+    sandbox: bool = False
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
             raise ValueError(f"RunSpec.device must be one of {DEVICES}, got {self.device!r}")
+        if not isinstance(self.sandbox, bool):  # "no" or 0 must not silently mean "not required"
+            raise ValueError(f"RunSpec.sandbox must be a bool, got {self.sandbox!r}")
         # Callers often hold a list; a tuple keeps the spec hashable and immutable.
         object.__setattr__(self, "expressions", tuple(self.expressions))
 

@@ -9,6 +9,9 @@ Messages from the pool: run {spec}, exit.
 
 The worker is a child subreaper: whatever a snippet leaves behind, even after setsid() and a double
 fork, is reparented to the worker, which kills and reaps it before replying.
+
+The worker itself is never confined (it must create each run's directory and reap): only the forked
+child calls sandbox.confine(), and the spec (including RunSpec.sandbox) reaches it unchanged.
 """
 
 from __future__ import annotations

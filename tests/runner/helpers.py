@@ -13,11 +13,22 @@ from pathlib import Path
 import psutil
 import pytest
 
-from kb.runner import Limits, RunResult, RunSpec, WorkerPool
+from kb.runner import Limits, RunResult, RunSpec, WorkerPool, sandbox
 
 TIGHT = Limits(cpu_s=1, wall_s=3)  # RELIABILITY.md: tight limits keep the suite fast
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NOBODY = 65534
+
+
+def needs_landlock(abi: int = 1) -> pytest.MarkDecorator:
+    """Skip, saying why, when the kernel's Landlock ABI is below `abi`."""
+    have = sandbox.landlock_abi()
+    return pytest.mark.skipif(have < abi, reason=f"needs Landlock ABI >= {abi}; this kernel has ABI {have}")
+
+
+needs_seccomp = pytest.mark.skipif(
+    not sandbox.seccomp_available(), reason="needs seccomp filter support on x86_64 or aarch64"
+)
 
 
 def run(pool: WorkerPool, code: str, limits: Limits = TIGHT, **spec_fields) -> tuple[RunResult, float]:
