@@ -53,11 +53,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto", help="where to run (default auto)")
     p.add_argument("--jobs", type=int, default=None, help="parallel workers (default: number of cores)")
     p.add_argument("--changed", action="store_true", help="only snippets whose code or library versions changed since their last pass")
+    p.add_argument("--sandbox", action="store_true",
+                   help="also run untrusted snippets, confined (Landlock/seccomp); refused where the machine has neither")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
-    p = sub.add_parser("trust", help="allow the snippets of a deck to run")
-    p.add_argument("deck", type=Path, metavar="DECK", help="the deck's directory (as listed by `kb doctor`)")
-    p.add_argument("--revoke", action="store_true", help="stop trusting the deck")
+    p = sub.add_parser("trust", help="allow the snippets of a deck to run, as they are now (an edited one is untrusted again)")
+    p.add_argument("deck", metavar="DECK", help="the deck's name as `kb decks` lists it, or its directory")
+    p.add_argument("--revoke", action="store_true", help="stop trusting the deck's snippets")
+
+    p = sub.add_parser("decks", help="the decks kb loads, with their concepts and whether their snippets are trusted")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
 
     p = sub.add_parser("quiz", help="today's quiz, line by line (the TUI quiz comes with the TUI)")
     p.add_argument("--plain", action="store_true", help="line-based session on stdin/stdout (scripts, screen readers)")
@@ -230,7 +235,7 @@ def cmd_verify(kb, args) -> int:
 
         try:
             outcomes = kb.verify(args.ids or None, device=args.device, jobs=args.jobs, changed_only=args.changed,
-                                 on_planned=planned, on_result=advance)
+                                 sandbox=args.sandbox, on_planned=planned, on_result=advance)
         except VerifyError as exc:
             raise UsageError(str(exc)) from None
     finally:
@@ -267,10 +272,45 @@ def cmd_verify(kb, args) -> int:
 
 
 def cmd_trust(kb, args) -> int:
-    kb.sync()
-    if not kb.trust(args.deck, not args.revoke):
-        raise UsageError(f"{args.deck} is not a known deck (see `kb doctor` for the decks; add one with KB_CONTENT)")
-    print(f"{'no longer trusting' if args.revoke else 'trusting'} the snippets of {args.deck.expanduser().resolve()}")
+    from kb.service import DeckError
+
+    try:
+        deck, count = kb.trust(args.deck, not args.revoke)
+    except DeckError as exc:
+        raise UsageError(str(exc)) from None
+    if args.revoke:
+        print(f"no longer trusting the deck {deck.name}: {count} snippet hash(es) forgotten")
+    else:
+        print(f"trusting the {count} snippet(s) of the deck {deck.name} as they are now ({deck.path}); "
+              f"a snippet edited later is untrusted again")
+    return EXIT_OK
+
+
+def cmd_decks(kb, args) -> int:
+    _warn_broken(kb.sync())
+    decks = kb.decks()
+    if args.json:
+        _print_json([d.to_dict() for d in decks])
+        return EXIT_OK
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(show_edge=False, pad_edge=False)
+    for column, justify in (("deck", "left"), ("kind", "left"), ("concepts", "right"), ("snippets", "right"),
+                            ("trust", "left")):
+        table.add_column(column, justify=justify)
+    for d in decks:
+        trust = d.trust
+        if trust in ("partly trusted", "untrusted"):
+            trust += f" ({d.trusted_snippets}/{d.snippets}" + (f", {d.changed_snippets} changed" if d.changed_snippets else "") + ")"
+        style = "green" if d.trust in ("own", "trusted") else "dim" if d.trust == "no snippets" else "yellow"
+        table.add_row(escape(d.name), d.kind, str(d.concepts), str(d.snippets), f"[{style}]{escape(trust)}[/]")
+    Console().print(table)
+    # Paths as plain lines: never wrapped, so they can be copied.
+    width = max(len(d.name) for d in decks)
+    for d in decks:
+        print(f"{d.name:<{width}}  {d.path}" + ("" if d.exists else "  (missing)"))
     return EXIT_OK
 
 
@@ -453,8 +493,8 @@ def cmd_doctor(kb, args) -> int:
     print(f"          {c['concepts']} concepts, {c['cards']} cards, {c['reviews']} reviews, {c['runs']} runs, "
           f"{c['retired_concepts']} retired")
     for deck in info["decks"]:
-        state = "trusted" if deck["trusted"] else "untrusted"
-        print(f"deck {deck['name']}: {deck['path']} ({state}{'' if deck['exists'] else ', missing'})")
+        print(f"deck {deck['name']}: {deck['path']} ({deck['kind']}, snippets {deck['trust']}"
+              f"{'' if deck['exists'] else ', missing'})")
     print(f"devices:  {', '.join(info['devices'])}")
     iso = info["isolation"]
     print("isolation: " + ", ".join(f"{k}={v}" for k, v in iso.items()))
@@ -468,6 +508,7 @@ COMMANDS = {
     "show": cmd_show,
     "verify": cmd_verify,
     "trust": cmd_trust,
+    "decks": cmd_decks,
     "quiz": cmd_quiz,
     "stats": cmd_stats,
     "optimize": cmd_optimize,
@@ -486,9 +527,11 @@ def _add_interop_parsers(sub) -> None:
     p.add_argument("out", type=Path, metavar="OUT", help="the .apkg or .json file, or the Markdown directory")
     p.add_argument("--deck", default="kb", help="anki: the parent deck (default kb); one subdeck per category")
     p.add_argument("--category", default=None, help="only this category's concepts")
-    p = sub.add_parser("import", help="turn an Anki package's Basic and Cloze notes into a new (untrusted) deck")
-    p.add_argument("package", type=Path, metavar="PATH", help="an .apkg file")
-    p.add_argument("--name", default=None, help="the deck's name (default: the file's name)")
+    p = sub.add_parser("import", help="import a deck (a folder or .zip of YAML files, or an Anki .apkg) as an untrusted deck")
+    p.add_argument("package", type=Path, metavar="PATH", help="a folder or .zip of concept files, or an .apkg file")
+    p.add_argument("--name", default=None, help="the deck's name (default: the folder's or file's name)")
+    p.add_argument("--update", action="store_true",
+                   help="replace the imported deck of that name by this version (reviews are kept)")
 
 
 def cmd_export(kb, args) -> int:
@@ -519,8 +562,12 @@ def cmd_import(kb, args) -> int:
     from kb import service
     from kb.interop import InteropError
 
-    if not args.package.is_file():
-        raise UsageError(f"no such file: {args.package}")
+    if not args.package.exists():
+        raise UsageError(f"no such file or folder: {args.package}")
+    if args.package.is_dir() or args.package.suffix.lower() != ".apkg":
+        return _import_yaml_deck(kb, args)
+    if args.update:
+        raise UsageError("--update applies to YAML decks; an Anki package is always imported as a new deck")
     try:
         outcome = service.import_anki(kb, args.package, name=args.name)
     except InteropError as exc:
@@ -529,6 +576,34 @@ def cmd_import(kb, args) -> int:
         _err(f"skipped note {reason}")
     print(f"imported {len(outcome.concepts)} concepts into {outcome.deck} (untrusted)"
           + (f"; {len(outcome.skipped)} note(s) skipped" if outcome.skipped else ""))
+    return EXIT_OK
+
+
+def _import_yaml_deck(kb, args) -> int:
+    from kb import service
+
+    try:
+        outcome = service.import_deck(kb, args.package, name=args.name, update=args.update)
+    except service.DeckImportError as exc:
+        _report_errors(exc.errors)
+        raise UsageError(str(exc)) from None
+    except service.DeckError as exc:
+        raise UsageError(str(exc)) from None
+    name = outcome.name
+    if outcome.updated:
+        print(f"updated the deck {name} ({outcome.deck}): {len(outcome.added)} added, {len(outcome.changed)} changed, "
+              f"{len(outcome.retired)} retired (their reviews are kept)")
+    else:
+        print(f"imported {outcome.concepts} concepts into the deck {name} ({outcome.deck})")
+    if outcome.untrusted_again:
+        print(f"{len(outcome.untrusted_again)} snippet(s) changed since you trusted them and are untrusted again: "
+              f"{', '.join(outcome.untrusted_again)}")
+    if outcome.untrusted:
+        print(f"{outcome.untrusted} of its {outcome.snippets} snippet(s) do not run until you read them and run "
+              f"`kb trust {name}` (or run one confined with `kb verify --sandbox ID`); its text and cards work now")
+    if outcome.ignored:
+        print(f"{len(outcome.ignored)} file(s) that are not YAML were left out: {', '.join(outcome.ignored[:5])}"
+              + (", ..." if len(outcome.ignored) > 5 else ""))
     return EXIT_OK
 
 

@@ -556,7 +556,11 @@ class CheckReport:
 
 def check_files(paths: Iterable[Path], extra_known_ids: set[str] = frozenset()) -> CheckReport:
     """Validate files without a database: syntax, schema, duplicate ids and references."""
-    parsed = [parse_file(p) for p in paths]
+    return check_parsed([parse_file(p) for p in paths], extra_known_ids)
+
+
+def check_parsed(parsed: list[ParsedFile], extra_known_ids: set[str] = frozenset()) -> CheckReport:
+    """The errors of parsed files as a set: their own, duplicate ids among them, and dangling references."""
     errors = [e for item in parsed for e in item.errors]
     first_by_id: dict[str, ParsedFile] = {}
     for item in parsed:

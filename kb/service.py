@@ -21,6 +21,10 @@ from kb.config import Settings, load_settings
 from kb.loader import CheckReport, check_files, find_yaml_files
 
 
+class DeckError(ValueError):
+    """A deck command that cannot be done (unknown deck, invalid import); the message says why."""
+
+
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -178,9 +182,31 @@ class KnowledgeBase:
             raise VerifyError(f"--device {device}: no {device.upper()} device is available here (found: {', '.join(available)})")
         return device
 
-    def _plan(self, ids: list[str] | None, device: str, changed_only: bool):
-        """RunSpecs for what should run, and outcomes for what will not (untrusted, skipped)."""
+    def _untrusted_reason(self, src, own_decks: set[str]) -> str | None:
+        """Why `src` may not run unconfined, or None: own decks always run; others by trusted hash."""
+        if src.deck_path in own_decks or (src.trusted_hash is not None and src.trusted_hash == src.code_hash):
+            return None
+        name = self._deck_name(src.deck_path)
+        if src.trusted_hash is not None:
+            return (f"the snippet of {src.concept_id} changed since you trusted the deck {name}; "
+                    f"read it, then run `kb trust {name}` again (or `kb verify --sandbox {src.concept_id}`)")
+        return (f"the deck {name} is not trusted; read its snippets, then run `kb trust {name}` "
+                f"(or `kb verify --sandbox {src.concept_id}` to run this one confined)")
+
+    def _deck_name(self, deck_path: str) -> str:
+        for deck in self.settings.decks():
+            if str(deck.path) == deck_path:
+                return deck.name
+        return deck_path
+
+    def _plan(self, ids: list[str] | None, device: str, changed_only: bool, sandbox: bool = False):
+        """RunSpecs for what should run, and outcomes for what will not (untrusted, skipped).
+
+        With `sandbox`, untrusted snippets run too, but only where the runner can confine them
+        (Landlock file rules and/or the seccomp socket filter); elsewhere they are refused.
+        """
         from kb.runner import Limits, RunSpec
+        from kb.runner.sandbox import sandbox_level
         from kb.store.queries import last_passes, snippet_sources
 
         chosen = self._resolve_device(device)
@@ -188,14 +214,22 @@ class KnowledgeBase:
         sources = snippet_sources(self.engine, ids)
         passes = last_passes(self.engine) if changed_only else {}
         current = self.library_versions()
+        own_decks = {str(d.path) for d in self.settings.decks() if d.trusted}
+        level = None
         specs, skipped = [], []
         for src in sources:
-            if not src.trusted:
-                skipped.append(VerifyOutcome(
-                    src.concept_id, "untrusted", None, 0.0,
-                    f"the deck {src.deck_path} is not trusted; run `kb trust {src.deck_path}` to allow its snippets",
-                    source_path=src.source_path))
+            reason = self._untrusted_reason(src, own_decks)
+            if reason is not None and sandbox:
+                level = level or sandbox_level()
+                if level == "rlimits-only":
+                    reason = (f"{src.concept_id} is untrusted and this machine has no sandbox for it (neither Landlock "
+                              f"nor seccomp is available; `kb doctor` shows the isolation); it will not run")
+                else:
+                    reason = None
+            if reason is not None:
+                skipped.append(VerifyOutcome(src.concept_id, "untrusted", None, 0.0, reason, source_path=src.source_path))
                 continue
+            confined = src.deck_path not in own_decks and src.trusted_hash != src.code_hash
             run_on = chosen if chosen in src.devices else next((d for d in src.devices if d in available), None)
             if run_on is None:
                 skipped.append(VerifyOutcome(src.concept_id, "skipped", None, 0.0,
@@ -212,7 +246,7 @@ class KnowledgeBase:
                 limits = Limits(**{**limits.__dict__, "wall_s": src.timeout_s, "cpu_s": src.timeout_s})
             specs.append((src, RunSpec(key=src.concept_id, code=src.code, device=run_on, limits=limits,
                                        expressions=src.expressions, line_offset=src.line_offset,
-                                       source_path=src.source_path)))
+                                       source_path=src.source_path, sandbox=confined)))
         return specs, skipped
 
     @staticmethod
@@ -244,12 +278,16 @@ class KnowledgeBase:
                              result.line, src.source_path, result.output, result.values)
 
     def verify(self, ids: list[str] | None = None, *, device: str = "auto", jobs: int | None = None,
-               changed_only: bool = False, on_planned: Callable[[int], None] | None = None,
+               changed_only: bool = False, sandbox: bool = False, on_planned: Callable[[int], None] | None = None,
                on_result: Callable[[VerifyOutcome], None] | None = None) -> list[VerifyOutcome]:
-        """Run snippets in warm isolated workers, record every verdict, return them in id order."""
+        """Run snippets in warm isolated workers, record every verdict, return them in id order.
+
+        Snippets of decks that are not the user's own run only when trusted by hash, or, with
+        `sandbox`, confined (see _plan).
+        """
         from kb.runner import WorkerPool
 
-        planned, skipped = self._plan(ids, device, changed_only)
+        planned, skipped = self._plan(ids, device, changed_only, sandbox)
         if on_planned:
             on_planned(len(planned))
         outcomes: dict[str, VerifyOutcome] = {o.id: o for o in skipped}
@@ -267,10 +305,10 @@ class KnowledgeBase:
                 pool.run_many([spec for _, spec in planned], on_result=done)
         return [outcomes[k] for k in sorted(outcomes)]
 
-    def run_snippet(self, concept_id: str, *, device: str = "auto",
+    def run_snippet(self, concept_id: str, *, device: str = "auto", sandbox: bool = False,
                     on_output: Callable[[str], None] | None = None) -> VerifyOutcome:
         """Run one concept's snippet on a warm worker kept for this KnowledgeBase, streaming output."""
-        planned, skipped = self._plan([concept_id], device, changed_only=False)
+        planned, skipped = self._plan([concept_id], device, changed_only=False, sandbox=sandbox)
         if skipped:
             return skipped[0]
         if not planned:
@@ -282,10 +320,53 @@ class KnowledgeBase:
             self._pool = WorkerPool(jobs=1, device=spec.device)
         return self._record(src, self._pool.run(spec, on_output=on_output))
 
-    def trust(self, path: Path, trusted: bool = True) -> bool:
-        from kb.store.queries import set_deck_trust
+    def find_deck(self, name_or_path: str):
+        """The deck named so (as `kb decks` lists it), or whose directory this is; None if none."""
+        decks = self.settings.decks()
+        for deck in decks:
+            if deck.name == name_or_path:
+                return deck
+        path = Path(name_or_path).expanduser()
+        if path.exists():
+            resolved = path.resolve()
+            for deck in decks:
+                if deck.path.resolve() == resolved:
+                    return deck
+        return None
 
-        return set_deck_trust(self.engine, str(path.expanduser().resolve()), trusted)
+    def trust(self, name_or_path: str, trusted: bool = True) -> tuple[object, int]:
+        """Record (or, with trusted=False, forget) the hash of every current snippet of a deck.
+
+        Returns (the deck, how many snippets). Raises DeckError for an unknown deck or one that is
+        the user's own.
+        """
+        from kb.store.queries import revoke_deck_trust, trust_deck_snippets
+
+        deck = self.find_deck(name_or_path)
+        if deck is None:
+            names = ", ".join(d.name for d in self.settings.decks())
+            raise DeckError(f"no deck {name_or_path!r} (decks: {names}; `kb decks` lists them)")
+        if deck.trusted:
+            raise DeckError(f"the deck {deck.name} is your own ({deck.path}): its snippets always run")
+        self.sync()  # trust what is on disk now, not what the last sync saw
+        if trusted:
+            return deck, trust_deck_snippets(self.engine, str(deck.path), now=self.clock())
+        return deck, revoke_deck_trust(self.engine, str(deck.path))
+
+    def decks(self) -> list["DeckInfo"]:
+        """Every deck kb loads, with its concepts and the trust of its snippets."""
+        from kb.store.queries import DeckCounts, deck_counts
+
+        stats = deck_counts(self.engine)
+        imported = {p.resolve() for p in self.settings.imported_decks()}
+        out = []
+        for i, deck in enumerate(self.settings.decks()):
+            kind = ("bundled" if i == 0 else "notes" if i == 1 else
+                    "imported" if deck.path.resolve() in imported else "KB_CONTENT")
+            c = stats.get(str(deck.path), DeckCounts())
+            out.append(DeckInfo(deck.name, deck.path, kind, deck.path.is_dir(), deck.trusted, c.concepts,
+                                c.snippets, c.trusted, c.changed))
+        return out
 
     # --- the daily quiz --------------------------------------------------------------------------
 
@@ -529,13 +610,7 @@ class KnowledgeBase:
             "kb_home": str(self.settings.home),
             "database": str(self.settings.db_path),
         }
-        from kb.store.queries import trusted_decks
-
-        trust = trusted_decks(self.engine)
-        info["decks"] = [
-            {"name": d.name, "path": str(d.path), "trusted": trust.get(str(d.path), d.trusted), "exists": d.path.is_dir()}
-            for d in self.settings.decks()
-        ]
+        info["decks"] = [d.to_dict() for d in self.decks()]
         from kb.runner import isolation_report
 
         info["devices"] = self.devices()
@@ -590,6 +665,38 @@ class KnowledgeBase:
             self._engine.dispose()
             self._engine = None
         return restore_backup(db_path, source, backup_dir, self.clock())
+
+
+@dataclass(frozen=True)
+class DeckInfo:
+    """One deck as `kb decks` shows it."""
+
+    name: str
+    path: Path
+    kind: str  # bundled | notes | imported | KB_CONTENT
+    exists: bool
+    own: bool  # the user's own deck: its snippets always run
+    concepts: int
+    snippets: int
+    trusted_snippets: int
+    changed_snippets: int
+
+    @property
+    def trust(self) -> str:
+        """own | trusted | partly trusted | untrusted | no snippets"""
+        if self.own:
+            return "own"
+        if not self.snippets:
+            return "no snippets"
+        if self.trusted_snippets == self.snippets:
+            return "trusted"
+        return "partly trusted" if self.trusted_snippets or self.changed_snippets else "untrusted"
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "path": str(self.path), "kind": self.kind, "exists": self.exists,
+                "trust": self.trust, "trusted": self.own or (self.snippets > 0 and self.trusted_snippets == self.snippets),
+                "concepts": self.concepts, "snippets": self.snippets, "trusted_snippets": self.trusted_snippets,
+                "changed_snippets": self.changed_snippets}
 
 
 @dataclass(frozen=True)
@@ -735,6 +842,131 @@ class ImportOutcome:
     deck: Path
     concepts: list[str]
     skipped: list[str]
+
+
+@dataclass(frozen=True)
+class DeckImportOutcome:
+    """What `kb import` of a YAML deck did."""
+
+    name: str
+    deck: Path
+    updated: bool  # an existing deck was replaced by this version
+    concepts: int
+    snippets: int
+    untrusted: int  # snippets that will not run until `kb trust` (all of them on a first import)
+    added: list[str]
+    changed: list[str]
+    retired: list[str]
+    untrusted_again: list[str]  # snippets trusted before, edited in this version
+    ignored: list[str]  # files that are not YAML
+
+
+class DeckImportError(DeckError):
+    """An import refused as a whole; `errors` are every path:line:col problem found."""
+
+    def __init__(self, message: str, errors: list | None = None):
+        super().__init__(message)
+        self.errors = errors or []
+
+
+def import_deck(kb: KnowledgeBase, source: Path, *, name: str | None = None, update: bool = False) -> DeckImportOutcome:
+    """Import a folder or .zip of concept files as the untrusted deck $KB_HOME/decks/<name>, all or nothing.
+
+    Everything is read and validated first (syntax, schema, ids unique in the deck and across the
+    other decks, references); on any error nothing is written and every error is reported. The deck
+    then appears in one rename and is synced in one transaction; if the sync fails the rename is
+    undone. With `update`, an existing deck of that name is replaced the same way: reviews stay with
+    their concept ids, concepts gone from the new version are retired (their reviews kept), and a
+    snippet edited since `kb trust` is untrusted again (trust is by hash).
+    """
+    import shutil
+    import tempfile
+
+    from kb.interop.anki_import import slugify
+    from kb.interop.yaml_deck import read_deck_source
+    from kb.loader import LoadError, check_parsed, parse_bytes
+    from kb.store.queries import concept_owners, snippet_sources
+
+    if not source.exists():
+        raise DeckError(f"{source}: no such file or folder")
+    deck_name = name if name is not None else slugify(source.stem if source.is_file() else source.resolve().name)
+    if not deck_name or slugify(deck_name) != deck_name:
+        raise DeckError(f"--name {deck_name!r}: a deck name is lowercase letters, digits and '-'")
+    target = kb.settings.imported_decks_dir / deck_name
+    if target.exists() and not update:
+        raise DeckError(f"a deck named {deck_name!r} is already imported ({target}); pass --update to replace it "
+                        f"with this version (reviews are kept), or --name to import it under another name")
+    if update and not target.is_dir():
+        raise DeckError(f"--update: there is no imported deck named {deck_name!r} to update")
+    if target.exists() and source.resolve() == target.resolve():
+        raise DeckError(f"{source} is the deck itself; kb already loads it")
+
+    read = read_deck_source(source)
+    errors = list(read.errors)
+    seen: dict[str, str] = {}
+    for f in read.files:
+        key = str(f.relpath).casefold()  # two names that one case-insensitive disk would merge
+        if key in seen:
+            errors.append(LoadError(f.shown, 1, 1, f"the same file name as {seen[key]}"))
+        seen[key] = f.shown
+    if not read.files and not errors:
+        raise DeckError(f"{source}: no .yaml or .yml file to import")
+
+    kb.sync()
+    owners = {cid: where for cid, where in concept_owners(kb.engine).items() if where[0] != str(target)}
+    parsed = [parse_bytes(Path(f.shown), f.data) for f in read.files]
+    report = check_parsed(parsed, extra_known_ids=set(owners))
+    errors.extend(report.errors)
+    for item in parsed:
+        if item.concept is not None and item.concept.id in owners:
+            deck_path, file = owners[item.concept.id]
+            errors.append(LoadError(str(item.path), *item.id_position,
+                                    f"the id '{item.concept.id}' is already used by the deck {kb._deck_name(deck_path)} "
+                                    f"({file}); ids are unique across decks"))
+    if errors:
+        errors = sorted(set(errors))
+        raise DeckImportError(f"{source}: {len(errors)} error(s); nothing was imported", errors)
+
+    before = {s.concept_id: s for s in snippet_sources(kb.engine)} if update else {}
+    kb.settings.imported_decks_dir.mkdir(parents=True, exist_ok=True)
+    # Hidden directories are never loaded as decks: stage there, then switch with renames.
+    staging = Path(tempfile.mkdtemp(prefix=f".{deck_name}-new-", dir=kb.settings.imported_decks_dir))
+    previous = None
+    try:
+        for f in read.files:
+            dest = staging.joinpath(*f.relpath.parts)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(f.data)
+        if update:
+            previous = Path(tempfile.mkdtemp(prefix=f".{deck_name}-old-", dir=kb.settings.imported_decks_dir))
+            previous.rmdir()
+            target.rename(previous)
+        staging.rename(target)
+        try:
+            sync = kb.sync()
+        except BaseException:
+            target.rename(staging)  # back as it was: the database transaction rolled back too
+            if previous is not None:
+                previous.rename(target)
+                previous = None
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if previous is not None:
+            shutil.rmtree(previous, ignore_errors=True)
+
+    ids = {item.concept.id for item in parsed}
+    after = {s.concept_id: s for s in snippet_sources(kb.engine, sorted(ids))}
+    untrusted_again = sorted(
+        cid for cid, src in after.items()
+        if cid in before and before[cid].trusted_hash is not None and before[cid].trusted_hash != src.code_hash
+        and before[cid].trusted_hash == before[cid].code_hash
+    )
+    return DeckImportOutcome(
+        deck_name, target, update, len(ids), len(after), sum(s.trusted_hash != s.code_hash for s in after.values()),
+        added=sorted(i for i in sync.added if i in ids), changed=sorted(i for i in sync.updated if i in ids),
+        retired=sorted(sync.retired), untrusted_again=untrusted_again, ignored=read.ignored,
+    )
 
 
 def import_anki(kb: KnowledgeBase, package: Path, *, name: str | None = None) -> ImportOutcome:

@@ -21,6 +21,8 @@ class ConceptScreen(Screen):
     BINDINGS = [
         Binding("escape", "back", "Back", id="back"),
         Binding("r", "run", "Run snippet", id="run", tooltip="Run the snippet in an isolated worker"),
+        Binding("R", "run_confined", "Run confined", id="run-confined", show=False,
+                tooltip="Run an untrusted deck's snippet under the sandbox (Landlock/seccomp), as kb verify --sandbox"),
         Binding("l", "toggle_latex", "LaTeX", id="latex", tooltip="Formulas as raw LaTeX or as text"),
         Binding("e", "edit", "Edit", id="edit", tooltip="Edit this note (notes deck only)"),
         Binding("q", "quiz", "Quiz", id="quiz", show=False),
@@ -157,7 +159,10 @@ class ConceptScreen(Screen):
         self.raw_latex = not self.raw_latex
         self._show_formulas()
 
-    def action_run(self) -> None:
+    def action_run_confined(self) -> None:
+        self.action_run(sandbox=True)
+
+    def action_run(self, sandbox: bool = False) -> None:
         if not self.concept or not self.concept.get("snippet"):
             self.notify("This concept has no snippet.")
             return
@@ -167,14 +172,15 @@ class ConceptScreen(Screen):
         log = self.query_one("#output", RichLog)
         log.clear()
         log.display = True
-        log.write(plain("running…", "dim"))
+        log.write(plain("running confined…" if sandbox else "running…", "dim"))
         log.scroll_visible()
-        self.run_snippet()
+        self.run_snippet(sandbox)
 
     @work(thread=True, exclusive=True, group="concept-run", exit_on_error=False)
-    def run_snippet(self) -> None:
+    def run_snippet(self, sandbox: bool = False) -> None:
         try:
-            outcome = self.app.kb.run_snippet(self.concept_id, on_output=lambda text: self.post_message(SnippetOutput(text)))
+            outcome = self.app.kb.run_snippet(self.concept_id, sandbox=sandbox,
+                                              on_output=lambda text: self.post_message(SnippetOutput(text)))
         except Exception as exc:
             self.post_message(WorkFailed(str(exc)))
             self.post_message(SnippetFinished(None))
@@ -196,6 +202,11 @@ class ConceptScreen(Screen):
         log = self.query_one("#output", RichLog)
         if outcome.passed:
             log.write(plain(f"passed on {outcome.device} in {outcome.duration_s:.2f} s", "bold green"))
+        elif outcome.status == "untrusted":
+            log.write(plain(f"not run: {outcome.message or ''}", "bold yellow"))
+            if "no sandbox" not in (outcome.message or ""):
+                log.write(plain("press R (shift+r) to run it confined: no writes outside its temporary folder, "
+                                "no network", "yellow"))
         else:
             where = f"{outcome.source_path}:{outcome.line}: " if outcome.line else ""
             log.write(plain(f"{outcome.status}: {where}{outcome.message or ''}", "bold red"))

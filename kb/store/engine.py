@@ -15,7 +15,7 @@ from sqlmodel import SQLModel
 from kb.store import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 from kb.store.errors import StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # "KBDB" as a 32-bit integer: tells a kb database from any other SQLite file.
 APPLICATION_ID = 0x4B424442
 BUSY_TIMEOUT_MS = 5000

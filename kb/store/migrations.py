@@ -17,8 +17,29 @@ from sqlalchemy import Connection
 
 from kb.store.errors import StoreError
 
-# No released schema change yet: version 1 is the first schema.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+
+
+def _v1_to_v2(conn: Connection) -> None:
+    """Schema 2: trust is recorded per snippet hash (`trusted_snippet`), not per deck.
+
+    A deck trusted under schema 1 keeps its snippets as they are now: their current hashes are
+    recorded, so only a later edit makes one untrusted. The migration stamps them with the time of
+    the concept's last update (no clock is injected into a migration).
+    """
+    conn.exec_driver_sql(
+        "CREATE TABLE trusted_snippet ("
+        " deck_path VARCHAR NOT NULL, concept_id VARCHAR NOT NULL, snippet_hash VARCHAR NOT NULL,"
+        " trusted_at TEXT NOT NULL, PRIMARY KEY (deck_path, concept_id))"
+    )
+    conn.exec_driver_sql(
+        "INSERT INTO trusted_snippet (deck_path, concept_id, snippet_hash, trusted_at)"
+        " SELECT c.deck_path, c.id, c.snippet_hash, c.updated_at FROM concept c JOIN deck d ON d.path = c.deck_path"
+        " WHERE d.trusted AND c.snippet_hash IS NOT NULL AND NOT c.retired"
+    )
+
+
+# MIGRATIONS[n] takes schema n to n + 1. Released: 1 (the first), 2 (per-snippet trust).
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2}
 
 
 def migrate(conn: Connection, from_version: int, to_version: int) -> None:

@@ -7,16 +7,17 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Engine, Integer, func, insert, select
 
 from kb.store.engine import read
-from kb.store.tables import CardRow, ConceptRow, DeckRow, ReviewLogRow, SnippetRunRow
+from kb.store.tables import CardRow, ConceptRow, DeckRow, ReviewLogRow, SnippetRunRow, TrustedSnippetRow
 
 _concept = ConceptRow.__table__
 _card = CardRow.__table__
 _run = SnippetRunRow.__table__
 _review = ReviewLogRow.__table__
 _deck = DeckRow.__table__
+_trusted = TrustedSnippetRow.__table__
 
 # FTS5's trigram tokenizer cannot match terms shorter than three characters (many Chinese terms
 # have two: 卷积, 梯度); those go to the word index, which also holds CJK characters and bigrams.
@@ -133,6 +134,14 @@ def all_concept_ids(engine: Engine, *, include_retired: bool = False) -> list[st
         return [r.id for r in conn.execute(query)]
 
 
+def concept_owners(engine: Engine) -> dict[str, tuple[str, str]]:
+    """Active concept id -> (deck path, source file), to tell an import which ids are taken."""
+    with read(engine) as conn:
+        rows = conn.execute(select(_concept.c.id, _concept.c.deck_path, _concept.c.source_path)
+                            .where(_concept.c.retired.is_(False)))
+        return {r.id: (r.deck_path, r.source_path) for r in rows}
+
+
 def cards_of(engine: Engine, concept_id: str) -> list[dict]:
     with read(engine) as conn:
         rows = conn.execute(
@@ -161,11 +170,6 @@ def last_run(engine: Engine, concept_id: str) -> dict | None:
     return out
 
 
-def trusted_decks(engine: Engine) -> dict[str, bool]:
-    with read(engine) as conn:
-        return {r.path: r.trusted for r in conn.execute(select(_deck.c.path, _deck.c.trusted))}
-
-
 def counts(engine: Engine) -> dict[str, int]:
     with read(engine) as conn:
         return {
@@ -190,16 +194,17 @@ class SnippetSource:
     line_offset: int
     source_path: str
     deck_path: str
-    trusted: bool
+    trusted_hash: str | None  # the hash `kb trust` recorded for this concept's snippet, if any
 
 
 def snippet_sources(engine: Engine, ids: list[str] | None = None) -> list[SnippetSource]:
-    """Active concepts that have a snippet (all, or those in ids), with their deck's trust."""
+    """Active concepts that have a snippet (all, or those in ids), with the hash trusted for each."""
     with read(engine) as conn:
         query = (
             select(_concept.c.id, _concept.c.data_json, _concept.c.snippet_hash, _concept.c.snippet_line_offset,
-                   _concept.c.source_path, _concept.c.deck_path, _deck.c.trusted)
-            .join(_deck, _deck.c.path == _concept.c.deck_path, isouter=True)
+                   _concept.c.source_path, _concept.c.deck_path, _trusted.c.snippet_hash.label("trusted_hash"))
+            .join(_trusted, (_trusted.c.deck_path == _concept.c.deck_path) & (_trusted.c.concept_id == _concept.c.id),
+                  isouter=True)
             .where(_concept.c.retired.is_(False), _concept.c.snippet_hash.is_not(None))
             .order_by(_concept.c.id)
         )
@@ -213,7 +218,7 @@ def snippet_sources(engine: Engine, ids: list[str] | None = None) -> list[Snippe
         expressions = tuple(c["answer"] for c in data.get("cards", []) if c.get("type") == "computed")
         out.append(SnippetSource(
             r.id, snippet["code"], r.snippet_hash, tuple(snippet["devices"]), snippet.get("timeout_s"),
-            expressions, r.snippet_line_offset, r.source_path, r.deck_path, bool(r.trusted),
+            expressions, r.snippet_line_offset, r.source_path, r.deck_path, r.trusted_hash,
         ))
     return out
 
@@ -229,13 +234,57 @@ def last_passes(engine: Engine) -> dict[str, dict]:
     return {r[0]: {"code_hash": r[1], "device": r[2], "python": r[3], "torch": r[4], "numpy": r[5]} for r in rows}
 
 
-def set_deck_trust(engine: Engine, path: str, trusted: bool) -> bool:
-    """Mark a known deck trusted or not; False if no such deck has been synced."""
-    from sqlalchemy import update
+def trust_deck_snippets(engine: Engine, deck_path: str, *, now: datetime) -> int:
+    """Record the current hash of every active snippet of a deck as trusted; returns how many."""
+    from sqlalchemy import delete
 
     with engine.begin() as conn:
-        result = conn.execute(update(_deck).where(_deck.c.path == path).values(trusted=trusted))
-        return result.rowcount > 0
+        rows = conn.execute(
+            select(_concept.c.id, _concept.c.snippet_hash)
+            .where(_concept.c.deck_path == deck_path, _concept.c.retired.is_(False), _concept.c.snippet_hash.is_not(None))
+        ).all()
+        conn.execute(delete(_trusted).where(_trusted.c.deck_path == deck_path))
+        if rows:
+            conn.execute(insert(_trusted), [
+                {"deck_path": deck_path, "concept_id": r.id, "snippet_hash": r.snippet_hash, "trusted_at": now} for r in rows
+            ])
+        return len(rows)
+
+
+def revoke_deck_trust(engine: Engine, deck_path: str) -> int:
+    """Forget every trusted hash of a deck; returns how many were recorded."""
+    from sqlalchemy import delete
+
+    with engine.begin() as conn:
+        return conn.execute(delete(_trusted).where(_trusted.c.deck_path == deck_path)).rowcount
+
+
+@dataclass(frozen=True)
+class DeckCounts:
+    """What one deck holds in the database: active concepts, snippets, and the state of their trust."""
+
+    concepts: int = 0
+    snippets: int = 0
+    trusted: int = 0  # snippets whose current hash is the one recorded by `kb trust`
+    changed: int = 0  # snippets trusted once and edited since
+
+
+def deck_counts(engine: Engine) -> dict[str, DeckCounts]:
+    with read(engine) as conn:
+        rows = conn.execute(
+            select(
+                _concept.c.deck_path,
+                func.count(),
+                func.count(_concept.c.snippet_hash),
+                func.sum((_trusted.c.snippet_hash == _concept.c.snippet_hash).cast(Integer)),
+                func.sum((_trusted.c.snippet_hash != _concept.c.snippet_hash).cast(Integer)),
+            )
+            .join(_trusted, (_trusted.c.deck_path == _concept.c.deck_path) & (_trusted.c.concept_id == _concept.c.id),
+                  isouter=True)
+            .where(_concept.c.retired.is_(False))
+            .group_by(_concept.c.deck_path)
+        ).all()
+    return {r[0]: DeckCounts(r[1], r[2], r[3] or 0, r[4] or 0) for r in rows}
 
 
 def last_passing_values(engine: Engine, concept_id: str) -> dict | None:

@@ -34,10 +34,26 @@ def _ts(nullable: bool = False):
 
 
 class DeckRow(SQLModel, table=True):
+    """A deck seen by sync. `trusted` is the user's own decks (bundled, notes), refreshed every sync."""
+
     __tablename__ = "deck"
     path: str = Field(primary_key=True)
     name: str
     trusted: bool = False
+
+
+class TrustedSnippetRow(SQLModel, table=True):
+    """`kb trust` of a deck: the snippet hash the user reviewed, per concept (schema 2).
+
+    A snippet of a deck that is not the user's own runs only while its current hash equals the one
+    recorded here, so an edited snippet is untrusted again until trusted anew.
+    """
+
+    __tablename__ = "trusted_snippet"
+    deck_path: str = Field(primary_key=True)
+    concept_id: str = Field(primary_key=True)
+    snippet_hash: str
+    trusted_at: datetime = Field(default=None, sa_column=Column(UTCDateTime(), nullable=False))
 
 
 class SourceFileRow(SQLModel, table=True):

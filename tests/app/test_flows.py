@@ -239,3 +239,34 @@ async def test_snippet_output_control_characters_are_escaped(make_app, app_setti
         logged = "\n".join(line.text for line in app.screen.query_one("#output", RichLog).lines)
         assert "\\x1b[2Jcleared\\u202eevil" in logged
         assert "\x1b" not in logged and "\u202e" not in logged
+
+
+async def test_untrusted_snippet_is_not_run_until_confined(make_app, app_settings, tmp_path):
+    """F14 in the TUI: `r` on an untrusted deck's snippet says why it did not run; `R` runs it confined."""
+    import dataclasses
+
+    from helpers import FIXED_NOW, write_concept
+
+    from app.app import KBApp
+    from kb.runner.sandbox import sandbox_level
+
+    lab = tmp_path / "lab"
+    write_concept(lab, "lab-snippet", title_en="Lab Snippet", title_zh="实验片段",
+                  extra="snippet:\n  code: |\n    print('lab code ran')\n")
+    app = KBApp(dataclasses.replace(app_settings, extra_content=(lab,)), clock=lambda: FIXED_NOW, watch=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("slash", *"Lab Snippet", "enter", "enter")
+        await settle(app, pilot)
+        assert app.screen.concept_id == "lab-snippet"
+        await pilot.press("r")
+        await settle(app, pilot)
+        logged = "\n".join(line.text for line in app.screen.query_one("#output", RichLog).lines)
+        assert "not run: the deck lab is not trusted" in logged and "lab code ran" not in logged
+        if sandbox_level() == "rlimits-only":
+            return  # no sandbox here: R is refused the same way (tests/kb/test_decks.py covers it)
+        assert "press R" in logged
+        await pilot.press("R")
+        await settle(app, pilot)
+        logged = "\n".join(line.text for line in app.screen.query_one("#output", RichLog).lines)
+        assert "lab code ran" in logged and "passed on cpu" in logged

@@ -48,10 +48,14 @@ def build(target: Path) -> None:
         for i in range(4):
             write_concept(deck, f"fixture-{i}", title_zh=f"固定{i}", extra=CARDS)
         write_concept(deck, "fixture-snippet", extra=SNIPPET)
+        # Schema 2 on: a third-party deck whose snippet the user trusted (a trusted_snippet row).
+        lab = Path(tmp) / "lab"
+        write_concept(lab, "fixture-lab", extra=SNIPPET)
         clock = Clock(START)
-        settings = Settings(home=Path(tmp) / "home", bundled_content=deck, timezone="UTC")
+        settings = Settings(home=Path(tmp) / "home", bundled_content=deck, extra_content=(lab,), timezone="UTC")
         with KnowledgeBase(settings, clock=clock) as kb:
             kb.sync()
+            kb.trust("lab")
             for rating in (3, 1, 3, 4, 2, 3):
                 item = kb.next_quiz_item()
                 kb.answer(item.card.card_id, rating, duration_ms=1500)

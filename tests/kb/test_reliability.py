@@ -462,8 +462,13 @@ def test_fixture_database_opens_and_keeps_its_reviews(tmp_path, fixture):
     assert pragma(settings.db_path, "integrity_check") == "ok"
 
 
-def _v1(tmp_path) -> Settings:
-    return _fixture_home(tmp_path, DATA / "db_v1.sqlite3")
+# The fake-migration tests take the newest fixture (the current schema) to a made-up next version.
+CURRENT = store_engine.SCHEMA_VERSION
+NEXT = CURRENT + 1
+
+
+def _current(tmp_path) -> Settings:
+    return _fixture_home(tmp_path, DATA / f"db_v{CURRENT}.sqlite3")
 
 
 def _columns(path: Path, table: str) -> list[str]:
@@ -475,7 +480,7 @@ def _columns(path: Path, table: str) -> list[str]:
 
 
 def test_migration_runs_in_one_transaction_after_a_backup(tmp_path, monkeypatch):
-    settings = _v1(tmp_path)
+    settings = _current(tmp_path)
     before = snapshot_db(settings.db_path, ("review_log", "card_state"))
     seen = {}
 
@@ -484,50 +489,94 @@ def test_migration_runs_in_one_transaction_after_a_backup(tmp_path, monkeypatch)
         seen["backups"] = backups.list_backups(settings.home / "backups")
         conn.exec_driver_sql("ALTER TABLE review_log ADD COLUMN note TEXT")
 
-    monkeypatch.setattr(store_engine, "SCHEMA_VERSION", 2)
-    monkeypatch.setitem(migrations.MIGRATIONS, 1, add_column)
+    monkeypatch.setattr(store_engine, "SCHEMA_VERSION", NEXT)
+    monkeypatch.setitem(migrations.MIGRATIONS, CURRENT, add_column)
     with KnowledgeBase(settings, clock=lambda: FIXED_NOW) as kb:
         assert kb.stats()["reviews_total"] == before["review_log"][0]
     assert seen["in_transaction"] is True
     ((_, backup_path),) = seen["backups"]  # taken before the step ran
-    assert pragma(backup_path, "user_version") == 1 and "note" not in _columns(backup_path, "review_log")
+    assert pragma(backup_path, "user_version") == CURRENT and "note" not in _columns(backup_path, "review_log")
     assert snapshot_db(backup_path, ("review_log", "card_state")) == before
-    assert pragma(settings.db_path, "user_version") == 2
+    assert pragma(settings.db_path, "user_version") == NEXT
     assert "note" in _columns(settings.db_path, "review_log")
     assert snapshot_db(settings.db_path, ("card_state",)) == {"card_state": before["card_state"]}
     assert count(settings.db_path) == before["review_log"][0]
 
 
 def test_failing_migration_leaves_the_database_unchanged(tmp_path, monkeypatch):
-    settings = _v1(tmp_path)
+    settings = _current(tmp_path)
     before = snapshot_db(settings.db_path)
 
     def half_done(conn):
         conn.exec_driver_sql("ALTER TABLE review_log ADD COLUMN note TEXT")
         conn.exec_driver_sql("DELETE FROM review_log")
-        raise RuntimeError("step 1 -> 2 broke")
+        raise RuntimeError("step N -> N+1 broke")
 
-    monkeypatch.setattr(store_engine, "SCHEMA_VERSION", 2)
-    monkeypatch.setitem(migrations.MIGRATIONS, 1, half_done)
+    monkeypatch.setattr(store_engine, "SCHEMA_VERSION", NEXT)
+    monkeypatch.setitem(migrations.MIGRATIONS, CURRENT, half_done)
     with pytest.raises(StoreError) as caught, KnowledgeBase(settings, clock=lambda: FIXED_NOW) as kb:
         kb.stats()
     message = str(caught.value)
-    assert "step 1 -> 2 broke" in message and "the database is unchanged" in message
+    assert "step N -> N+1 broke" in message and "the database is unchanged" in message
     (backup_path,) = KnowledgeBase(settings).backups()
     assert str(backup_path) in message and backup_path.exists()
     assert snapshot_db(settings.db_path) == before
-    assert pragma(settings.db_path, "user_version") == 1
+    assert pragma(settings.db_path, "user_version") == CURRENT
     assert "note" not in _columns(settings.db_path, "review_log")
     assert settings.db_path.exists() and not list(settings.home.glob("kb.sqlite.corrupt-*"))
 
 
 def test_missing_migration_step_is_refused(tmp_path, monkeypatch):
-    settings = _v1(tmp_path)
+    settings = _current(tmp_path)
     before = snapshot_db(settings.db_path)
-    monkeypatch.setattr(store_engine, "SCHEMA_VERSION", 2)
-    with pytest.raises(StoreError, match="no migration from schema 1 to 2"), KnowledgeBase(settings) as kb:
+    monkeypatch.setattr(store_engine, "SCHEMA_VERSION", NEXT)
+    with pytest.raises(StoreError, match=f"no migration from schema {CURRENT} to {NEXT}"), KnowledgeBase(settings) as kb:
         kb.stats()
     assert snapshot_db(settings.db_path) == before
+
+
+def _schema(path: Path) -> dict[str, list[tuple]]:
+    """Every table's columns (name, type, not null, default, pk) and every index's columns."""
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        out = {}
+        for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'index') "
+                                    "AND name NOT LIKE 'sqlite_%' AND sql IS NOT NULL ORDER BY name"):
+            info = conn.execute(f'PRAGMA table_info("{name}")').fetchall() or conn.execute(f'PRAGMA index_info("{name}")').fetchall()
+            out[name] = [tuple(r[1:]) for r in info]
+        return out
+    finally:
+        conn.close()
+
+
+def test_migrated_schema_equals_a_new_database(tmp_path):
+    """Every old fixture, migrated, has exactly the tables, columns and indexes of a new database."""
+    fresh = Settings(home=tmp_path / "fresh", bundled_content=tmp_path / "no-deck")
+    with KnowledgeBase(fresh) as kb:
+        kb.stats()
+    expected = _schema(fresh.db_path)
+    assert "trusted_snippet" in expected
+    for fixture in FIXTURES:
+        (tmp_path / fixture.stem).mkdir()
+        settings = _fixture_home(tmp_path / fixture.stem, fixture)
+        with KnowledgeBase(settings, clock=lambda: FIXED_NOW) as kb:
+            kb.stats()
+        assert _schema(settings.db_path) == expected, fixture.name
+
+
+def test_v1_to_v2_keeps_the_trust_of_a_trusted_deck_as_snippet_hashes(tmp_path):
+    """Schema 2 trusts snippets by hash: a deck trusted under schema 1 keeps its snippets as they were."""
+    settings = _fixture_home(tmp_path, DATA / "db_v1.sqlite3")
+    conn = sqlite3.connect(settings.db_path)
+    (deck_path,) = conn.execute("SELECT path FROM deck WHERE trusted").fetchone()
+    (code_hash,) = conn.execute("SELECT snippet_hash FROM concept WHERE id = 'fixture-snippet'").fetchone()
+    conn.close()
+    with KnowledgeBase(settings, clock=lambda: FIXED_NOW) as kb:
+        kb.stats()
+    conn = sqlite3.connect(settings.db_path)
+    rows = conn.execute("SELECT deck_path, concept_id, snippet_hash FROM trusted_snippet").fetchall()
+    conn.close()
+    assert rows == [(deck_path, "fixture-snippet", code_hash)]
 
 
 # --- 4. two instances ------------------------------------------------------------------------------

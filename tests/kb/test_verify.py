@@ -92,19 +92,19 @@ def test_failed_snippet_is_retried_by_changed(kb, deck):
 
 def test_untrusted_deck_never_runs_until_trusted(tmp_path, deck):
     lab = tmp_path / "lab"
-    marker = tmp_path / "ran"
-    write_concept(lab, "lab-note", extra=snippet_block(f"open({str(marker)!r}, 'w').write('x')"))
+    write_concept(lab, "lab-note", extra=snippet_block("print('the lab snippet ran')"))
     settings = Settings(home=tmp_path / "home", bundled_content=deck, extra_content=(lab,))
     with KnowledgeBase(settings, clock=lambda: FIXED_NOW) as kb:
         kb.sync()
         (outcome,) = kb.verify()
-        assert outcome.status == "untrusted"
-        assert f"kb trust {lab}" in outcome.message
-        assert not marker.exists()
+        assert outcome.status == "untrusted" and not outcome.ran
+        assert "run `kb trust lab`" in outcome.message
         assert kb.run_snippet("lab-note").status == "untrusted"
-        assert kb.trust(lab)
-        assert kb.verify()[0].status == "passed"
-        assert marker.exists()  # trusted now: it really ran
+        assert kb.show("lab-note")["last_run"] is None  # nothing ran, nothing recorded
+        deck_, count = kb.trust("lab")
+        assert (deck_.path, count) == (lab, 1)
+        (outcome,) = kb.verify()
+        assert outcome.status == "passed" and "the lab snippet ran" in outcome.output  # trusted now: it really ran
 
 
 def test_device_restriction_skips_when_unavailable(kb, deck):
@@ -133,7 +133,7 @@ def test_cli_verify_json_and_exit_code(tmp_path, monkeypatch, capsys, deck):
     write_concept(lab, "failing", extra=FAILING)
     write_concept(lab, "passing", extra=PASSING)
     monkeypatch.setenv("KB_CONTENT", str(lab))
-    assert main(["trust", str(lab)]) == 0
+    assert main(["trust", "lab"]) == 0
     capsys.readouterr()
     code = main(["verify", "failing", "passing", "--json", "--jobs", "1"])
     payload = json.loads(capsys.readouterr().out)
