@@ -84,8 +84,9 @@ class KnowledgeBase:
     def sync(self):
         from kb.store.ingest import sync_decks
 
+        engine = self.engine  # first: an unwritable KB_HOME is reported as such, not as a failed mkdir
         self.settings.notes_dir.mkdir(parents=True, exist_ok=True)
-        return sync_decks(self.engine, self.settings.decks(), now=self.clock())
+        return sync_decks(engine, self.settings.decks(), now=self.clock())
 
     def deck_files(self) -> list[Path]:
         files = []

@@ -5,6 +5,7 @@ No engine exists at import time; tests and the app each build their own.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
@@ -13,7 +14,7 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlmodel import SQLModel
 
 from kb.store import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
-from kb.store.errors import StoreError
+from kb.store.errors import StoreError, StoreWriteError, write_failure
 
 SCHEMA_VERSION = 2
 # "KBDB" as a 32-bit integer: tells a kb database from any other SQLite file.
@@ -50,6 +51,12 @@ def create_db_engine(path: Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> E
         else:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
+    @event.listens_for(engine, "handle_error")
+    def _on_error(context):
+        # A full disk, an I/O error or a read-only file: one clear line naming the file (the
+        # transaction is rolled back as usual) instead of a SQLAlchemy traceback.
+        return write_failure(path, context.original_exception)
+
     return engine
 
 
@@ -76,7 +83,12 @@ def open_engine(path: Path, *, now: datetime | None = None, backup_dir: Path | N
 
     now = now or datetime.now(timezone.utc)
     backup_dir = backup_dir or default_backup_dir(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreWriteError(f"{path.parent}: cannot create the data directory ({exc.strerror or exc}); "
+                              "create it or set KB_HOME to a writable directory") from None
+    _check_writable(path)
     if path.exists() and path.stat().st_size == 0:
         # An empty file is not silently taken as a new database: something truncated it.
         raise StoreError(f"{path}: the database file is empty (0 bytes); move it aside to start afresh"
@@ -116,6 +128,25 @@ def open_engine(path: Path, *, now: datetime | None = None, backup_dir: Path | N
             raise _moved_aside_error(path, str(orig), backup_dir, now) from None
         raise StoreError(f"{path}: {orig}") from exc
     return engine
+
+
+def _check_writable(path: Path) -> None:
+    """Refuse up front, in one line, a database this user cannot write (RELIABILITY G7).
+
+    SQLite would only fail later, with "attempt to write a readonly database" or "unable to open
+    database file", and in WAL mode it needs the directory writable for the -wal and -shm files.
+    (No read-only browsing: every command syncs first, and the TUI answers cards.)
+    """
+    folder = path.parent
+    if not os.access(folder, os.W_OK | os.X_OK):
+        read_only_fs = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+        raise StoreWriteError(f"{folder} is not writable {'(a read-only file system)' if read_only_fs else 'by this user'} "
+                              f"(kb keeps {path.name} and its -wal/-shm files there); nothing was changed: "
+                              "make it writable or set KB_HOME to a writable directory")
+    for name in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if name.exists() and not os.access(name, os.R_OK | os.W_OK):
+            raise StoreWriteError(f"{name} is read-only for this user; nothing was changed: make it writable "
+                                  "(chmod u+w) or set KB_HOME to a writable directory")
 
 
 def _precheck(path: Path) -> int:

@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
 from kb.store.engine import read
-from kb.store.errors import StoreError
+from kb.store.errors import StoreError, StoreWriteError, write_failure
 from kb.store.tables import UTCDateTime
 
 _TS = UTCDateTime()
@@ -237,6 +237,9 @@ def record_answer(
     for attempt in range(LOCK_RETRIES + 1):
         try:
             return _record_answer(engine, card_id, rating=rating, now=now, duration_ms=duration_ms, decide=decide)
+        except StoreWriteError as exc:  # a full disk, an I/O error, a read-only file: the transaction rolled back
+            better = write_failure(exc.path, exc.orig, outcome="the answer was not stored (earlier answers are kept)")
+            raise (better or exc) from exc.orig
         except OperationalError as exc:
             if not _is_locked(exc):
                 raise

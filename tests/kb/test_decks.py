@@ -407,3 +407,38 @@ def test_doctor_lists_deck_trust(kb, lab):
     import_deck(kb, lab)
     decks = {d["name"]: d for d in kb.doctor()["decks"]}
     assert decks["lab-notes"]["trust"] == "untrusted" and decks["lab-notes"]["kind"] == "imported"
+
+
+def test_import_while_reviewing_loses_nothing(tmp_path, deck, lab):
+    """H2: an import (its sync is one write transaction) while another connection answers cards."""
+    import threading
+
+    for i in range(30):
+        write_concept(deck, f"own-{i:02d}", extra=CARDS)
+    for i in range(200):
+        write_concept(lab, f"lab-bulk-{i:03d}", extra=CARDS)
+    settings = Settings(home=tmp_path / "home", bundled_content=deck, new_per_day=1000)
+    with KnowledgeBase(settings, clock=lambda: FIXED_NOW) as reviewer, \
+            KnowledgeBase(settings, clock=lambda: FIXED_NOW) as importer:
+        reviewer.sync()
+        errors: list[BaseException] = []
+
+        def run_import():
+            try:
+                import_deck(importer, lab)
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        thread = threading.Thread(target=run_import)
+        thread.start()
+        answered = 0
+        while thread.is_alive() or answered < 20:
+            item = reviewer.next_quiz_item()
+            if item is None:
+                break
+            reviewer.answer(item.card.card_id, 3, duration_ms=500)
+            answered += 1
+        thread.join()
+        assert errors == []
+        assert reviewer.stats()["reviews_total"] == answered
+        assert len([c for c in importer.concept_ids() if c.startswith("lab-")]) == 203
