@@ -497,7 +497,14 @@ def cmd_doctor(kb, args) -> int:
               f"{'' if deck['exists'] else ', missing'})")
     print(f"devices:  {', '.join(info['devices'])}")
     iso = info["isolation"]
-    print("isolation: " + ", ".join(f"{k}={v}" for k, v in iso.items()))
+    verdict = ("untrusted snippets may run with --sandbox" if iso["sandbox_capable"]
+               else "untrusted snippets never run: no Landlock or seccomp here")
+    print(f"isolation: {iso['level']} ({verdict})")
+    files = "writes only in the run's temp dir, /dev/shm and existing /dev files" if iso["filesystem_restricted"] else "not confined"
+    print(f"  files:   {files} (Landlock ABI {iso['landlock_abi']})")
+    print(f"  network: {iso['network_restricted'] or 'not confined'}")
+    print(f"  signals: {'only to its own processes (Landlock)' if iso['landlock_signal_scope'] else 'not scoped'}")
+    print("  limits:  " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in iso["rlimits"].items()))
     return EXIT_OK if info["integrity"] == "ok" else EXIT_FAIL
 
 

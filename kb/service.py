@@ -175,6 +175,13 @@ class KnowledgeBase:
 
         return detect_devices()
 
+    @staticmethod
+    def isolation_level() -> str:
+        """How snippets are confined here: landlock+seccomp | landlock | seccomp | rlimits-only."""
+        from kb.runner.sandbox import sandbox_level
+
+        return sandbox_level()
+
     def _resolve_device(self, device: str) -> str:
         available = self.devices()
         if device == "auto":

@@ -200,8 +200,9 @@ class ConceptScreen(Screen):
         if outcome is None:
             return
         log = self.query_one("#output", RichLog)
+        level = self.app.kb.isolation_level()  # shown with every run, as RELIABILITY.md asks
         if outcome.passed:
-            log.write(plain(f"passed on {outcome.device} in {outcome.duration_s:.2f} s", "bold green"))
+            log.write(plain(f"passed on {outcome.device} in {outcome.duration_s:.2f} s (isolation: {level})", "bold green"))
         elif outcome.status == "untrusted":
             log.write(plain(f"not run: {outcome.message or ''}", "bold yellow"))
             if "no sandbox" not in (outcome.message or ""):

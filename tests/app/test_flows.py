@@ -73,6 +73,7 @@ async def test_open_concept_render_math_and_run_snippet(make_app):
         log = screen.query_one("#output", RichLog)
         logged = "\n".join(line.text for line in log.lines)
         assert "shape (2, 3)" in logged and "passed on cpu" in logged
+        assert f"(isolation: {app.kb.isolation_level()})" in logged
         assert "Last run: passed on cpu" in text_of(screen.query_one("#verdict", Static))
         await pilot.press("escape")
         assert type(app.screen).__name__ == "BrowseScreen"

@@ -161,6 +161,11 @@ def test_doctor(env, capsys):
     code, out, _ = run(capsys, "doctor", "--json")
     info = json.loads(out)
     assert code == 0 and info["integrity"] == "ok" and info["libyaml"] is True
+    code, out, _ = run(capsys, "doctor")
+    iso = info["isolation"]
+    assert code == 0 and f"isolation: {iso['level']} (" in out
+    assert ("untrusted snippets may run with --sandbox" in out) == iso["sandbox_capable"]
+    assert f"deck {env.name}: {env} (KB_CONTENT, snippets " in out
 
 
 def test_subprocess_error_has_no_traceback(tmp_path):
