@@ -36,6 +36,8 @@ _ALLOWED_SCALAR_TAGS = {
 _ALLOWED_COLLECTION_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
 _RESOLVER = yaml.resolver.Resolver()
 _CONSTRUCTOR = yaml.constructor.SafeConstructor()
+# The first characters for which YAML 1.1 may type a plain scalar as other than a string ('' too).
+_IMPLICIT_FIRST = frozenset(k for k in yaml.resolver.Resolver.yaml_implicit_resolvers if k is not None)
 
 Path_ = tuple  # a path into the data: keys and list indices
 
@@ -93,14 +95,25 @@ class _Tree:
         self.errors.append(LoadError(self.path, mark.line + 1, mark.column + 1, message))
 
     def build(self, text: str) -> Any:
-        events = yaml.parse(text, Loader=yaml.CSafeLoader)
+        # libyaml's events, pulled straight from the parser (yaml.parse's generator and check_event
+        # cost a fifth of the parse).
+        parser = yaml.CSafeLoader(text)
+        try:
+            return self._build(parser.get_event)
+        finally:
+            parser.dispose()
+
+    def _build(self, next_event: Any) -> Any:
         # Each stack frame: [container, path, pending_key(for maps), key_mark, is_map, index]
         stack: list[list[Any]] = []
         root: Any = None
         have_root = False
         documents = 0
-        for event in events:
+        while True:
+            event = next_event()
             kind = type(event)
+            if kind is yaml.StreamEndEvent or event is None:
+                break
             if kind is yaml.DocumentStartEvent:
                 documents += 1
                 if documents > 1:
@@ -197,7 +210,8 @@ class _Tree:
                 self.error(event.start_mark, f"the tag '{tag}' is not allowed")
                 return text
         elif not event.style and event.implicit[0]:
-            tag = _RESOLVER.resolve(yaml.ScalarNode, text, (True, False))
+            # Most plain scalars start with a letter no implicit type starts with: a string.
+            tag = _RESOLVER.resolve(yaml.ScalarNode, text, (True, False)) if text[:1] in _IMPLICIT_FIRST else _STR_TAG
         else:
             tag = _STR_TAG
         if is_key:
@@ -494,27 +508,34 @@ def check_references(parsed: Iterable[ParsedFile], known_ids: set[str]) -> list[
     """Unknown ids in related/prerequisites, each at its line and column."""
     errors = []
     for item in parsed:
-        if item.concept is None:
-            continue
-        for ref_field, ref, line, col in item.references:
-            if ref not in known_ids:
-                guess = difflib.get_close_matches(ref, sorted(known_ids), n=1, cutoff=0.75)
-                hint = f" (did you mean '{guess[0]}'?)" if guess else ""
-                errors.append(LoadError(str(item.path), line, col, f"unknown id '{ref}' in {ref_field}{hint}"))
-            elif ref == item.concept.id:
-                errors.append(LoadError(str(item.path), line, col, f"a concept cannot list itself in {ref_field}"))
+        if item.concept is not None:
+            errors.extend(reference_errors(str(item.path), item.references, item.concept.id, known_ids))
+    return errors
+
+
+def reference_errors(path: str, references: list[tuple[str, str, int, int]], own_id: str,
+                     known_ids: set[str]) -> list[LoadError]:
+    """The errors of one file's references: unknown ids (with a guess) and the concept itself."""
+    errors = []
+    for ref_field, ref, line, col in references:
+        if ref not in known_ids:
+            guess = difflib.get_close_matches(ref, sorted(known_ids), n=1, cutoff=0.75)
+            hint = f" (did you mean '{guess[0]}'?)" if guess else ""
+            errors.append(LoadError(path, line, col, f"unknown id '{ref}' in {ref_field}{hint}"))
+        elif ref == own_id:
+            errors.append(LoadError(path, line, col, f"a concept cannot list itself in {ref_field}"))
     return errors
 
 
 def duplicate_id_error(item: ParsedFile, other_path: str, other_pos: tuple[int, int]) -> LoadError:
     assert item.concept is not None
-    line, col = item.id_position
-    return LoadError(
-        str(item.path),
-        line,
-        col,
-        f"duplicate id '{item.concept.id}' (also defined in {other_path}:{other_pos[0]}:{other_pos[1]})",
-    )
+    return duplicate_id_at(str(item.path), item.id_position, item.concept.id, other_path, other_pos)
+
+
+def duplicate_id_at(path: str, position: tuple[int, int], concept_id: str, other_path: str,
+                    other_pos: tuple[int, int]) -> LoadError:
+    return LoadError(path, position[0], position[1],
+                     f"duplicate id '{concept_id}' (also defined in {other_path}:{other_pos[0]}:{other_pos[1]})")
 
 
 def walk_yaml(root: Path) -> Iterator[tuple[str, os.stat_result]]:

@@ -34,9 +34,17 @@ class DerivedCard:
     payload: dict
 
     @property
+    def payload_json(self) -> str:
+        """The payload as stored: canonical JSON (sorted keys, UTF-8 text)."""
+        return json.dumps(self.payload, sort_keys=True, ensure_ascii=False)
+
+    @property
     def content_hash(self) -> str:
-        text = json.dumps(self.payload, sort_keys=True, ensure_ascii=False)
-        return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
+        return payload_hash(self.payload_json)
+
+
+def payload_hash(payload_json: str) -> str:
+    return hashlib.blake2b(payload_json.encode(), digest_size=12).hexdigest()
 
 
 def cloze_numbers(text: str) -> list[int]:

@@ -22,11 +22,11 @@ from typing import NamedTuple
 from sqlalchemy import Engine, delete, insert, select, text, update
 
 from kb.config import Deck
-from kb.loader import LoadError, ParsedFile, check_references, duplicate_id_error, parse_file, walk_yaml
-from kb.quiz import derive_cards
+from kb.loader import LoadError, duplicate_id_at, parse_file, reference_errors, walk_yaml
+from kb.quiz import derive_cards, payload_hash
 from kb.schema import CATEGORIES, Concept
 from kb.store.engine import read
-from kb.store.tables import CardRow, ConceptRow, DeckRow, ReviewLogRow, SnippetRunRow, SourceFileRow
+from kb.store.tables import CardRow, ConceptRow, DeckRow, ReviewLogRow, SnippetRunRow, SourceFileRow, UTCDateTime
 
 _source = SourceFileRow.__table__
 _concept = ConceptRow.__table__
@@ -34,6 +34,9 @@ _card = CardRow.__table__
 _deck = DeckRow.__table__
 _run = SnippetRunRow.__table__
 _review = ReviewLogRow.__table__
+# The concept columns a sync writes from a file (besides retired and the timestamps).
+_CONCEPT_COLUMNS = ("id", "deck_path", "source_path", "category", "title_en", "title_zh", "data_json", "content_hash",
+                    "snippet_hash", "snippet_line_offset", "prerequisites_json")
 
 
 class _Stored(NamedTuple):
@@ -107,6 +110,68 @@ def with_cjk_grams(text: str) -> str:
     return text + (GRAMS_MARK + " ".join(grams) if grams else "")
 
 
+class PreparedConcept(NamedTuple):
+    """Everything the write needs of one valid concept, as plain values.
+
+    Built where the file is parsed (a worker process on a first load), so the parent neither
+    unpickles pydantic models nor serialises JSON: both cost more than the SQL inserts.
+    """
+
+    id: str
+    previous_ids: tuple[str, ...]
+    category: str
+    title_en: str
+    title_zh: str
+    data_json: str
+    snippet_hash: str | None
+    prerequisites_json: str
+    search_row: tuple[str, str, str, str, str]  # concept_fts: id, title, aliases, tags, body
+    words_row: tuple[str, str, str, str, str]  # concept_words: the same with CJK grams
+    cards: tuple[tuple[str, str, str, str, str], ...]  # (key, kind, order_key, content_hash, payload_json)
+
+
+@dataclass
+class SyncItem:
+    """One parsed file as sync sees it: its errors, and its concept prepared for writing (None if invalid)."""
+
+    path: str
+    content_hash: str
+    errors: list[LoadError]
+    references: list[tuple[str, str, int, int]]
+    id_position: tuple[int, int]
+    snippet_line_offset: int
+    concept: PreparedConcept | None
+
+
+def prepare(concept: Concept) -> PreparedConcept:
+    doc = search_document(concept)
+    search_row = (doc["id"], doc["title"], doc["aliases"], doc["tags"], doc["body"])
+    return PreparedConcept(
+        id=concept.id,
+        previous_ids=tuple(concept.previous_ids),
+        category=concept.category,
+        title_en=concept.title.en,
+        title_zh=concept.title.zh,
+        data_json=concept.model_dump_json(),
+        snippet_hash=snippet_hash(concept),
+        prerequisites_json=json.dumps(concept.prerequisites),
+        search_row=search_row,
+        words_row=(search_row[0], *map(with_cjk_grams, search_row[1:])),
+        cards=tuple(
+            (card.key, card.kind, order_key(concept, position), payload_hash(payload), payload)
+            for position, card in enumerate(derive_cards(concept))
+            for payload in (card.payload_json,)  # serialised once: stored, and hashed
+        ),
+    )
+
+
+def parse_for_sync(path: str) -> SyncItem:
+    """Parse one file and prepare its concept (module level, so a worker process can run it)."""
+    item = parse_file(Path(path))
+    return SyncItem(path, item.content_hash, item.errors, item.references, item.id_position,
+                    item.snippet_line_offset, prepare(item.concept) if item.concept is not None else None)
+
+
 def _stat_files(decks: list[Deck]) -> dict[str, tuple[Deck, int, int]]:
     found: dict[str, tuple[Deck, int, int]] = {}
     for deck in decks:
@@ -122,18 +187,18 @@ def _stat_files(decks: list[Deck]) -> dict[str, tuple[Deck, int, int]]:
 PARALLEL_MIN_FILES = 400
 
 
-def _parse_many(paths: list[str]) -> list[ParsedFile]:
-    """Parse files, on all cores when there are many (a first load): parsing is most of its cost."""
+def _parse_many(paths: list[str]) -> list[SyncItem]:
+    """Parse and prepare files, on all cores when there are many (a first load): that is most of its cost."""
     workers = min(os.cpu_count() or 1, 8)
     # fork is cheap (no re-import) but only safe from a single-threaded process on Linux;
     # a TUI calling sync from a worker thread parses in-process instead.
     if len(paths) < PARALLEL_MIN_FILES or workers < 2 or sys.platform != "linux" or threading.active_count() > 1:
-        return [parse_file(Path(p)) for p in paths]
+        return [parse_for_sync(p) for p in paths]
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
     with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
-        return list(pool.map(parse_file, map(Path, paths), chunksize=max(16, len(paths) // (workers * 8))))
+        return list(pool.map(parse_for_sync, paths, chunksize=max(16, len(paths) // (workers * 8))))
 
 
 def _stored_errors(errors_json: str | None) -> list[LoadError]:
@@ -151,7 +216,7 @@ def sync_decks(engine: Engine, decks: list[Deck], *, now: datetime) -> SyncRepor
             row[0]: _Stored(*row)
             for row in conn.exec_driver_sql(
                 "SELECT path, mtime_ns, size, content_hash, concept_id, errors_json FROM source_file"
-            )
+            ).fetchall()  # one call, not one fetchone per row
         }
     changed = [p for p, (_, mtime, size) in on_disk.items()
                if p not in stored or stored[p].mtime_ns != mtime or stored[p].size != size]
@@ -165,7 +230,7 @@ def sync_decks(engine: Engine, decks: list[Deck], *, now: datetime) -> SyncRepor
         return report
 
     # Parse what changed (outside the write transaction: parsing is the slow part).
-    parsed: dict[str, ParsedFile] = {}
+    parsed: dict[str, SyncItem] = {}
     touched_only: list[str] = []
     started = time.perf_counter()
     parsed_items = _parse_many(changed)
@@ -199,7 +264,7 @@ def sync_decks(engine: Engine, decks: list[Deck], *, now: datetime) -> SyncRepor
             other = owner[cid]
             other_item = parsed.get(other)
             pos = other_item.id_position if other_item else id_positions.get(cid, (1, 1))
-            item.errors.append(duplicate_id_error(item, other, pos))
+            item.errors.append(duplicate_id_at(path, item.id_position, cid, other, pos))
             item.concept = None
         else:
             owner[cid] = path
@@ -208,7 +273,7 @@ def sync_decks(engine: Engine, decks: list[Deck], *, now: datetime) -> SyncRepor
         if item.concept is not None:
             # A dangling reference is reported, but the concept still loads (no cascade of
             # breakage when a referenced concept is deleted).
-            item.errors.extend(check_references([item], active_ids))
+            item.errors.extend(reference_errors(path, item.references, item.concept.id, active_ids))
 
     stamp = now
     started = time.perf_counter()
@@ -230,68 +295,69 @@ def sync_decks(engine: Engine, decks: list[Deck], *, now: datetime) -> SyncRepor
                     report.renamed.append((old_id, item.concept.id))
                     concept_rows.pop(old_id, None)
 
-        new_rows, new_fts, source_inserts, card_inserts = [], [], [], []
+        # Bulk inserts go to the driver as tuples: SQLAlchemy's per-row parameter processing cost
+        # more than SQLite's own work on a first load of 10,000 files.
+        stamp_text = UTCDateTime().process_bind_param(stamp, None)
+        new_rows, fts_rows, words_rows, source_inserts, card_inserts = [], [], [], [], []
         renamed_targets = {new for _, new in report.renamed}
         for path, item in sorted(parsed.items()):
             deck = on_disk[path][0]
             _, mtime, size = on_disk[path]
-            values = {"deck_path": str(deck.path), "mtime_ns": mtime, "size": size, "content_hash": item.content_hash,
-                      "errors_json": json.dumps([e.to_dict() for e in item.errors]) if item.errors else None}
+            concept = item.concept
+            errors_json = json.dumps([e.to_dict() for e in item.errors]) if item.errors else None
             if path in stored:
-                if item.concept is not None:
-                    values["concept_id"] = item.concept.id
+                values = {"deck_path": str(deck.path), "mtime_ns": mtime, "size": size,
+                          "content_hash": item.content_hash, "errors_json": errors_json}
+                if concept is not None:
+                    values["concept_id"] = concept.id
                 conn.execute(update(_source).where(_source.c.path == path).values(**values))
             else:
-                source_inserts.append({"path": path, "concept_id": item.concept.id if item.concept else None, **values})
+                source_inserts.append((path, str(deck.path), mtime, size, item.content_hash,
+                                       concept.id if concept else None, errors_json))
             report.errors.extend(item.errors)
-            concept = item.concept
             if concept is None:
                 continue
             old_concept_id = stored[path].concept_id if path in stored else None
-            row = {
-                "id": concept.id,
-                "deck_path": str(deck.path),
-                "source_path": path,
-                "category": concept.category,
-                "title_en": concept.title.en,
-                "title_zh": concept.title.zh,
-                "data_json": concept.model_dump_json(),
-                "content_hash": item.content_hash,
-                "snippet_hash": snippet_hash(concept),
-                "snippet_line_offset": item.snippet_line_offset,
-                "prerequisites_json": json.dumps(concept.prerequisites),
-                "retired": False,
-                "updated_at": stamp,
-            }
+            row = (concept.id, str(deck.path), path, concept.category, concept.title_en, concept.title_zh,
+                   concept.data_json, item.content_hash, concept.snippet_hash, item.snippet_line_offset,
+                   concept.prerequisites_json)
             if concept.id in concept_rows:
-                conn.execute(update(_concept).where(_concept.c.id == concept.id).values(**row))
+                conn.execute(update(_concept).where(_concept.c.id == concept.id).values(
+                    **dict(zip(_CONCEPT_COLUMNS, row)), retired=False, updated_at=stamp))
                 _delete_search(conn, concept.id)
                 report.updated.append(concept.id)
             else:
-                new_rows.append({**row, "created_at": stamp})
+                new_rows.append((*row, 0, stamp_text, stamp_text))
                 report.added.append(concept.id)
-            new_fts.append(search_document(concept))
+            fts_rows.append(concept.search_row)
+            words_rows.append(concept.words_row)
             if concept.id in concept_rows or concept.id in renamed_targets:
                 _sync_cards(conn, concept, now=stamp)
             else:  # a brand-new concept has no cards yet: insert them in one batch below
-                card_inserts.extend(_new_card_rows(concept, now=stamp))
+                card_inserts.extend(
+                    (f"{concept.id}/{key}", concept.id, key, kind, position, order, content_hash, payload, 0,
+                     stamp_text, stamp_text)
+                    for position, (key, kind, order, content_hash, payload) in enumerate(concept.cards)
+                )
             if old_concept_id and old_concept_id != concept.id and old_concept_id not in active_ids:
                 if old_concept_id in concept_rows:
                     _retire_concept(conn, old_concept_id, now=stamp)
                     report.retired.append(old_concept_id)
         if source_inserts:
-            conn.execute(insert(_source), source_inserts)
-        if new_rows:
-            conn.execute(insert(_concept), new_rows)
-        if card_inserts:
-            conn.execute(insert(_card), card_inserts)
-        if new_fts:
-            rows = [(d["id"], d["title"], d["aliases"], d["tags"], d["body"]) for d in new_fts]
-            conn.exec_driver_sql("INSERT INTO concept_fts (id, title, aliases, tags, body) VALUES (?, ?, ?, ?, ?)", rows)
             conn.exec_driver_sql(
-                "INSERT INTO concept_words (id, title, aliases, tags, body) VALUES (?, ?, ?, ?, ?)",
-                [(r[0], *map(with_cjk_grams, r[1:])) for r in rows],
-            )
+                "INSERT INTO source_file (path, deck_path, mtime_ns, size, content_hash, concept_id, errors_json) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)", source_inserts)
+        if new_rows:
+            columns = ", ".join((*_CONCEPT_COLUMNS, "retired", "created_at", "updated_at"))
+            conn.exec_driver_sql(f"INSERT INTO concept ({columns}) VALUES ({', '.join('?' * 14)})", new_rows)
+        if card_inserts:
+            conn.exec_driver_sql(
+                "INSERT INTO card (card_id, concept_id, key, kind, position, order_key, content_hash, payload_json, "
+                "retired, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", card_inserts)
+        if fts_rows:
+            conn.exec_driver_sql("INSERT INTO concept_fts (id, title, aliases, tags, body) VALUES (?, ?, ?, ?, ?)", fts_rows)
+            conn.exec_driver_sql("INSERT INTO concept_words (id, title, aliases, tags, body) VALUES (?, ?, ?, ?, ?)",
+                                 words_rows)
 
         for path in deleted:
             conn.execute(delete(_source).where(_source.c.path == path))
@@ -319,19 +385,7 @@ def order_key(concept: Concept, position: int) -> str:
     return f"{CATEGORIES.index(concept.category):02d}/{concept.id}/{position:04d}"
 
 
-def _new_card_rows(concept: Concept, *, now: datetime) -> list[dict]:
-    return [
-        {
-            "card_id": f"{concept.id}/{card.key}", "concept_id": concept.id, "key": card.key, "kind": card.kind,
-            "position": position, "order_key": order_key(concept, position), "content_hash": card.content_hash,
-            "payload_json": json.dumps(card.payload, ensure_ascii=False, sort_keys=True),
-            "retired": False, "created_at": now, "updated_at": now,
-        }
-        for position, card in enumerate(derive_cards(concept))
-    ]
-
-
-def _sync_cards(conn, concept: Concept, *, now: datetime) -> None:
+def _sync_cards(conn, concept: PreparedConcept, *, now: datetime) -> None:
     """Upsert a concept's cards by key: same key, same card (and history); vanished keys retire."""
     existing = {
         r.key: r
@@ -342,21 +396,19 @@ def _sync_cards(conn, concept: Concept, *, now: datetime) -> None:
     }
     seen = set()
     inserts = []
-    for position, card in enumerate(derive_cards(concept)):
-        seen.add(card.key)
-        payload = json.dumps(card.payload, ensure_ascii=False, sort_keys=True)
-        old = existing.get(card.key)
-        key = order_key(concept, position)
+    for position, (key, kind, order, content_hash, payload) in enumerate(concept.cards):
+        seen.add(key)
+        old = existing.get(key)
         if old is None:
             inserts.append({
-                "card_id": f"{concept.id}/{card.key}", "concept_id": concept.id, "key": card.key, "kind": card.kind,
-                "position": position, "order_key": key, "content_hash": card.content_hash, "payload_json": payload,
+                "card_id": f"{concept.id}/{key}", "concept_id": concept.id, "key": key, "kind": kind,
+                "position": position, "order_key": order, "content_hash": content_hash, "payload_json": payload,
                 "retired": False, "created_at": now, "updated_at": now,
             })
-        elif old.content_hash != card.content_hash or old.retired or old.position != position or old.order_key != key:
+        elif old.content_hash != content_hash or old.retired or old.position != position or old.order_key != order:
             conn.execute(
                 update(_card).where(_card.c.pk == old.pk).values(
-                    kind=card.kind, position=position, order_key=key, content_hash=card.content_hash,
+                    kind=kind, position=position, order_key=order, content_hash=content_hash,
                     payload_json=payload, retired=False, updated_at=now,
                 )
             )

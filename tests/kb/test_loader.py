@@ -293,3 +293,14 @@ def test_all_errors_of_all_files_in_one_run(tmp_path):
     paths = sorted({Path(e.path).name for e in report.errors})
     assert paths == ["a.yaml", "b.yaml"]
     assert len(report.errors) == 3
+
+
+def test_implicit_type_fast_path_is_sound():
+    """The loader skips YAML's implicit resolver for plain scalars whose first character no
+    resolver is registered for; that is only right while no resolver applies to every character."""
+    import yaml
+
+    from kb.loader import _IMPLICIT_FIRST
+
+    assert None not in yaml.resolver.Resolver.yaml_implicit_resolvers
+    assert {"", "y", "N", "0", "-", ".", "~", "<"} <= _IMPLICIT_FIRST
