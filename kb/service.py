@@ -331,9 +331,12 @@ class KnowledgeBase:
     def find_deck(self, name_or_path: str):
         """The deck named so (as `kb decks` lists it), or whose directory this is; None if none."""
         decks = self.settings.decks()
-        for deck in decks:
-            if deck.name == name_or_path:
-                return deck
+        named = [deck for deck in decks if deck.name == name_or_path]
+        if len(named) > 1:
+            raise DeckError(f"{len(named)} decks are named {name_or_path!r} ({', '.join(str(d.path) for d in named)}); "
+                            "give the directory instead")
+        if named:
+            return named[0]
         path = Path(name_or_path).expanduser()
         if path.exists():
             resolved = path.resolve()

@@ -69,3 +69,21 @@ async def settle(app, pilot) -> None:
         except WorkerCancelled:
             pass  # an exclusive worker was replaced by a newer one
         await pilot.pause()
+
+
+def snapshot_db(path: Path, tables: tuple[str, ...] | None = None) -> dict[str, tuple[int, str]]:
+    """(row count, content hash) of every table (or of `tables`): "nothing lost" compares these."""
+    import hashlib
+    import sqlite3
+
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        names = tables or [r[0] for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+        out = {}
+        for name in names:
+            rows = sorted(repr(r) for r in conn.execute(f'SELECT * FROM "{name}"'))
+            out[name] = (len(rows), hashlib.sha256("\n".join(rows).encode("utf-8", "surrogatepass")).hexdigest())
+        return out
+    finally:
+        conn.close()

@@ -7,7 +7,6 @@ Expected numbers are typed here independently of the snippets, at the precision 
 from __future__ import annotations
 
 import math
-import re
 
 import numpy as np
 import pytest
@@ -28,7 +27,6 @@ ENTRIES = (
     "end-to-end-learning",
     "gaussian-nll",
 )
-SCHEMA_LINE = "# yaml-language-server: $schema=../schema.json"
 
 # All planned ids after the §1.10 merges (related/prerequisites may only point at these).
 PLANNED = set(
@@ -61,35 +59,13 @@ def concept_id(request) -> str:
 # Structure ----------------------------------------------------------------------------------------
 
 
-def test_entry_structure(concept_id, load_entry, entry_path):
-    data = load_entry(concept_id)
-    concept = Concept.model_validate(data)
+def test_entry_structure(concept_id, load_entry):
+    # The bar every entry meets (file, ids, cards, sources, aliases) is tests/content/test_every_entry.py.
+    concept = Concept.model_validate(load_entry(concept_id))
     assert concept.id == concept_id and concept.category == "fundamentals"
-    assert entry_path(concept_id).parent.name == "fundamentals"
-    with entry_path(concept_id).open(encoding="utf-8") as fh:
-        assert fh.readline().rstrip("\n") == SCHEMA_LINE
-    assert concept.definition_zh and concept.formulas and concept.snippet is not None
-    assert all(f.where for f in concept.formulas)
-    assert len(concept.pitfalls) >= 3
-    assert concept.sources and all(s.url.startswith("https://") for s in concept.sources)
-    assert any(re.search(r"[\u4e00-\u9fff]", a) for a in concept.aliases), "needs a Chinese alias"
+    assert concept.formulas and concept.snippet is not None and len(concept.pitfalls) >= 3
     assert set(concept.related) | set(concept.prerequisites) <= PLANNED
-    assert concept_id not in concept.related + concept.prerequisites
-
-
-def test_cards(concept_id, load_entry, computed_value):
-    cards = Concept.model_validate(load_entry(concept_id)).cards
-    assert len(cards) >= 4 and len({c.type for c in cards}) >= 3
-    ids = [c.id for c in cards]
-    assert all(ids) and len(set(ids)) == len(ids)
-    for card in cards:
-        if card.type == "cloze":
-            numbers = sorted({int(n) for n in re.findall(r"\{\{c(\d+)::[^}]+\}\}", card.text)})
-            assert numbers == list(range(1, len(numbers) + 1)), card.id
-        elif card.type == "choice":
-            assert len(card.distractors) >= 3 and card.answer not in card.distractors, card.id
-        elif card.type == "computed":
-            assert computed_value(concept_id, card.id) is not None, card.id
+    assert len({c.type for c in concept.cards}) >= 3
 
 
 def test_snippet_runs_quickly_and_prints(concept_id, run_entry, snippet_seconds, snippet_output):

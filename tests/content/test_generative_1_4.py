@@ -8,7 +8,6 @@ precision the plan gives; scipy / scikit-image oracles skip when the package is 
 from __future__ import annotations
 
 import math
-import re
 
 import numpy as np
 import pytest
@@ -25,7 +24,6 @@ ENTRIES = (
     "latent-diffusion-model",
 )
 
-SCHEMA_LINE = "# yaml-language-server: $schema=../schema.json"
 
 # Every planned id after the §1.10 merges that these entries may reference.
 PLANNED = set(
@@ -60,28 +58,11 @@ def concept_id(request) -> str:
     return request.param
 
 
-def test_entry_structure(concept_id, load_entry, entry_path):
+def test_entry_structure(concept_id, load_entry):
+    # The bar every entry meets (file, ids, cards, sources, aliases) is tests/content/test_every_entry.py.
     concept = Concept.model_validate(load_entry(concept_id))
     assert concept.id == concept_id and concept.category == "generative"
-    with entry_path(concept_id).open(encoding="utf-8") as fh:
-        assert fh.readline().rstrip("\n") == SCHEMA_LINE
-    assert entry_path(concept_id).parent.name == "generative"
-    assert concept.definition_zh and concept.sources
-    assert all(s.url.startswith("https://") for s in concept.sources)
-    assert any(re.search(r"[\u4e00-\u9fff]", a) for a in concept.aliases), "needs a Chinese alias"
     assert set(concept.related) | set(concept.prerequisites) <= PLANNED
-    assert concept_id not in concept.related + concept.prerequisites
-    cards = concept.cards
-    assert len(cards) >= 3 and len({c.type for c in cards}) >= 2
-    ids = [c.id for c in cards]
-    assert all(ids) and len(set(ids)) == len(ids)
-    for card in cards:
-        if card.type == "choice":
-            assert len(card.distractors) >= 3 and card.answer not in card.distractors, card.id
-        if card.type == "cloze":
-            assert re.search(r"\{\{c1::[^}]+\}\}", card.text), card.id
-    for formula in concept.formulas:
-        assert formula.where, formula.name
     if concept.status == "verified":
         assert concept.formulas and concept.snippet is not None
         assert "computed-card" in concept.tags

@@ -272,31 +272,14 @@ IDS = ("image-noise", "affine-transform", "dct", "total-variation", "quantizatio
 
 
 @pytest.mark.parametrize("concept_id", IDS)
-def test_entry_structure(concept_id, load_entry, entry_path, computed_value, snippet_seconds):
-    import re
-
+def test_entry_structure(concept_id, load_entry, snippet_seconds):
     from kb.schema import Concept
 
-    with entry_path(concept_id).open(encoding="utf-8") as fh:
-        assert fh.readline().rstrip("\n") == "# yaml-language-server: $schema=../schema.json"
+    # The bar every entry meets (file, ids, cards, sources, aliases) is tests/content/test_every_entry.py.
     concept = Concept.model_validate(load_entry(concept_id))
     assert concept.id == concept_id and concept.category == "image-processing"
-    assert entry_path(concept_id).parent.name == "image-processing"
-    ids = [c.id for c in concept.cards]
-    assert all(ids) and len(set(ids)) == len(ids)
-    assert len(concept.cards) >= 4 and len({c.type for c in concept.cards}) >= 3
-    for card in concept.cards:
-        if card.type == "computed":
-            assert computed_value(concept_id, card.id) is not None, card.id
-        if card.type == "cloze":
-            numbers = sorted({int(n) for n in re.findall(r"\{\{c(\d+)::[^}]+\}\}", card.text)})
-            assert numbers == list(range(1, len(numbers) + 1)) and numbers, card.id
-        if card.type == "choice":
-            assert len(card.distractors) >= 3 and card.answer not in card.distractors, card.id
-    assert concept.formulas and all(f.where for f in concept.formulas)
-    assert concept.definition_zh and len(concept.pitfalls) >= 3
-    assert concept.sources and all(s.url.startswith("https://") for s in concept.sources)
+    assert len({c.type for c in concept.cards}) >= 3
+    assert concept.formulas and len(concept.pitfalls) >= 3
     assert "computed-card" in concept.tags
-    assert any(re.search(r"[\u4e00-\u9fff]", a) for a in concept.aliases)
     # Under a second after imports; total-variation imports gradcheck's lazy dependency up front (~2 s).
     assert snippet_seconds(concept_id) < 5.0

@@ -25,7 +25,6 @@ IDS = (
     "downsampling",
     "mamba-ssm",
 )
-SCHEMA_LINE = "# yaml-language-server: $schema=../schema.json"
 
 
 def _np(x):
@@ -52,21 +51,10 @@ def concept_id(request) -> str:
 # structure ----------------------------------------------------------------------------------------
 
 
-def test_entry_structure(concept_id, load_entry, entry_path, computed_value):
-    data = load_entry(concept_id)
-    concept = Concept.model_validate(data)
-    assert concept.id == concept_id
-    assert entry_path(concept_id).parent.name == concept.category == "layers"
-    with entry_path(concept_id).open(encoding="utf-8") as fh:
-        assert fh.readline().rstrip("\n") == SCHEMA_LINE
-    ids = [c.id for c in concept.cards]
-    assert len(ids) >= 3 and all(ids) and len(set(ids)) == len(ids)
-    assert len({c.type for c in concept.cards}) >= 2
-    for card in concept.cards:
-        if card.type == "computed":
-            assert computed_value(concept_id, card.id) is not None, card.id
-        if card.type == "choice":
-            assert len(card.distractors) >= 3 and card.answer not in card.distractors, card.id
+def test_entry_structure(concept_id, load_entry):
+    # The bar every entry meets (file, ids, cards, sources, aliases) is tests/content/test_every_entry.py.
+    concept = Concept.model_validate(load_entry(concept_id))
+    assert concept.id == concept_id and concept.category == "layers"
 
 
 def test_snippet_is_fast(concept_id, run_entry, snippet_output, snippet_seconds):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 
 import pytest
 
@@ -25,33 +24,18 @@ LLM_IDS = (
     "emergent-abilities",
 )
 IDS = (*LLM_IDS, "hard-coding")
-SCHEMA_LINE = "# yaml-language-server: $schema=../schema.json"
 
 
 # structure ----------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("concept_id", IDS)
-def test_entry_structure(concept_id, load_entry, entry_path, computed_value):
+def test_entry_structure(concept_id, load_entry):
+    # The bar every entry meets (file, ids, cards, sources, aliases) is tests/content/test_every_entry.py.
     concept = Concept.model_validate(load_entry(concept_id))
     category = "software" if concept_id == "hard-coding" else "llm"
     assert concept.id == concept_id and concept.category == category
-    assert entry_path(concept_id).parent.name == category
-    with entry_path(concept_id).open(encoding="utf-8") as fh:
-        assert fh.readline().rstrip("\n") == SCHEMA_LINE
-    ids = [c.id for c in concept.cards]
-    assert len(ids) >= 3 and all(ids) and len(set(ids)) == len(ids)
-    assert len({c.type for c in concept.cards}) >= 2
     assert concept.formulas and concept.snippet and concept.sources and concept.pitfalls
-    assert concept.definition_zh and all(f.where for f in concept.formulas)
-    for card in concept.cards:
-        if card.type == "cloze":
-            numbers = sorted(set(map(int, re.findall(r"\{\{c(\d+)::[^}]+\}\}", card.text))))
-            assert numbers == list(range(1, len(numbers) + 1)), card.id
-        elif card.type == "choice":
-            assert len(card.distractors) >= 3 and card.answer not in card.distractors, card.id
-        elif card.type == "computed":
-            assert computed_value(concept_id, card.id) is not None, card.id
 
 
 def test_merged_ids_are_aliases(load_entry):

@@ -178,16 +178,12 @@ def test_unet_cards(computed_value):
 
 
 @pytest.mark.parametrize("concept_id", IDS)
-def test_entry_structure(concept_id, load_entry, entry_path):
+def test_entry_structure(concept_id, load_entry):
     from kb.schema import Concept
 
+    # The bar every entry meets (file, ids, cards, sources, aliases) is tests/content/test_every_entry.py.
     concept = Concept.model_validate(load_entry(concept_id))
     assert concept.id == concept_id and concept.category == "vision"
-    with entry_path(concept_id).open(encoding="utf-8") as fh:
-        assert fh.readline().rstrip("\n") == "# yaml-language-server: $schema=../schema.json"
-    ids = [c.id for c in concept.cards]
-    assert all(ids) and len(set(ids)) == len(ids)
-    assert len(ids) >= 3 and len({c.type for c in concept.cards}) >= 2
     assert any(c.type == "computed" for c in concept.cards)
     assert concept.snippet is not None and concept.sources and concept.pitfalls
 

@@ -45,26 +45,14 @@ def concept_id(request) -> str:
 # structure ----------------------------------------------------------------------------------------
 
 
-def test_entry_structure(concept_id, load_entry, entry_path, computed_value, snippet_seconds):
-    data = load_entry(concept_id)
-    concept = Concept.model_validate(data)
+def test_entry_structure(concept_id, load_entry, snippet_seconds):
+    # The bar every entry meets (file, ids, cards, sources, aliases) is tests/content/test_every_entry.py.
+    concept = Concept.model_validate(load_entry(concept_id))
     assert concept.id == concept_id and concept.category == "vision"
-    assert entry_path(concept_id).parent.name == "vision"
-    with entry_path(concept_id).open(encoding="utf-8") as fh:
-        assert fh.readline().rstrip("\n") == "# yaml-language-server: $schema=../schema.json"
     if concept_id in ANNOTATORS:
         assert "controlnet-annotator" in concept.tags
     if concept_id in FACE:
         assert "face-forensics" in concept.tags
-    cards = concept.cards
-    assert len(cards) >= 3 and len({c.type for c in cards}) >= 2
-    ids = [c.id for c in cards]
-    assert all(ids) and len(set(ids)) == len(ids)
-    for card in cards:
-        if card.type == "computed":
-            assert computed_value(concept_id, card.id) is not None, card.id
-        if card.type == "choice":
-            assert len(card.distractors) >= 3 and card.answer not in card.distractors, card.id
     # Loose bound: the first gradcheck lazily imports torch.fx (about 1 s), and CI machines are shared.
     # `kb verify` reports the real time (all of these run well under 1 s there).
     assert snippet_seconds(concept_id) < 5.0, "snippet too slow"

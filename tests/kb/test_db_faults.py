@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import FIXED_NOW, Clock, concept_yaml, write_concept
+from helpers import FIXED_NOW, Clock, concept_yaml, snapshot_db, write_concept
 from sqlalchemy import insert
 from sqlalchemy.exc import OperationalError
 
@@ -38,21 +38,6 @@ REPO = Path(__file__).resolve().parents[2]
 CARDS = "cards:\n  - {type: basic, id: b, front: 'Front?', back: Back.}\n"
 NOBODY = 65534
 SQLITE_BUSY, SQLITE_BUSY_SNAPSHOT = 5, 517
-
-
-def snapshot_db(path: Path, tables: tuple[str, ...] | None = None) -> dict[str, tuple[int, str]]:
-    """(row count, content hash) of every table (or of `tables`)."""
-    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    try:
-        names = tables or [r[0] for r in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
-        out = {}
-        for name in names:
-            rows = sorted(repr(r) for r in conn.execute(f'SELECT * FROM "{name}"'))
-            out[name] = (len(rows), hashlib.sha256("\n".join(rows).encode("utf-8", "surrogatepass")).hexdigest())
-        return out
-    finally:
-        conn.close()
 
 
 def query(path: Path, sql: str, *params) -> list[tuple]:

@@ -442,3 +442,15 @@ def test_import_while_reviewing_loses_nothing(tmp_path, deck, lab):
         assert errors == []
         assert reviewer.stats()["reviews_total"] == answered
         assert len([c for c in importer.concept_ids() if c.startswith("lab-")]) == 203
+
+
+def test_trust_by_name_refuses_an_ambiguous_name(tmp_path, deck, lab):
+    """A KB_CONTENT folder and an imported deck can share a name: then the directory must be given."""
+    settings = Settings(home=tmp_path / "home", bundled_content=deck, extra_content=(tmp_path / "other" / "lab-notes",))
+    write_concept(tmp_path / "other" / "lab-notes", "other-lab", extra=snippet("assert True"))
+    with KnowledgeBase(settings, clock=lambda: FIXED_NOW) as kb:
+        imported = import_deck(kb, lab)
+        with pytest.raises(DeckError, match="2 decks are named 'lab-notes'.*give the directory"):
+            kb.trust("lab-notes")
+        deck_, count = kb.trust(str(imported.deck))
+        assert deck_.path == imported.deck and count == 2

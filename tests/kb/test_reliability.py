@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from helpers import FIXED_NOW, Clock, write_concept
+from helpers import FIXED_NOW, Clock, snapshot_db, write_concept
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from kb.cli import main
@@ -31,21 +31,6 @@ from kb.store.errors import StoreError
 DATA = Path(__file__).resolve().parents[1] / "data"
 FIXTURES = sorted(DATA.glob("db_v*.sqlite3"))
 CARDS = "cards:\n  - {type: basic, id: b, front: 'Front?', back: Back.}\n"
-
-
-def snapshot_db(path: Path, tables: tuple[str, ...] | None = None) -> dict[str, tuple[int, str]]:
-    """(row count, content hash) of every table (or of `tables`): "nothing lost" compares these."""
-    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    try:
-        names = tables or [r[0] for r in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
-        out = {}
-        for name in names:
-            rows = sorted(repr(r) for r in conn.execute(f'SELECT * FROM "{name}"'))
-            out[name] = (len(rows), hashlib.sha256("\n".join(rows).encode("utf-8", "surrogatepass")).hexdigest())
-        return out
-    finally:
-        conn.close()
 
 
 def pragma(path: Path, name: str):
