@@ -103,7 +103,8 @@ def cmd_check(kb, args) -> int:
         if report.ok:
             print(f"{files} file{'s' if files != 1 else ''} checked, no errors")
         else:
-            print(f"{files} files checked, {len(report.errors)} error{'s' if len(report.errors) != 1 else ''}", file=sys.stderr)
+            print(f"{files} file{'s' if files != 1 else ''} checked, {len(report.errors)} error{'s' if len(report.errors) != 1 else ''}",
+                  file=sys.stderr)
     return EXIT_OK if report.ok else EXIT_FAIL
 
 
@@ -192,7 +193,8 @@ def cmd_show(kb, args) -> int:
         print("\nSnippet:")
         print("    " + concept["snippet"]["code"].rstrip().replace("\n", "\n    "))
     run = concept["last_run"]
-    print(f"\nLast run: {run['status']} on {run['device']} ({run['created_at']})" if run else "\nLast run: never")
+    stale = "" if not run or run["current"] else ", of an earlier version of this snippet"
+    print(f"\nLast run: {run['status']} on {run['device']} ({run['created_at']}{stale})" if run else "\nLast run: never")
     print(f"Cards: {len(concept['cards'])}   Source: {concept['source_path']}")
     return EXIT_OK
 
@@ -302,7 +304,7 @@ def cmd_decks(kb, args) -> int:
         table.add_column(column, justify=justify)
     for d in decks:
         trust = d.trust
-        if trust in ("partly trusted", "untrusted"):
+        if trust in ("partly trusted", "changed since trusted", "untrusted"):
             trust += f" ({d.trusted_snippets}/{d.snippets}" + (f", {d.changed_snippets} changed" if d.changed_snippets else "") + ")"
         style = "green" if d.trust in ("own", "trusted") else "dim" if d.trust == "no snippets" else "yellow"
         table.add_row(escape(d.name), d.kind, str(d.concepts), str(d.snippets), f"[{style}]{escape(trust)}[/]")
@@ -502,7 +504,7 @@ def cmd_doctor(kb, args) -> int:
     print(f"isolation: {iso['level']} ({verdict})")
     files = "writes only in the run's temp dir, /dev/shm and existing /dev files" if iso["filesystem_restricted"] else "not confined"
     print(f"  files:   {files} (Landlock ABI {iso['landlock_abi']})")
-    print(f"  network: {iso['network_restricted'] or 'not confined'}")
+    print(f"  network: {'blocked: ' + iso['network_restricted'] if iso['network_restricted'] else 'not confined'}")
     print(f"  signals: {'only to its own processes (Landlock)' if iso['landlock_signal_scope'] else 'not scoped'}")
     print("  limits:  " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in iso["rlimits"].items()))
     return EXIT_OK if info["integrity"] == "ok" else EXIT_FAIL

@@ -162,8 +162,13 @@ class KnowledgeBase:
             return None
         out = dict(stored["data"])
         out["cards"] = cards_of(self.engine, concept_id)
-        out["last_run"] = last_run(self.engine, concept_id)
+        run = last_run(self.engine, concept_id)
+        if run is not None:
+            # A run of code that has since changed says nothing about the snippet shown now.
+            run["current"] = run["code_hash"] == stored["snippet_hash"]
+        out["last_run"] = run
         out["source_path"] = stored["source_path"]
+        out["deck"] = self._deck_name(stored["deck_path"])
         out["snippet_line_offset"] = stored["snippet_line_offset"]
         out["retired"] = stored["retired"]
         return out
@@ -694,14 +699,16 @@ class DeckInfo:
 
     @property
     def trust(self) -> str:
-        """own | trusted | partly trusted | untrusted | no snippets"""
+        """own | trusted | partly trusted | changed since trusted | untrusted | no snippets"""
         if self.own:
             return "own"
         if not self.snippets:
             return "no snippets"
         if self.trusted_snippets == self.snippets:
             return "trusted"
-        return "partly trusted" if self.trusted_snippets or self.changed_snippets else "untrusted"
+        if self.trusted_snippets:
+            return "partly trusted"
+        return "changed since trusted" if self.changed_snippets else "untrusted"
 
     def to_dict(self) -> dict:
         return {"name": self.name, "path": str(self.path), "kind": self.kind, "exists": self.exists,
@@ -900,10 +907,20 @@ def import_deck(kb: KnowledgeBase, source: Path, *, name: str | None = None, upd
 
     if not source.exists():
         raise DeckError(f"{source}: no such file or folder")
-    deck_name = name if name is not None else slugify(source.stem if source.is_file() else source.resolve().name)
-    if not deck_name or slugify(deck_name) != deck_name:
-        raise DeckError(f"--name {deck_name!r}: a deck name is lowercase letters, digits and '-'")
+    if name is None:
+        deck_name = slugify(source.stem if source.is_file() else source.resolve().name)
+        if not deck_name:
+            raise DeckError(f"cannot make a deck name from {source.name!r} (names are lowercase ASCII letters, "
+                            "digits and '-'); pass --name NAME")
+    elif not name or slugify(name) != name:
+        raise DeckError(f"--name {name!r}: a deck name is lowercase letters, digits and '-'")
+    else:
+        deck_name = name
     target = kb.settings.imported_decks_dir / deck_name
+    # `kb trust NAME` finds decks by name, so an import may not take the name of another deck.
+    others = [d for d in kb.settings.decks() if d.name == deck_name and d.path.resolve() != target.resolve()]
+    if others:
+        raise DeckError(f"the name {deck_name!r} is taken by the deck at {others[0].path}; pass --name NAME")
     if target.exists() and not update:
         raise DeckError(f"a deck named {deck_name!r} is already imported ({target}); pass --update to replace it "
                         f"with this version (reviews are kept), or --name to import it under another name")
@@ -928,15 +945,23 @@ def import_deck(kb: KnowledgeBase, source: Path, *, name: str | None = None, upd
     parsed = [parse_bytes(Path(f.shown), f.data) for f in read.files]
     report = check_parsed(parsed, extra_known_ids=set(owners))
     errors.extend(report.errors)
+    clashing_decks = set()
     for item in parsed:
         if item.concept is not None and item.concept.id in owners:
             deck_path, file = owners[item.concept.id]
+            clashing_decks.add(deck_path)
             errors.append(LoadError(str(item.path), *item.id_position,
                                     f"the id '{item.concept.id}' is already used by the deck {kb._deck_name(deck_path)} "
                                     f"({file}); ids are unique across decks"))
     if errors:
         errors = sorted(set(errors))
-        raise DeckImportError(f"{source}: {len(errors)} error(s); nothing was imported", errors)
+        message = f"{source}: {len(errors)} error(s); nothing was imported"
+        imported = {str(p) for p in kb.settings.imported_decks()}
+        if len(clashing_decks) == 1 and clashing_decks <= imported:
+            # Every clash is with one imported deck: most likely a new version of it.
+            other = kb._deck_name(next(iter(clashing_decks)))
+            message += f" (if this is a new version of the deck {other}: kb import {source} --name {other} --update)"
+        raise DeckImportError(message, errors)
 
     before = {s.concept_id: s for s in snippet_sources(kb.engine)} if update else {}
     kb.settings.imported_decks_dir.mkdir(parents=True, exist_ok=True)

@@ -158,8 +158,12 @@ class BrowseScreen(Screen):
         from rich.console import Group
 
         run = concept.get("last_run")
-        verdict = f"snippet: {run['status']} on {run['device']}" if run else (
-            "snippet: not run yet (press enter, then r)" if concept.get("snippet") else "no snippet")
+        if run:
+            verdict = f"snippet: {run['status']} on {run['device']}"
+            if not run.get("current", True):
+                verdict += " (an earlier version of it)"
+        else:
+            verdict = "snippet: not run yet (press enter, then r)" if concept.get("snippet") else "no snippet"
         parts = [
             plain(concept["title"]["en"], "bold"),
             plain(concept["title"]["zh"], "bold"),

@@ -22,7 +22,7 @@ class ConceptScreen(Screen):
         Binding("escape", "back", "Back", id="back"),
         Binding("r", "run", "Run snippet", id="run", tooltip="Run the snippet in an isolated worker"),
         Binding("R", "run_confined", "Run confined", id="run-confined", show=False,
-                tooltip="Run an untrusted deck's snippet under the sandbox (Landlock/seccomp), as kb verify --sandbox"),
+                tooltip="Run an untrusted deck's snippet confined (kb verify --sandbox)"),
         Binding("l", "toggle_latex", "LaTeX", id="latex", tooltip="Formulas as raw LaTeX or as text"),
         Binding("e", "edit", "Edit", id="edit", tooltip="Edit this note (notes deck only)"),
         Binding("q", "quiz", "Quiz", id="quiz", show=False),
@@ -140,7 +140,11 @@ class ConceptScreen(Screen):
             Syntax(snippet["code"].rstrip(), "python", line_numbers=True, start_line=start, word_wrap=True,
                    theme="ansi_dark" if self.app.current_theme.dark else "ansi_light"))
         run = concept.get("last_run")
-        if run:
+        if run and not run.get("current", True):
+            text = (f"Last run: {run['status']} on {run['device']}, {run['created_at'][:19]}, of an earlier version "
+                    "of this snippet; press r to run this one.")
+            style = "dim"
+        elif run:
             versions = f"torch {run.get('torch_version')}, numpy {run.get('numpy_version')}, Python {run.get('python_version')}"
             text = f"Last run: {run['status']} on {run['device']} in {run['duration_s']:.2f} s, {versions}, {run['created_at'][:19]}"
             if run["status"] != "passed":
@@ -204,6 +208,7 @@ class ConceptScreen(Screen):
         if outcome.passed:
             log.write(plain(f"passed on {outcome.device} in {outcome.duration_s:.2f} s (isolation: {level})", "bold green"))
         elif outcome.status == "untrusted":
+            log.clear()  # nothing ran: no "running…" above the reason
             log.write(plain(f"not run: {outcome.message or ''}", "bold yellow"))
             if "no sandbox" not in (outcome.message or ""):
                 log.write(plain("press R (shift+r) to run it confined: no writes outside its temporary folder, "
@@ -225,7 +230,8 @@ class ConceptScreen(Screen):
 
         notes = str(self.app.kb.settings.notes_dir)
         if not self.concept["source_path"].startswith(notes):
-            self.notify("Only notes in your notes deck can be edited here; bundled concepts are read-only.",
+            self.notify(f"Only notes in your notes deck can be edited here; this concept comes from the deck "
+                        f"{self.concept.get('deck', '?')} and is read-only in kb.",
                         severity="warning")
             return
         edit_note(self.app, self.concept["source_path"])

@@ -29,7 +29,7 @@ class HelpScreen(ModalScreen):
                     continue
                 seen.add(binding.key)
                 keys = ", ".join(KEY_NAMES.get(k, k) for k in binding.key.split(","))
-                text = binding.tooltip or binding.description or binding.action
+                text = binding.tooltip or ""  # the description is already in its own column
                 rows.append(f"  {keys:<12} {binding.description or binding.action:<16} {text}")
         title = type(self.under).__name__.replace("Screen", "")
         with VerticalScroll(id="help"):

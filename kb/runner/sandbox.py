@@ -507,8 +507,8 @@ def isolation_report() -> dict[str, Any]:
         "root": root,
         "rlimits": {
             "cpu": f"soft {limits.cpu_s:g} s, hard {limits.cpu_s + 1:g} s",
-            "address_space": f"{limits.memory_bytes} bytes (CPU runs; CUDA runs use the allocator's memory fraction)",
-            "file_size": f"{limits.file_bytes} bytes",
+            "address_space": f"{limits.memory_bytes / 2**30:g} GiB (CPU runs; CUDA runs use the allocator's memory fraction)",
+            "file_size": f"{limits.file_bytes / 2**20:g} MiB",
             "core": "0",
             "nproc": "not set: running as root, which ignores RLIMIT_NPROC"
             if root

@@ -276,6 +276,8 @@ def test_trust_records_hashes_and_an_edit_untrusts_again(kb, lab):
     alpha = outcome.deck / "fundamentals" / "lab-alpha.yaml"
     alpha.write_text(alpha.read_text(encoding="utf-8").replace("x = 2 + 2", "x = 3 + 1"), encoding="utf-8")
     assert kb.sync().updated == ["lab-alpha"]
+    # The passing run was of the old code: shown as such, not as this snippet's verdict.
+    assert kb.show("lab-alpha")["last_run"]["current"] is False and kb.show("lab-beta")["last_run"]["current"] is True
     result = {o.id: o for o in kb.verify(jobs=1)}
     assert result["lab-alpha"].status == "untrusted" and "changed since you trusted the deck lab-notes" in result["lab-alpha"].message
     assert result["lab-beta"].passed
@@ -385,6 +387,12 @@ def test_cli_import_decks_trust(cli_home, lab, capsys):
     assert code == 0 and json.loads(out)["passed"] == 1
     code, out, err = run(capsys, "import", str(lab))
     assert code == 1 and out == "" and err.startswith("kb: a deck named 'lab-notes' is already imported") and err.count("\n") == 1
+    alpha = cli_home / "decks" / "lab-notes" / "fundamentals" / "lab-alpha.yaml"
+    alpha.write_text(alpha.read_text(encoding="utf-8").replace("x = 2 + 2", "x = 4 + 0"), encoding="utf-8")
+    code, out, _ = run(capsys, "show", "lab-alpha")
+    assert code == 0 and "Last run: passed on cpu (" in out and ", of an earlier version of this snippet)" in out
+    code, out, _ = run(capsys, "decks")
+    assert "partly trusted (1/2, 1 changed)" in out
 
 
 def test_cli_import_errors_are_listed_then_one_summary_line(cli_home, lab, capsys):
@@ -445,12 +453,36 @@ def test_import_while_reviewing_loses_nothing(tmp_path, deck, lab):
 
 
 def test_trust_by_name_refuses_an_ambiguous_name(tmp_path, deck, lab):
-    """A KB_CONTENT folder and an imported deck can share a name: then the directory must be given."""
-    settings = Settings(home=tmp_path / "home", bundled_content=deck, extra_content=(tmp_path / "other" / "lab-notes",))
-    write_concept(tmp_path / "other" / "lab-notes", "other-lab", extra=snippet("assert True"))
-    with KnowledgeBase(settings, clock=lambda: FIXED_NOW) as kb:
+    """A KB_CONTENT folder added later can share an imported deck's name: then the directory must be given."""
+    home = tmp_path / "home"
+    with KnowledgeBase(Settings(home=home, bundled_content=deck), clock=lambda: FIXED_NOW) as kb:
         imported = import_deck(kb, lab)
+    other = tmp_path / "other" / "lab-notes"
+    write_concept(other, "other-lab", extra=snippet("assert True"))
+    with KnowledgeBase(Settings(home=home, bundled_content=deck, extra_content=(other,)), clock=lambda: FIXED_NOW) as kb:
         with pytest.raises(DeckError, match="2 decks are named 'lab-notes'.*give the directory"):
             kb.trust("lab-notes")
         deck_, count = kb.trust(str(imported.deck))
         assert deck_.path == imported.deck and count == 2
+
+
+@pytest.mark.parametrize("name", ["bundled", "notes"])
+def test_an_import_may_not_take_another_decks_name(kb, lab, name):
+    with pytest.raises(DeckError, match=f"the name '{name}' is taken by the deck at .*--name"):
+        import_deck(kb, lab, name=name)
+    assert decks_dir_entries(kb) == []
+
+
+def test_a_name_that_cannot_be_made_ascii_asks_for_name(kb, lab, tmp_path):
+    archive = zip_folder(lab, tmp_path / "笔记.zip")
+    with pytest.raises(DeckError, match="cannot make a deck name from '笔记.zip'.*pass --name NAME"):
+        import_deck(kb, archive)
+    assert import_deck(kb, archive, name="biji").concepts == 3
+
+
+def test_a_copy_of_an_imported_deck_suggests_update(kb, lab, tmp_path):
+    import_deck(kb, lab)
+    copy = tmp_path / "lab-notes-v2"
+    shutil.copytree(lab, copy)
+    with pytest.raises(DeckImportError, match=r"new version of the deck lab-notes: kb import .* --name lab-notes --update\)"):
+        import_deck(kb, copy)
