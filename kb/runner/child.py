@@ -45,6 +45,8 @@ def run_child(
             report, exit_code = {"status": "crashed", "message": refusal, "line": None}, EXIT_SANDBOX_UNAVAILABLE
         else:
             report, exit_code = _execute(spec, my_pid)
+            if report["status"] == "failed" and report.get("message", "").startswith("PermissionError"):
+                report["message"] = _truncate(report["message"] + _sandbox_hint(applied))
         _flush_stdio()
         write_all(res_w, json.dumps(report).encode("utf-8"))
     except BaseException as exc:  # the runner failed, not the snippet: say so rather than die silently
@@ -150,28 +152,29 @@ def _execute(spec: dict[str, Any], my_pid: int) -> tuple[dict[str, Any], int]:
     module.__dict__.update(device=device, rng=numpy.random.default_rng(0))
     sys.modules["__main__"] = module
     namespace = module.__dict__
-    sys.argv = [SNIPPET_FILENAME]
-    code = spec["code"]
-    # Tracebacks then show the snippet's source lines.
-    linecache.cache[SNIPPET_FILENAME] = (len(code), None, code.splitlines(True), SNIPPET_FILENAME)
-
+    # The code is compiled under the YAML file's name with its line numbers there (blank lines pad
+    # the top), so a traceback reads `File "content/x.yaml", line 212` like the verdict does.
+    filename = spec.get("source_path") or SNIPPET_FILENAME
+    sys.argv = [filename]
     offset = int(spec["line_offset"])
+    code = "\n" * offset + spec["code"]
+    linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+
     report: dict[str, Any] = {"status": "passed", "message": None, "line": None, "values": {}}
     exit_code = 0
     try:
         # dont_inherit: this module's `from __future__ import annotations` must not leak into the snippet.
-        exec(compile(code, SNIPPET_FILENAME, "exec", dont_inherit=True), namespace)
+        exec(compile(code, filename, "exec", dont_inherit=True), namespace)
     except SystemExit as exc:
         exit_code = _exit_code(exc)
         if exit_code != 0:
             report.update(status="failed", message=_exit_message(exc, exit_code))
     except BaseException as exc:
-        _print_exception(exc)
-        line = _snippet_line(exc)
+        _print_exception(exc, filename)
         report.update(
             status="memory" if _is_memory_error(exc) else "failed",
             message=_describe(exc),
-            line=None if line is None else line + offset,
+            line=_snippet_line(exc, filename),
         )
         exit_code = 1
     if os.getpid() != my_pid:
@@ -205,15 +208,27 @@ def _exit_message(exc: SystemExit, exit_code: int) -> str:
     return _truncate(f"exit code {exit_code}: {exc.code}")
 
 
-def _print_exception(exc: BaseException) -> None:
+def _print_exception(exc: BaseException, filename: str) -> None:
     """Print the traceback as `python snippet.py` would: from the snippet's first frame on."""
     tb = exc.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename != SNIPPET_FILENAME:
+    while tb is not None and tb.tb_frame.f_code.co_filename != filename:
         tb = tb.tb_next  # drop the runner's own frames
     try:
         traceback.print_exception(type(exc), exc, tb, file=sys.stderr)
     except BaseException:  # under a memory limit printing may fail too; the report still goes out
         pass
+
+
+def _sandbox_hint(applied: dict[str, Any]) -> str:
+    """What the confinement in force forbids, for a PermissionError that is likely its doing."""
+    blocked = []
+    if applied.get("filesystem"):
+        blocked.append("writes outside the run's temporary directory")
+    if applied.get("network_tcp") or applied.get("seccomp"):
+        blocked.append("network sockets")
+    if applied.get("signals"):
+        blocked.append("signals to other processes")
+    return f" (the sandbox blocks {', '.join(blocked)})" if blocked else ""
 
 
 def _describe(exc: BaseException) -> str:
@@ -242,14 +257,14 @@ def _is_memory_error(exc: BaseException) -> bool:
     return False
 
 
-def _snippet_line(exc: BaseException) -> int | None:
+def _snippet_line(exc: BaseException, filename: str) -> int | None:
     """The line of the innermost traceback frame in the snippet (or of a SyntaxError in it)."""
-    if isinstance(exc, SyntaxError) and exc.filename == SNIPPET_FILENAME:
+    if isinstance(exc, SyntaxError) and exc.filename == filename:
         return exc.lineno
     line = None
     tb = exc.__traceback__
     while tb is not None:
-        if tb.tb_frame.f_code.co_filename == SNIPPET_FILENAME:
+        if tb.tb_frame.f_code.co_filename == filename:
             line = tb.tb_lineno
         tb = tb.tb_next
     return line

@@ -39,8 +39,18 @@ def test_failing_assert_maps_the_line_into_the_yaml_file(pool):
     assert result.status == "failed", result
     assert result.message == "AssertionError: rows must sum to 1"
     assert result.line == 13
-    assert 'File "<snippet>", line 3' in result.output
+    assert 'File "<snippet>", line 13' in result.output  # the traceback counts YAML lines too
     assert "kb/runner" not in result.output  # the runner's own frames are not shown
+
+
+@pytest.mark.timeout(30)
+def test_traceback_names_the_yaml_file_and_its_lines(pool, tmp_path):
+    source = tmp_path / "deck" / "softmax.yaml"
+    code = "def f(x):\n    return 1 / x\n\nf(0)\n"
+    result, _ = run(pool, code, line_offset=20, source_path=str(source))
+    assert result.status == "failed" and result.line == 22
+    assert f'File "{source}", line 24, in <module>' in result.output
+    assert f'File "{source}", line 22, in f' in result.output and "return 1 / x" in result.output
 
 
 @pytest.mark.timeout(30)

@@ -121,6 +121,7 @@ def test_f7_home_bashrc_is_not_writable(pool, tmp_path):
     result, _ = run(pool, code, line_offset=10)
     assert result.status == "failed", result
     assert result.message.startswith("PermissionError: [Errno 13] Permission denied"), result.message
+    assert "(the sandbox blocks writes outside the run's temporary directory" in result.message  # says why
     assert result.line == 13
     assert os.listdir(home) == []
 
