@@ -62,7 +62,7 @@ class KnowledgeBase:
         if self._engine is None:
             from kb.store.engine import open_engine  # sqlmodel costs ~0.4 s: only when needed
 
-            self._engine = open_engine(self.settings.db_path, now=self.clock())
+            self._engine = open_engine(self.settings.db_path, now=self.clock(), backup_day=self.study_day)
         return self._engine
 
     def close(self) -> None:
@@ -391,6 +391,12 @@ class KnowledgeBase:
 
         return local_zone(self.settings.timezone)
 
+    def study_day(self, moment: datetime):
+        """The study day `moment` belongs to (the user's zone, the day starting at the rollover hour)."""
+        from kb.studyday import study_day
+
+        return study_day(moment, tz=self.zone(), rollover_hour=self.settings.rollover_hour)
+
     def study_day_bounds(self, now: datetime | None = None):
         """(study day, its start, the next day's start) for `now` in the user's zone."""
         from kb.studyday import day_bounds, study_day
@@ -646,7 +652,7 @@ class KnowledgeBase:
         backup_dir = default_backup_dir(self.settings.db_path)
         now = self.clock()
         path = make_backup(self.settings.db_path, backup_dir, now)
-        thin_backups(backup_dir, now)
+        thin_backups(backup_dir, now, self.study_day)
         return path
 
     def backups(self) -> list[Path]:

@@ -14,6 +14,7 @@ import re
 import sqlite3
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Callable
 
 from kb.store.errors import StoreError
 
@@ -119,18 +120,23 @@ def make_backup(db_path: Path, backup_dir: Path, now: datetime) -> Path:
     return target
 
 
-def backups_to_keep(stamps, now: datetime) -> set:
-    """The backup times to keep (a port of Anki's BackupFilter), by UTC calendar day.
+def utc_day(moment: datetime) -> date:
+    return _utc(moment).date()
+
+
+def backups_to_keep(stamps, now: datetime, day_of: Callable[[datetime], date] = utc_day) -> set:
+    """The backup times to keep (a port of Anki's BackupFilter), by day as `day_of` counts them.
 
     Every backup of today and yesterday is kept; going back from there, the newest backup of each
-    of the next 12 days that have one, then of 10 weeks, then of 9 months.
+    of the next 12 days that have one, then of 10 weeks, then of 9 months. kb passes the user's
+    study day (local zone, rollover hour); the default is the UTC calendar day.
     """
-    yesterday = _utc(now).date().toordinal() - 1
+    yesterday = day_of(now).toordinal() - 1
     daily, weekly, monthly = KEEP_DAILY, KEEP_WEEKLY, KEEP_MONTHLY
     last_day = last_week = last_month = float("inf")
     keep = set()
     for stamp in sorted(set(stamps), key=_utc, reverse=True):
-        day_date: date = _utc(stamp).date()
+        day_date: date = day_of(stamp)
         day = day_date.toordinal()
         week = day // 7
         month = day_date.year * 12 + day_date.month - 1
@@ -151,14 +157,14 @@ def backups_to_keep(stamps, now: datetime) -> set:
     return keep
 
 
-def thin_backups(backup_dir: Path, now: datetime) -> list[Path]:
+def thin_backups(backup_dir: Path, now: datetime, day_of: Callable[[datetime], date] = utc_day) -> list[Path]:
     """Delete the backups that `backups_to_keep` drops; returns the deleted paths."""
     backups = list_backups(backup_dir)
     # Several backups of one second: the last one stands for that second.
     by_stamp: dict[datetime, list[Path]] = {}
     for stamp, path in backups:
         by_stamp.setdefault(stamp, []).append(path)
-    keep = backups_to_keep(by_stamp, now)
+    keep = backups_to_keep(by_stamp, now, day_of)
     deleted = []
     for stamp, paths in by_stamp.items():
         for path in paths if stamp not in keep else ():
@@ -177,7 +183,8 @@ def _has_reviews(db_path: Path) -> bool:
         conn.close()
 
 
-def maybe_backup(db_path: Path, backup_dir: Path, now: datetime, *, interval: timedelta = BACKUP_INTERVAL) -> Path | None:
+def maybe_backup(db_path: Path, backup_dir: Path, now: datetime, *, interval: timedelta = BACKUP_INTERVAL,
+                 day_of: Callable[[datetime], date] = utc_day) -> Path | None:
     """A backup when the database has reviews and no backup is within `interval` of now."""
     now = _utc(now)
     if any(abs(now - stamp) < interval for stamp, _ in list_backups(backup_dir)):
@@ -185,7 +192,7 @@ def maybe_backup(db_path: Path, backup_dir: Path, now: datetime, *, interval: ti
     if not _has_reviews(db_path):
         return None
     path = make_backup(db_path, backup_dir, now)
-    thin_backups(backup_dir, now)
+    thin_backups(backup_dir, now, day_of)
     return path
 
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlmodel import SQLModel
@@ -72,12 +73,15 @@ class _BadFile(Exception):
     """The file is corrupt or not a kb database: it is moved aside."""
 
 
-def open_engine(path: Path, *, now: datetime | None = None, backup_dir: Path | None = None) -> Engine:
+def open_engine(path: Path, *, now: datetime | None = None, backup_dir: Path | None = None,
+                backup_day: Callable[[datetime], date] | None = None) -> Engine:
     """Open (creating if needed) the database at path, check it, and bring its schema up to date.
 
     A corrupt file, or one that is not a kb database, is moved aside (never deleted) and the error
     names it and the newest backup. An older schema is migrated after a backup; a newer one is
-    refused. When the database has reviews and no backup is younger than 30 minutes, one is taken.
+    refused. When the database has reviews and no backup is younger than 30 minutes, one is taken;
+    `backup_day` tells which day a moment belongs to when old backups are thinned (the user's study
+    day; UTC days by default).
     """
     from kb.store.backup import default_backup_dir, maybe_backup
 
@@ -112,7 +116,7 @@ def open_engine(path: Path, *, now: datetime | None = None, backup_dir: Path | N
         elif version < SCHEMA_VERSION:
             _migrate(engine, path, version, backup_dir, now)
         try:
-            maybe_backup(path, backup_dir, now)
+            maybe_backup(path, backup_dir, now, **({"day_of": backup_day} if backup_day else {}))
         except (StoreError, OSError):
             pass  # a periodic backup that fails (disk full) must not stop the studying; `kb backup` reports it
     except _BadFile as exc:

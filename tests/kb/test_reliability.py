@@ -215,6 +215,27 @@ def test_backups_to_keep_thins_like_anki():
     assert future in backups.backups_to_keep(stamps + [future], now)
 
 
+def test_backups_are_thinned_by_study_day(tmp_path):
+    """Two backups of the night before yesterday's rollover: UTC days call that 'yesterday' and keep
+    both; study days (rollover 04:00) put both on the day before, where only the newest stays."""
+    from kb.studyday import study_day
+
+    now = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+    night = [datetime(2026, 11, 25, 1, 0, tzinfo=timezone.utc), datetime(2026, 11, 25, 2, 0, tzinfo=timezone.utc)]
+    assert backups.backups_to_keep(night, now) == set(night)
+    by_study_day = lambda moment: study_day(moment, tz=timezone.utc, rollover_hour=4)  # noqa: E731
+    assert backups.backups_to_keep(night, now, by_study_day) == {night[1]}
+    # kb itself thins with the user's study day (zone and rollover from the settings).
+    settings = Settings(home=tmp_path / "home", bundled_content=tmp_path / "none", timezone="UTC", rollover_hour=4)
+    with KnowledgeBase(settings, clock=lambda: now) as kb:
+        folder = kb.settings.home / "backups"
+        folder.mkdir(parents=True)
+        for stamp in night:
+            (folder / f"kb-{stamp:%Y%m%d-%H%M%S}.sqlite").write_bytes(b"x")
+        kb.backup()
+        assert sorted(s for s, _ in backups.list_backups(folder)) == [night[1], now]
+
+
 def test_thin_backups_deletes_only_the_dropped_files(tmp_path):
     now = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
     folder = tmp_path / "bk"
