@@ -79,7 +79,8 @@ class ConceptScreen(Screen):
         self.concept = concept = message.concept
         from kb.render.markdown import math_to_text
 
-        self.sub_title = concept["id"]
+        deck = concept.get("deck")
+        self.sub_title = concept["id"] if deck in (None, "bundled") else f"{concept['id']}  ·  deck {deck}"
         retired = "   (retired: its file is gone; its cards and reviews are kept)" if concept.get("retired") else ""
         unverified = "   [unverified]" if concept.get("status") == "unverified" else ""
         self.query_one("#titles", Static).update(plain(

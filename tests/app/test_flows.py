@@ -259,7 +259,7 @@ async def test_untrusted_snippet_is_not_run_until_confined(make_app, app_setting
         await settle(app, pilot)
         await pilot.press("slash", *"Lab Snippet", "enter", "enter")
         await settle(app, pilot)
-        assert app.screen.concept_id == "lab-snippet"
+        assert app.screen.concept_id == "lab-snippet" and app.screen.sub_title == "lab-snippet  ·  deck lab"
         await pilot.press("r")
         await settle(app, pilot)
         logged = "\n".join(line.text for line in app.screen.query_one("#output", RichLog).lines)
