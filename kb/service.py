@@ -195,11 +195,12 @@ class KnowledgeBase:
             raise VerifyError(f"--device {device}: no {device.upper()} device is available here (found: {', '.join(available)})")
         return device
 
-    def _untrusted_reason(self, src, own_decks: set[str]) -> str | None:
+    @staticmethod
+    def _untrusted_reason(src, own_decks: set[str], names: dict[str, str]) -> str | None:
         """Why `src` may not run unconfined, or None: own decks always run; others by trusted hash."""
         if src.deck_path in own_decks or (src.trusted_hash is not None and src.trusted_hash == src.code_hash):
             return None
-        name = self._deck_name(src.deck_path)
+        name = names.get(src.deck_path, src.deck_path)
         if src.trusted_hash is not None:
             return (f"the snippet of {src.concept_id} changed since you trusted the deck {name}; "
                     f"read it, then run `kb trust {name}` again (or `kb verify --sandbox {src.concept_id}`)")
@@ -227,12 +228,15 @@ class KnowledgeBase:
         sources = snippet_sources(self.engine, ids)
         passes = last_passes(self.engine) if changed_only else {}
         current = self.library_versions()
-        own_decks = {str(d.path) for d in self.settings.decks() if d.trusted}
+        decks = self.settings.decks()
+        own_decks = {str(d.path) for d in decks if d.trusted}
+        names = {str(d.path): d.name for d in decks}
         level = None
         specs, skipped = [], []
         for src in sources:
-            reason = self._untrusted_reason(src, own_decks)
-            if reason is not None and sandbox:
+            reason = self._untrusted_reason(src, own_decks, names)
+            confined = reason is not None  # may run only with --sandbox, and then only confined
+            if confined and sandbox:
                 level = level or sandbox_level()
                 if level == "rlimits-only":
                     reason = (f"{src.concept_id} is untrusted and this machine has no sandbox for it (neither Landlock "
@@ -242,7 +246,6 @@ class KnowledgeBase:
             if reason is not None:
                 skipped.append(VerifyOutcome(src.concept_id, "untrusted", None, 0.0, reason, source_path=src.source_path))
                 continue
-            confined = src.deck_path not in own_decks and src.trusted_hash != src.code_hash
             run_on = chosen if chosen in src.devices else next((d for d in src.devices if d in available), None)
             if run_on is None:
                 skipped.append(VerifyOutcome(src.concept_id, "skipped", None, 0.0,
