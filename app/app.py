@@ -99,11 +99,21 @@ class KBApp(App):
             from watchfiles import awatch
         except ImportError:
             return
-        decks = [str(d.path) for d in self.kb.settings.decks() if Path(d.path).is_dir()]
-        if not decks:
+        settings = self.kb.settings
+        # $KB_HOME/decks/ is watched as a whole, so a deck that `kb import` adds in another terminal
+        # (it appears in one rename: no .yaml event of its own) shows up too.
+        imported = settings.imported_decks_dir
+        try:
+            imported.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            pass
+        paths = {str(d.path) for d in settings.decks() if d.path.is_dir() and d.path.parent != imported}
+        if imported.is_dir():
+            paths.add(str(imported))
+        if not paths:
             return
-        async for changes in awatch(*decks, debounce=300, step=100):
-            if any(path.endswith((".yaml", ".yml")) for _, path in changes):
+        async for changes in awatch(*paths, debounce=300, step=100):
+            if any(path.endswith((".yaml", ".yml")) or Path(path).parent == imported for _, path in changes):
                 self.resync()
 
     @work(thread=True, exclusive=True, group="sync", exit_on_error=False)

@@ -271,3 +271,26 @@ async def test_untrusted_snippet_is_not_run_until_confined(make_app, app_setting
         await settle(app, pilot)
         logged = "\n".join(line.text for line in app.screen.query_one("#output", RichLog).lines)
         assert "lab code ran" in logged and "passed on cpu" in logged
+
+
+async def test_live_reload_shows_a_deck_imported_in_another_terminal(make_app, app_settings, tmp_path):
+    """`kb import` renames a finished deck into $KB_HOME/decks/: the open app lists it without a restart."""
+    from helpers import write_concept
+
+    from kb.service import KnowledgeBase, import_deck
+
+    lab = tmp_path / "lab-src"
+    write_concept(lab, "lab-imported", title_en="Lab Imported", title_zh="导入")
+    app = make_app(watch=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        options = app.screen.query_one("#concepts", OptionList)
+        before = options.option_count
+        with KnowledgeBase(app_settings) as other_terminal:
+            import_deck(other_terminal, lab, name="lab")
+        for _ in range(100):
+            await pilot.pause(0.1)
+            await settle(app, pilot)
+            if options.option_count == before + 1:
+                break
+        assert options.option_count == before + 1
