@@ -87,3 +87,12 @@ def snapshot_db(path: Path, tables: tuple[str, ...] | None = None) -> dict[str, 
         return out
     finally:
         conn.close()
+
+
+def as_float64(x):
+    """A tensor (on any device) or array as a float64 numpy array, for comparing with oracles."""
+    import numpy as np
+
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x, dtype=np.float64)

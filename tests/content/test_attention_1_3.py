@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 import pytest
+from helpers import as_float64 as _np
 
 from kb.schema import Concept
 
@@ -25,12 +26,6 @@ IDS = (
     "vision-transformer",
     "ldm-spatial-transformer",
 )
-
-
-def _np(x):
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x, dtype=np.float64)
 
 
 # structure ----------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 import pytest
+from helpers import as_float64 as _np
 
 from kb.schema import Concept
 
@@ -42,12 +43,6 @@ PLANNED = set(
     fusion-metrics-overview bert large-language-model 3d-parallelism zero-optimizer hhh-alignment rlhf
     emergent-abilities hard-coding""".split()
 )
-
-
-def _np(x):
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x, dtype=np.float64)
 
 
 # Structure -----------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import as_float64 as _np
 
 from kb.schema import Concept
 
@@ -25,13 +26,6 @@ IDS = (
     "downsampling",
     "mamba-ssm",
 )
-
-
-def _np(x):
-    """A tensor (on any device) or array as a float64 numpy array."""
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x, dtype=np.float64)
 
 
 CONTENT = Path(__file__).resolve().parents[2] / "content"

@@ -14,13 +14,7 @@ import warnings
 
 import numpy as np
 import pytest
-
-
-def _np(x):
-    """A tensor (on any device) or array as a numpy array."""
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x)
+from helpers import as_float64 as _np
 
 
 # ★ TP=3, FP=2, FN=1, TN=4: accuracy / precision / recall / F1 -> 0.70 / 0.60 / 0.75 / 0.6667 ---------

@@ -13,13 +13,7 @@ import math
 
 import numpy as np
 import pytest
-
-
-def _np(x):
-    """A tensor (on any device) or array as a float64 numpy array."""
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x, dtype=np.float64)
+from helpers import as_float64 as _np
 
 
 # image-entropy -------------------------------------------------------------------------------------

@@ -11,14 +11,9 @@ import math
 
 import numpy as np
 import pytest
+from helpers import as_float64 as _np
 
 IDS = ("imagenet", "bev", "fpn", "clip", "spatial-transformer-network", "rrdb", "swinir", "unet")
-
-
-def _np(x):
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x, dtype=np.float64)
 
 
 # imagenet -----------------------------------------------------------------------------------------

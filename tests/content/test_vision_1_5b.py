@@ -14,18 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import as_float64 as _np
 
 from kb.schema import Concept
 
 IDS = ("canny", "hed", "mlsd", "midas", "openpose", "uniformer", "face-landmarks", "mask", "self-blended-images")
 ANNOTATORS = {"canny", "hed", "mlsd", "midas", "openpose", "uniformer"}
 FACE = {"face-landmarks", "self-blended-images"}
-
-
-def _np(x):
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x, dtype=np.float64)
 
 
 CONTENT = Path(__file__).resolve().parents[2] / "content"
