@@ -500,12 +500,21 @@ def cmd_doctor(kb, args) -> int:
     print(f"devices:  {', '.join(info['devices'])}")
     iso = info["isolation"]
     verdict = ("untrusted snippets may run with --sandbox" if iso["sandbox_capable"]
-               else "untrusted snippets never run: no Landlock or seccomp here")
+               else "untrusted snippets never run: no bubblewrap, Landlock or seccomp here")
     print(f"isolation: {iso['level']} ({verdict})")
-    files = "writes only in the run's temp dir, /dev/shm and existing /dev files" if iso["filesystem_restricted"] else "not confined"
+    if iso["bubblewrap"]:
+        print("  outer:   bubblewrap: own user, PID, network, IPC and mount namespaces; sees only the system's and "
+              "Python's files, a private /tmp, /dev and /dev/shm")
+    else:
+        print(f"  outer:   no bubblewrap ({iso['bubblewrap_reason']}); a keeper process reaps what a worker leaves")
+    files = ("writes only in the run's temp dir, a private /dev/shm and /dev/null-like devices" if iso["filesystem_restricted"]
+             else "not confined")
     print(f"  files:   {files} (Landlock ABI {iso['landlock_abi']})")
+    if iso["seccomp"]:
+        print("  calls:   no device nodes, chmod/chown/utime/xattr, TIOCSTI, namespaces, ptrace or io_uring (seccomp)")
     print(f"  network: {'blocked: ' + iso['network_restricted'] if iso['network_restricted'] else 'not confined'}")
     print(f"  signals: {'only to its own processes (Landlock)' if iso['landlock_signal_scope'] else 'not scoped'}")
+    print("  terminal: none (each run is a session of its own, all capabilities dropped)")
     print("  limits:  " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in iso["rlimits"].items()))
     return EXIT_OK if info["integrity"] == "ok" else EXIT_FAIL
 

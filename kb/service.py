@@ -217,7 +217,7 @@ class KnowledgeBase:
         """RunSpecs for what should run, and outcomes for what will not (untrusted, skipped).
 
         With `sandbox`, untrusted snippets run too, but only where the runner can confine them
-        (Landlock file rules and/or the seccomp socket filter); elsewhere they are refused.
+        (bubblewrap, Landlock file rules or the seccomp filter); elsewhere they are refused.
         """
         from kb.runner import Limits, RunSpec
         from kb.runner.sandbox import sandbox_level
@@ -239,8 +239,8 @@ class KnowledgeBase:
             if confined and sandbox:
                 level = level or sandbox_level()
                 if level == "rlimits-only":
-                    reason = (f"{src.concept_id} is untrusted and this machine has no sandbox for it (neither Landlock "
-                              f"nor seccomp is available; `kb doctor` shows the isolation); it will not run")
+                    reason = (f"{src.concept_id} is untrusted and this machine has no sandbox for it (neither bubblewrap, "
+                              f"Landlock nor seccomp is available; `kb doctor` shows the isolation); it will not run")
                 else:
                     reason = None
             if reason is not None:

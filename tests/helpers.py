@@ -96,3 +96,19 @@ def as_float64(x):
     if hasattr(x, "detach"):
         x = x.detach().cpu().numpy()
     return np.asarray(x, dtype=np.float64)
+
+
+def require_or_skip(feature: str, reason: str) -> None:
+    """Skip the test, saying why; but fail it when KB_TESTS_REQUIRE names `feature`.
+
+    CI installs bubblewrap, PostgreSQL and Chromium and sets KB_TESTS_REQUIRE, so a test that needs
+    one of them can never be skipped there unnoticed; on a developer's machine without it, it skips.
+    """
+    import os
+
+    import pytest
+
+    required = {name.strip() for name in os.environ.get("KB_TESTS_REQUIRE", "").split(",") if name.strip()}
+    if feature in required:
+        pytest.fail(f"{reason} (KB_TESTS_REQUIRE={','.join(sorted(required))} says it must be here)")
+    pytest.skip(reason)

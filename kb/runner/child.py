@@ -33,13 +33,27 @@ EXIT_SANDBOX_UNAVAILABLE = 77  # EX_NOPERM: the run required confinement that co
 
 
 def run_child(
-    spec: dict[str, Any], *, out_w: int, res_w: int, workdir: str, close_fds: list[int], worker_pid: int
+    spec: dict[str, Any],
+    *,
+    out_w: int,
+    res_w: int,
+    workdir: str,
+    close_fds: list[int],
+    worker_pid: int,
+    inside_bubblewrap: bool = False,
 ) -> NoReturn:
-    """Run `spec` (a RunSpec as a dict) in this freshly forked process and exit."""
+    """Run `spec` (a RunSpec as a dict) in this freshly forked process and exit.
+
+    The report goes to `res_w` once, after the code and the computed expressions have run; a process
+    the snippet forks has it closed, and the worker accepts a report from this process only.
+    """
     my_pid = os.getpid()
     exit_code = EXIT_RUNNER_ERROR
+    _close_in_forks(res_w)
     try:
-        applied = _isolate(spec, out_w=out_w, workdir=workdir, close_fds=close_fds, worker_pid=worker_pid)
+        applied = _isolate(
+            spec, out_w=out_w, workdir=workdir, close_fds=close_fds, worker_pid=worker_pid, inside_bubblewrap=inside_bubblewrap
+        )
         refusal = sandbox.unavailable_reason(applied) if spec.get("sandbox") else None
         if refusal is not None:  # the run requires confinement (RunSpec.sandbox): do not run the code
             report, exit_code = {"status": "crashed", "message": refusal, "line": None}, EXIT_SANDBOX_UNAVAILABLE
@@ -61,9 +75,26 @@ def run_child(
     os._exit(exit_code)
 
 
-def _isolate(spec: dict[str, Any], *, out_w: int, workdir: str, close_fds: list[int], worker_pid: int) -> dict[str, Any]:
+def _close_in_forks(fd: int) -> None:
+    """Keep the report channel out of every process the snippet starts (fork, or fork and exec)."""
+    os.set_inheritable(fd, False)
+
+    def close_it() -> None:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+    os.register_at_fork(after_in_child=close_it)
+
+
+def _isolate(
+    spec: dict[str, Any], *, out_w: int, workdir: str, close_fds: list[int], worker_pid: int, inside_bubblewrap: bool
+) -> dict[str, Any]:
     """Detach, redirect, limit and confine this process; returns what sandbox.confine applied."""
-    os.setpgid(0, 0)  # our own group, so the worker can kill everything we start at once
+    # A session of our own: no controlling terminal to push keystrokes into, and one process group
+    # the worker kills at once.
+    os.setsid()
     sandbox.set_parent_death_signal(signal.SIGKILL)
     if os.getppid() != worker_pid:  # the worker died before the line above took effect
         os._exit(EXIT_RUNNER_ERROR)
@@ -102,7 +133,9 @@ def _isolate(spec: dict[str, Any], *, out_w: int, workdir: str, close_fds: list[
     _set_limits(spec["limits"], device=spec["device"])
     # Every run is confined as far as the kernel allows (Landlock writes/TCP/signals, seccomp sockets);
     # the worker that forked us is not. run_child refuses the run if it required more than this.
-    applied = sandbox.confine(workdir)
+    applied = sandbox.confine(
+        workdir, inside_bubblewrap=inside_bubblewrap, shm_bytes=int(spec["limits"].get("shm_bytes", 256 * 1024**2))
+    )
 
     sys.stdin = sys.__stdin__ = open(0, encoding="utf-8", closefd=False)
     sys.stdout = sys.__stdout__ = open(1, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False)
@@ -126,8 +159,12 @@ def _set_limits(limits: dict[str, Any], *, device: str) -> None:
     _set_limit(resource.RLIMIT_FSIZE, int(limits["file_bytes"]))
     _set_limit(resource.RLIMIT_CORE, 0)  # a crash must not write gigabytes of core
     if device == "cpu":
-        # CUDA reserves huge address ranges, so GPU runs use the allocator's fraction instead.
         _set_limit(resource.RLIMIT_AS, int(limits["memory_bytes"]))
+    else:
+        # CUDA reserves huge address ranges (PROT_NONE, which RLIMIT_DATA does not count), so a GPU
+        # run's host memory is bounded by its private writable mappings instead; the allocator's
+        # fraction bounds the GPU's.
+        _set_limit(resource.RLIMIT_DATA, int(limits["memory_bytes"]))
     if os.geteuid() != 0:  # root ignores RLIMIT_NPROC
         _set_limit(resource.RLIMIT_NPROC, sandbox.task_count(os.getuid()) + int(limits["nproc_extra"]))
 
@@ -224,10 +261,17 @@ def _sandbox_hint(applied: dict[str, Any]) -> str:
     blocked = []
     if applied.get("filesystem"):
         blocked.append("writes outside the run's temporary directory")
+    if applied.get("seccomp"):
+        blocked.append("changing file permissions, owners, times or attributes")
     if applied.get("network_tcp") or applied.get("seccomp"):
-        blocked.append("network sockets")
+        if applied.get("seccomp") and applied.get("layer") != "bubblewrap":
+            blocked.append("every socket (DataLoader workers and multiprocessing managers need bubblewrap: install it)")
+        else:
+            blocked.append("network sockets")
     if applied.get("signals"):
         blocked.append("signals to other processes")
+    if applied.get("filesystem") and not applied.get("private_shm"):
+        blocked.append("/dev/shm (no private one could be made here)")
     return f" (the sandbox blocks {', '.join(blocked)})" if blocked else ""
 
 

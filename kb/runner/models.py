@@ -23,11 +23,14 @@ class Limits:
         wall_s: Wall-clock deadline; the process group is killed after it (verdict "timeout").
         cpu_s: RLIMIT_CPU soft limit in seconds (rounded up to whole seconds; the hard limit is one
             second more), verdict "cpu_limit".
-        memory_bytes: RLIMIT_AS on CPU runs; on CUDA runs the allocator's memory fraction instead.
+        memory_bytes: RLIMIT_AS on CPU runs; on CUDA runs (whose driver reserves huge address ranges)
+            RLIMIT_DATA on the host and the allocator's memory fraction on the GPU.
         output_keep_bytes: How much of stdout+stderr the record keeps.
         output_kill_bytes: Total output after which the group is killed (verdict "output_limit").
         file_bytes: RLIMIT_FSIZE; SIGXFSZ is ignored so an oversized write raises OSError(EFBIG).
         nproc_extra: RLIMIT_NPROC is the user's current task count plus this, when not root.
+        shm_bytes: Size of the run's private /dev/shm (a tmpfs, so not counted by RLIMIT_AS); it is
+            emptied after the run. Inside bubblewrap every worker's /dev/shm has the default size.
     """
 
     wall_s: float = 30.0
@@ -37,9 +40,10 @@ class Limits:
     output_kill_bytes: int = 1024 * 1024
     file_bytes: int = 16 * 1024**2
     nproc_extra: int = 64
+    shm_bytes: int = 256 * 1024**2
 
     def __post_init__(self) -> None:
-        for name in ("wall_s", "cpu_s", "memory_bytes", "output_keep_bytes", "output_kill_bytes", "file_bytes"):
+        for name in ("wall_s", "cpu_s", "memory_bytes", "output_keep_bytes", "output_kill_bytes", "file_bytes", "shm_bytes"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"Limits.{name} must be positive, got {getattr(self, name)!r}")
         if self.nproc_extra < 1:

@@ -1,8 +1,10 @@
 """WorkerPool: runs snippets on warm worker processes, from the calling process, without torch.
 
 Classes: WorkerPool. The pool starts `jobs` workers (python -m kb.runner.worker) lazily, all at once,
-hands each run to an idle worker, and replaces a worker that dies. Only the standard library is
-imported here: the calling process (the TUI, the CLI) must never import torch or numpy.
+hands each run to an idle worker, and replaces a worker that dies. Each worker runs inside
+bubblewrap where it can (kb.runner.bwrap), else under a keeper process (kb.runner.keeper). Only the
+standard library is imported here: the calling process (the TUI, the CLI) must never import torch
+or numpy.
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
-from kb.runner import sandbox
+from kb.runner import bwrap, sandbox
 from kb.runner.models import DEVICES, RunResult, RunSpec
 from kb.runner.protocol import ChannelClosed, Reader, send
 
+LAYERS = ("bubblewrap", "fallback")
+TERMINATE_GRACE_S = 1.0  # after SIGTERM, for the keeper's sweep or bubblewrap's teardown
 STARTUP_TIMEOUT_S = 120.0  # importing torch takes ~1.5 s idle, much longer on a loaded machine
 REPLY_GRACE_S = 15.0  # beyond the wall limit, for the worker's clean-up and reply
 RETRIES = 2  # a request that never started may go to a fresh worker this many more times
@@ -56,13 +60,37 @@ def _worker_env(token: str) -> dict[str, str]:
     return env
 
 
+def _worker_command(layer: str) -> list[str]:
+    worker = [sys.executable, "-m", "kb.runner.worker"]
+    if layer == "bubblewrap":
+        executable = bwrap.executable()
+        assert executable is not None  # the pool checked bwrap.usable() when it chose the layer
+        return [executable, *bwrap.arguments(), "--", *worker, "--inside-bubblewrap"]
+    return [sys.executable, "-m", "kb.runner.keeper", "--", *worker]
+
+
+def _zygote_of(root_pid: int) -> int | None:
+    """The worker process itself among the descendants of `root_pid` (bwrap or the keeper)."""
+    for pid in [root_pid, *sandbox.descendants_of(root_pid)]:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv[1:3] == [b"-m", b"kb.runner.worker"]:
+            return pid
+    return None
+
+
 class _Worker:
     """One worker process and its control channel. Used by one thread at a time."""
 
-    def __init__(self) -> None:
+    def __init__(self, layer: str) -> None:
+        self.layer = layer
         self.token = secrets.token_hex(16)
+        self.zygote_pid: int | None = None
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "kb.runner.worker"],
+            _worker_command(layer),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -82,6 +110,15 @@ class _Worker:
     @property
     def pid(self) -> int:
         return self.proc.pid
+
+    def find_zygote(self, timeout: float = 5.0) -> int:
+        """The worker process's pid, once bubblewrap or the keeper has started it (else theirs)."""
+        deadline = time.monotonic() + timeout
+        while self.zygote_pid is None and self.proc.poll() is None and time.monotonic() < deadline:
+            self.zygote_pid = _zygote_of(self.proc.pid)
+            if self.zygote_pid is None:
+                time.sleep(0.01)
+        return self.zygote_pid or self.proc.pid
 
     def _stderr_tail(self) -> str:
         """What a worker that failed to start printed (it writes to stderr only before it is ready)."""
@@ -106,6 +143,7 @@ class _Worker:
         if message.get("type") != "ready":
             raise _WorkerLost(f"worker sent {message.get('type')!r} before 'ready'", started=False)
         self.versions = dict(message.get("versions") or {})
+        self.zygote_pid = _zygote_of(self.proc.pid)
         self.ready = True
         self.proc.stderr.close()  # the worker now sends its stderr to /dev/null
 
@@ -145,17 +183,23 @@ class _Worker:
             code = self.proc.wait(timeout=2)
         except subprocess.TimeoutExpired:
             return "worker process stopped answering during the run; it was replaced"
-        how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+        # bubblewrap and the keeper pass on a worker killed by signal N as exit code 128 + N.
+        signum = -code if code < 0 else code - 128 if 128 < code < 128 + signal.NSIG else None
+        how = f"killed by {_signal_name(signum)}" if signum is not None else f"exit code {code}"
         return f"worker process died during the run ({how}); it was replaced"
 
     def terminate(self) -> None:
-        """Stop the worker process and everything it started. Idempotent; leaves the pipes open."""
+        """Stop the worker process and everything it started. Idempotent; leaves the pipes open.
+
+        EOF first (an idle worker exits at once), then SIGTERM, which the keeper answers by killing
+        every descendant and bubblewrap by taking its namespaces down; SIGKILL only after that.
+        """
         if self.dead:
             return
         self.dead = True
         graceful = self.run_pgid is None
         try:
-            self.proc.stdin.close()  # EOF: an idle worker exits at once
+            self.proc.stdin.close()
         except OSError:
             pass
         try:
@@ -163,8 +207,12 @@ class _Worker:
         except subprocess.TimeoutExpired:
             graceful = False
         if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=TERMINATE_GRACE_S)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
         if not graceful:
             # A snippet may still be alive (its group, or a daemon that escaped it): find it by token.
             sandbox.kill_marked(f"{_TOKEN_VAR}={self.token}".encode())
@@ -180,6 +228,13 @@ class _Worker:
                 stream.close()
             except OSError:
                 pass
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
 
 
 def _shutdown(workers: list[_Worker], lock: threading.Lock) -> None:
@@ -207,16 +262,20 @@ class WorkerPool:
         device: The device this pool is mainly for ("cpu" or "cuda"); kept as `pool.device`. Each
             RunSpec's own device decides where its snippet runs, so one pool serves a mixed plan;
             a "cpu" run never sees a GPU.
+        bubblewrap: Run the workers inside bubblewrap: None (the default) where it works here, True
+            to require it (RuntimeError at start when it cannot), False for the fallback layer.
 
     The workers start on first use. Use as a context manager, or call close(); a pool that is
     garbage-collected or still open at interpreter exit is closed too.
     """
 
-    def __init__(self, jobs: int | None = None, device: str = "cpu") -> None:
+    def __init__(self, jobs: int | None = None, device: str = "cpu", *, bubblewrap: bool | None = None) -> None:
         if device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
         self.jobs = max(1, jobs if jobs is not None else (os.cpu_count() or 1))
         self.device = device
+        self._bubblewrap = bubblewrap
+        self._layer: str | None = None
         self._lock = threading.Lock()
         self._workers: list[_Worker] = []
         self._idle: queue.Queue[_Worker] = queue.Queue()
@@ -242,6 +301,24 @@ class WorkerPool:
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def layer(self) -> str:
+        """"bubblewrap" or "fallback": the outer layer the workers run in (decided once)."""
+        if self._layer is None:
+            if self._bubblewrap is False:
+                self._layer = "fallback"
+            else:
+                reason = bwrap.reason_unusable()
+                if reason is not None and self._bubblewrap:
+                    raise RuntimeError(f"bubblewrap was required but cannot be used: {reason}")
+                self._layer = "fallback" if reason else "bubblewrap"
+        return self._layer
+
+    @property
+    def level(self) -> str:
+        """Every layer a run of this pool gets, e.g. "bubblewrap+landlock+seccomp"."""
+        return sandbox.sandbox_level(bubblewrap=self.layer == "bubblewrap")
+
     def start(self, wait: bool = False) -> None:
         """Start the workers now rather than on first use; they import torch in parallel.
 
@@ -249,12 +326,13 @@ class WorkerPool:
             wait: Return only once every worker is ready (or has failed to start).
         """
         fresh: list[_Worker] = []
+        layer = self.layer  # may probe bubblewrap once: not under the lock
         with self._lock:
             if self._closed:
                 raise RuntimeError("the pool is closed")
             if not self._started:
                 self._started = True
-                fresh = [_Worker() for _ in range(self.jobs)]
+                fresh = [_Worker(layer) for _ in range(self.jobs)]
                 self._workers.extend(fresh)
         if wait:
             for worker in fresh:
@@ -266,9 +344,12 @@ class WorkerPool:
             self._idle.put(worker)
 
     def worker_pids(self) -> list[int]:
-        """Process ids of the current workers (for diagnostics and tests)."""
+        """Process ids (as this process sees them) of the current workers: the worker processes
+        themselves, not bubblewrap or the keeper around them (for diagnostics and tests). Waits up
+        to a few seconds for a worker that is still being started to exist."""
         with self._lock:
-            return [w.pid for w in self._workers]
+            workers = list(self._workers)
+        return [w.find_zygote() for w in workers]
 
     def _acquire(self) -> _Worker:
         while True:
@@ -302,7 +383,7 @@ class WorkerPool:
                 self._workers.remove(worker)
             if self._closed:
                 return
-            fresh = _Worker()  # starts importing now, so it is warm by the next run
+            fresh = _Worker(self.layer)  # starts importing now, so it is warm by the next run
             self._workers.append(fresh)
         self._idle.put(fresh)
 

@@ -1,18 +1,25 @@
 """Linux process controls used by the runner, and the isolation report for `kb doctor`.
 
 Functions: set_child_subreaper, set_parent_death_signal, landlock_abi, seccomp_available,
-sandbox_level, confine, install_seccomp_filter, unavailable_reason, task_count, children_of,
-sweep_children, kill_marked, isolation_report. Standard library and ctypes only, so the calling
-process can use them without importing torch.
+drop_capabilities, private_dev_shm, confine, unavailable_reason, inner_level, sandbox_level,
+task_count, children_of, sweep_children, kill_marked, isolation_report. Standard library and ctypes
+only, so the calling process can use them without importing torch.
 
-Confinement (`confine`) is applied by each run's child process only, never by the worker or the
-pool: one Landlock ruleset (writes only to the run's workdir, /dev/shm and files under /dev; no TCP;
-signals and abstract unix sockets scoped to the run) and one seccomp filter (no socket other than
-AF_UNIX). Both are best effort: what the kernel lacks is skipped, and the returned dict says what
-was applied. `sandbox_level()` is the cheap probe a caller uses to decide whether an untrusted
-snippet may run at all; tests make it "rlimits-only" by monkeypatching `landlock_abi` to return 0
-and `seccomp_available` to return False (confine() consults the same two functions, so a child
-forked from the patched process confines nothing either).
+The layers, outermost first:
+1. bubblewrap (kb.runner.bwrap): the worker itself runs in new namespaces with a file system built
+   from the system's and Python's directories only. Where `bwrap` is missing or cannot create
+   namespaces, the fallback takes its place: a keeper process (kb.runner.keeper) that kills what
+   outlives a worker, and a private /dev/shm per run where a mount namespace can be had.
+2. confine(), applied by each run's child only, never by the worker or the pool: every capability
+   dropped with NO_NEW_PRIVS, one Landlock ruleset (writes only to the run's workdir, a private
+   /dev/shm and the harmless device files; no TCP; signals and abstract unix sockets scoped to the
+   run) and the seccomp filter of kb.runner.seccomp. Each is best effort: what the kernel lacks is
+   skipped, and the returned dict says what was applied.
+
+`sandbox_level()` is the cheap probe a caller uses to decide whether an untrusted snippet may run at
+all; tests make the inner layers "rlimits-only" by monkeypatching `landlock_abi` to return 0 and
+`seccomp_available` to return False (confine() consults the same two functions, so a child forked
+from the patched process confines nothing either).
 """
 
 from __future__ import annotations
@@ -20,12 +27,15 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import glob
 import os
 import platform
 import signal
 import sys
 import time
 from typing import Any
+
+from kb.runner import bwrap, seccomp
 
 PR_SET_PDEATHSIG = 1
 PR_SET_NO_NEW_PRIVS = 38
@@ -70,30 +80,24 @@ _FS_WRITE_ABI1 = (
     | LANDLOCK_ACCESS_FS_MAKE_SYM
 )
 
-# seccomp (uapi/linux/seccomp.h, filter.h, audit.h)
-PR_GET_SECCOMP = 21
-PR_SET_SECCOMP = 22
-SECCOMP_MODE_FILTER = 2
-SECCOMP_GET_ACTION_AVAIL = 2
-SECCOMP_RET_ALLOW = 0x7FFF0000
-SECCOMP_RET_ERRNO = 0x00050000
-AUDIT_ARCH_X86_64 = 0xC000003E
-AUDIT_ARCH_AARCH64 = 0xC00000B7
-X32_SYSCALL_BIT = 0x40000000
-AF_UNIX = 1
-# machine -> (AUDIT_ARCH, socket, seccomp, io_uring_setup) syscall numbers of the 64-bit ABI.
-_SECCOMP_ARCHES = {
-    "x86_64": (AUDIT_ARCH_X86_64, 41, 317, 425),
-    "aarch64": (AUDIT_ARCH_AARCH64, 198, 277, 425),
-}
-_BPF_LD_W_ABS = 0x00 | 0x00 | 0x20  # BPF_LD | BPF_W | BPF_ABS
-_BPF_JEQ_K = 0x05 | 0x10 | 0x00  # BPF_JMP | BPF_JEQ | BPF_K
-_BPF_JGE_K = 0x05 | 0x30 | 0x00  # BPF_JMP | BPF_JGE | BPF_K
-_BPF_RET_K = 0x06 | 0x00  # BPF_RET | BPF_K
-# Offsets into struct seccomp_data {int nr; __u32 arch; __u64 instruction_pointer; __u64 args[6];}.
-_SECCOMP_NR = 0
-_SECCOMP_ARCH = 4
-_SECCOMP_ARG0_LOW = 16  # little-endian: the low 32 bits of args[0] come first
+X32_SYSCALL_BIT = seccomp.X32_SYSCALL_BIT
+
+# Capabilities and namespaces (uapi/linux/prctl.h, capability.h, securebits.h, sched.h, mount.h)
+PR_CAPBSET_DROP = 24
+PR_SET_SECUREBITS = 28
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+# NOROOT and NO_CAP_AMBIENT_RAISE, each with its lock, and KEEP_CAPS locked off: an exec as uid 0
+# gains nothing back.
+SECURE_BITS = (1 << 0) | (1 << 1) | (1 << 5) | (1 << 6) | (1 << 7)
+LINUX_CAPABILITY_VERSION_3 = 0x20080522
+CAP_SYS_ADMIN = 21
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUSER = 0x10000000
+MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 2, 4, 8, 0x4000, 1 << 18
+# Device files a run may open for writing: the harmless ones, and a GPU's (CUDA writes to them).
+WRITABLE_DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
+GPU_DEVICE_PATTERNS = ("/dev/nvidia*", "/dev/nvidia-caps", "/dev/dri")
 
 _libc: ctypes.CDLL | None = None
 
@@ -141,14 +145,6 @@ class _PathBeneathAttr(ctypes.Structure):
     _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
 
 
-class _SockFilter(ctypes.Structure):
-    _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8), ("k", ctypes.c_uint32)]
-
-
-class _SockFprog(ctypes.Structure):
-    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter))]
-
-
 def _syscall_error(name: str) -> OSError:
     err = ctypes.get_errno()
     return OSError(err, f"{name}: {os.strerror(err)}")
@@ -163,12 +159,27 @@ def _fs_write_rights(abi: int) -> int:
     return rights
 
 
-def _landlock_rules(workdir: str, abi: int) -> list[tuple[str, int]]:
-    """(path, allowed rights) of the write allow-list; a missing path is skipped by the caller."""
-    everything = _fs_write_rights(abi)
-    # /dev: open existing device files for writing (/dev/null, /dev/nvidia*), but create nothing.
-    dev = LANDLOCK_ACCESS_FS_WRITE_FILE | (LANDLOCK_ACCESS_FS_TRUNCATE if abi >= 3 else 0)
-    return [(workdir, everything), ("/dev/shm", everything), ("/dev", dev)]
+def _writable_device_files() -> list[str]:
+    found = [p for p in WRITABLE_DEVICES if os.path.exists(p)]
+    for pattern in GPU_DEVICE_PATTERNS:
+        found.extend(sorted(glob.glob(pattern)))
+    return found
+
+
+def _landlock_rules(workdir: str, abi: int, *, shm: bool) -> list[tuple[str, int]]:
+    """(path, allowed rights) of the write allow-list; a missing path is skipped by the caller.
+
+    No rule allows making a block or character device anywhere, and /dev/shm is writable only when
+    the run has a private one (it is shared with every other program otherwise).
+    """
+    in_tree = _fs_write_rights(abi) & ~(LANDLOCK_ACCESS_FS_MAKE_BLOCK | LANDLOCK_ACCESS_FS_MAKE_CHAR)
+    rules = [(workdir, in_tree)]
+    if shm:
+        rules.append(("/dev/shm", in_tree))
+    # Existing device files only, one rule each: never a terminal (/dev/pts/N, /dev/tty) or a disk.
+    open_for_writing = LANDLOCK_ACCESS_FS_WRITE_FILE | (LANDLOCK_ACCESS_FS_TRUNCATE if abi >= 3 else 0)
+    rules.extend((path, open_for_writing) for path in _writable_device_files())
+    return rules
 
 
 def _add_path_rule(ruleset_fd: int, path: str, rights: int) -> None:
@@ -181,7 +192,7 @@ def _add_path_rule(ruleset_fd: int, path: str, rights: int) -> None:
         os.close(fd)
 
 
-def _landlock(workdir: str, abi: int, applied: dict[str, Any]) -> None:
+def _landlock(workdir: str, abi: int, applied: dict[str, Any], *, shm: bool) -> None:
     """Create, fill and enforce one Landlock ruleset on this process (NO_NEW_PRIVS must be set)."""
     handled_fs = _fs_write_rights(abi)
     handled_net = LANDLOCK_ACCESS_NET_BIND_TCP | LANDLOCK_ACCESS_NET_CONNECT_TCP if abi >= LANDLOCK_NET_ABI else 0
@@ -195,7 +206,7 @@ def _landlock(workdir: str, abi: int, applied: dict[str, Any]) -> None:
     ruleset = int(ruleset)
     try:
         allowed = []
-        for path, rights in _landlock_rules(workdir, abi):
+        for path, rights in _landlock_rules(workdir, abi, shm=shm):
             if not os.path.exists(path):
                 continue
             _add_path_rule(ruleset, path, rights)  # a failure aborts: never enforce a half-built list
@@ -211,114 +222,126 @@ def _landlock(workdir: str, abi: int, applied: dict[str, Any]) -> None:
     applied["signals"] = bool(scoped)
 
 
-def _seccomp_arch() -> tuple[int, int, int, int] | None:
-    if sys.platform != "linux" or ctypes.sizeof(ctypes.c_void_p) != 8:
-        return None  # a 32-bit interpreter on a 64-bit kernel makes syscalls of another ABI
-    return _SECCOMP_ARCHES.get(platform.machine())
-
-
 def seccomp_available() -> bool:
-    """Whether this kernel can install a seccomp filter here, on an architecture the filter knows.
+    """Whether this kernel can install the seccomp filter here (see kb.runner.seccomp)."""
+    return seccomp.available(libc())
 
-    Asks the kernel (seccomp(SECCOMP_GET_ACTION_AVAIL, SECCOMP_RET_ERRNO), Linux >= 4.14); on older
-    kernels a "Seccomp_filters:" line in /proc/self/status, or a working PR_GET_SECCOMP, says so.
+
+def install_seccomp_filter(*, allow_unix_sockets: bool = False) -> bool:
+    """Install the filter of kb.runner.seccomp on this thread and its future children."""
+    return seccomp.install(libc(), allow_unix_sockets=allow_unix_sockets)
+
+
+def _effective_capabilities() -> int:
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"CapEff:"):
+                    return int(line.split()[1], 16)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
+def drop_capabilities() -> bool:
+    """Give up every capability for good, as root too: bounding set, ambient set, then capset(0).
+
+    With the securebits locked, even exec of a program as uid 0 gains nothing back. Returns whether
+    the effective set is empty afterwards.
     """
-    arch = _seccomp_arch()
-    if arch is None:
+    if sys.platform != "linux":
+        return False
+    lib = libc()
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as f:
+            last = int(f.read())
+    except (OSError, ValueError):
+        last = 63
+    if _effective_capabilities():
+        lib.prctl(PR_SET_SECUREBITS, ctypes.c_ulong(SECURE_BITS), 0, 0, 0)  # needs CAP_SETPCAP: before the drop
+        for cap in range(last + 1):
+            lib.prctl(PR_CAPBSET_DROP, ctypes.c_ulong(cap), 0, 0, 0)
+    lib.prctl(PR_CAP_AMBIENT, ctypes.c_ulong(PR_CAP_AMBIENT_CLEAR_ALL), 0, 0, 0)
+    header = _CapHeader(LINUX_CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)()
+    if lib.capset(ctypes.byref(header), data) != 0:
+        return False
+    return _effective_capabilities() == 0
+
+
+def private_dev_shm(size_bytes: int) -> bool:
+    """Mount an empty tmpfs of `size_bytes` on /dev/shm, seen by this process and its children only.
+
+    Needs a mount namespace of our own: as root (CAP_SYS_ADMIN) directly, otherwise inside a new user
+    namespace where the kernel allows unprivileged ones. What a run leaves there vanishes with its
+    last process, and it cannot touch the shared memory of any other program. False when neither
+    works; the caller then gives the run no /dev/shm at all.
+    """
+    if sys.platform != "linux" or not os.path.isdir("/dev/shm"):
+        return False
+    lib = libc()
+    uid, gid = os.getuid(), os.getgid()
+    privileged = bool(_effective_capabilities() & (1 << CAP_SYS_ADMIN))
+    flags = CLONE_NEWNS if privileged else CLONE_NEWNS | CLONE_NEWUSER
+    if lib.unshare(flags) != 0:
         return False
     try:
-        action = ctypes.c_uint32(SECCOMP_RET_ERRNO)
-        if libc().syscall(arch[2], SECCOMP_GET_ACTION_AVAIL, 0, ctypes.byref(action)) == 0:
-            return True
-        if ctypes.get_errno() not in (errno.ENOSYS, errno.EINVAL):
-            return False  # e.g. EOPNOTSUPP: the kernel has seccomp but not this action
-        with open("/proc/self/status", "rb") as f:
-            if b"\nSeccomp_filters:" in f.read():
-                return True
-        return libc().prctl(PR_GET_SECCOMP, 0, 0, 0, 0) >= 0
-    except (OSError, AttributeError):
-        return False
-
-
-def _bpf(code: int, k: int, jt: int = 0, jf: int = 0) -> _SockFilter:
-    return _SockFilter(code, jt, jf, k)
-
-
-def _seccomp_program(audit_arch: int, socket_nr: int, io_uring_setup_nr: int, x32: bool) -> list[_SockFilter]:
-    allow = _bpf(_BPF_RET_K, SECCOMP_RET_ALLOW)
-    eperm = _bpf(_BPF_RET_K, SECCOMP_RET_ERRNO | errno.EPERM)
-    eacces = _bpf(_BPF_RET_K, SECCOMP_RET_ERRNO | errno.EACCES)
-    program = [
-        # Syscall numbers differ per ABI: a call made through another ABI (int 0x80 on x86_64) would
-        # bypass the number checks below, so anything not of our architecture gets EPERM.
-        _bpf(_BPF_LD_W_ABS, _SECCOMP_ARCH),
-        _bpf(_BPF_JEQ_K, audit_arch, jt=1),
-        eperm,
-        _bpf(_BPF_LD_W_ABS, _SECCOMP_NR),
-    ]
-    if x32:
-        # x86_64's x32 ABI shares AUDIT_ARCH_X86_64 but sets bit 30 of the number: refuse it all.
-        program += [_bpf(_BPF_JGE_K, X32_SYSCALL_BIT, jf=1), eperm]
-    program += [
-        # io_uring can create sockets (IORING_OP_SOCKET) without calling socket(): refuse io_uring.
-        _bpf(_BPF_JEQ_K, io_uring_setup_nr, jf=1),
-        eperm,
-        # Any other syscall but socket() is allowed.
-        _bpf(_BPF_JEQ_K, socket_nr, jt=1),
-        allow,
-        # socket(domain, ...): AF_UNIX is allowed (multiprocessing, DataLoader); AF_INET, AF_INET6,
-        # AF_PACKET, AF_NETLINK and every other family get EACCES. socketpair() is not checked: it
-        # can only make AF_UNIX pairs.
-        _bpf(_BPF_LD_W_ABS, _SECCOMP_ARG0_LOW),
-        _bpf(_BPF_JEQ_K, AF_UNIX, jt=1),
-        eacces,
-        allow,
-    ]
-    return program
-
-
-def install_seccomp_filter() -> bool:
-    """Install the socket filter on this thread and its future children (NO_NEW_PRIVS must be set).
-
-    Returns False without installing anything on an architecture the filter does not know.
-    """
-    arch = _seccomp_arch()
-    if arch is None:
-        return False
-    audit_arch, socket_nr, _seccomp_nr, io_uring_setup_nr = arch
-    program = _seccomp_program(audit_arch, socket_nr, io_uring_setup_nr, x32=audit_arch == AUDIT_ARCH_X86_64)
-    filters = (_SockFilter * len(program))(*program)
-    prog = _SockFprog(len(program), filters)
-    if libc().prctl(PR_SET_SECCOMP, ctypes.c_ulong(SECCOMP_MODE_FILTER), ctypes.byref(prog), 0, 0) != 0:
-        raise _syscall_error("prctl(PR_SET_SECCOMP)")
+        if not privileged:
+            for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
+                with open(f"/proc/self/{name}", "w") as f:
+                    f.write(text)
+        # Private first: a mount on a shared /dev/shm would otherwise appear on the host too.
+        if lib.mount(None, b"/", None, ctypes.c_ulong(MS_REC | MS_PRIVATE), None) != 0:
+            raise _syscall_error("mount(/, MS_PRIVATE)")
+        options = f"size={int(size_bytes)},mode=1777".encode()
+        if lib.mount(b"tmpfs", b"/dev/shm", b"tmpfs", ctypes.c_ulong(MS_NOSUID | MS_NODEV | MS_NOEXEC), options) != 0:
+            raise _syscall_error("mount(/dev/shm)")
+    except OSError:
+        return False  # the namespace stays, but /dev/shm is not ours: the caller denies it
     return True
 
 
-def confine(workdir: str) -> dict[str, Any]:
+def confine(workdir: str, *, inside_bubblewrap: bool = False, shm_bytes: int = 256 * 1024**2) -> dict[str, Any]:
     """Confine this process and its future children to one snippet run, as far as the kernel allows.
 
-    Landlock (ABI >= 1): writes only beneath `workdir` and /dev/shm, and to existing files under /dev;
-    with ABI >= 4 no TCP bind or connect; with ABI >= 6 signals and abstract unix sockets stay within
-    the run. seccomp: socket() of any family but AF_UNIX fails with EACCES. Reads are not restricted.
-    Never raises for a missing kernel feature. Returns what was applied: {"landlock_abi",
-    "filesystem", "writable", "network_tcp", "signals", "seccomp", "errors"}.
+    Inside bubblewrap (the worker already runs in its namespaces, with a private /dev/shm the worker
+    empties after each run) this adds the inner layers; outside it, the fallback first gives the run
+    a private /dev/shm where it can. Then, in order: every capability dropped and NO_NEW_PRIVS (as
+    root too); Landlock (ABI >= 1): writes only beneath `workdir` (and /dev/shm when private) and to
+    the harmless device files, never a device node made; ABI >= 4: no TCP bind or connect; ABI >= 6:
+    signals and abstract unix sockets stay within the run; the seccomp filter of kb.runner.seccomp
+    (AF_UNIX sockets allowed only inside bubblewrap). Reads are not restricted here. Never raises for
+    a missing kernel feature. Returns what was applied: {"layer", "landlock_abi", "filesystem",
+    "writable", "network_tcp", "signals", "seccomp", "capabilities_dropped", "private_shm", "errors"}.
     """
     applied: dict[str, Any] = {
+        "layer": "bubblewrap" if inside_bubblewrap else "fallback",
         "landlock_abi": 0,
         "filesystem": False,
         "writable": [],
         "network_tcp": False,
         "signals": False,
         "seccomp": False,
+        "capabilities_dropped": False,
+        "private_shm": inside_bubblewrap,
         "errors": [],
     }
     if sys.platform != "linux":
         return applied
     abi = landlock_abi()
-    seccomp = seccomp_available()
+    use_seccomp = seccomp_available()
     applied["landlock_abi"] = abi
-    if abi < 1 and not seccomp:
-        return applied
+    if not inside_bubblewrap:
+        applied["private_shm"] = private_dev_shm(shm_bytes)
+    applied["capabilities_dropped"] = drop_capabilities()
     try:
         # Required for an unprivileged landlock_restrict_self and seccomp filter; also keeps setuid
         # programs from gaining privileges.
@@ -328,12 +351,12 @@ def confine(workdir: str) -> dict[str, Any]:
         return applied
     if abi >= 1:
         try:
-            _landlock(workdir, abi, applied)
+            _landlock(workdir, abi, applied, shm=applied["private_shm"])
         except OSError as exc:
             applied["errors"].append(str(exc))
-    if seccomp:
+    if use_seccomp:
         try:
-            applied["seccomp"] = install_seccomp_filter()
+            applied["seccomp"] = install_seccomp_filter(allow_unix_sockets=inside_bubblewrap)
         except OSError as exc:
             applied["errors"].append(str(exc))
     return applied
@@ -342,10 +365,10 @@ def confine(workdir: str) -> dict[str, Any]:
 def unavailable_reason(applied: dict[str, Any]) -> str | None:
     """Why a run that requires confinement must not run, or None when it may (for RunSpec.sandbox).
 
-    Confinement counts as applied when the Landlock filesystem ruleset or the seccomp filter is in
-    force (the same rule as sandbox_level() != "rlimits-only").
+    Confinement counts as applied when the run is inside bubblewrap, or the Landlock filesystem
+    ruleset or the seccomp filter is in force (the same rule as sandbox_level() != "rlimits-only").
     """
-    if applied.get("filesystem") or applied.get("seccomp"):
+    if applied.get("layer") == "bubblewrap" or applied.get("filesystem") or applied.get("seccomp"):
         return None
     detail = "; ".join(applied.get("errors") or ()) or (
         f"Landlock ABI {applied.get('landlock_abi', 0)} and no seccomp filter support on this kernel"
@@ -353,20 +376,31 @@ def unavailable_reason(applied: dict[str, Any]) -> str | None:
     return f"sandbox unavailable: neither the Landlock filesystem rules nor the seccomp filter could be applied ({detail})"
 
 
-def sandbox_level() -> str:
-    """"landlock+seccomp", "landlock", "seccomp" or "rlimits-only": what confine() can apply here.
-
-    Cheap (two probes, no torch). A caller refuses untrusted snippets at "rlimits-only".
-    """
+def inner_level() -> str:
+    """"landlock+seccomp", "landlock", "seccomp" or "rlimits-only": what confine() can apply here."""
     landlock = landlock_abi() >= 1
-    seccomp = seccomp_available()
-    if landlock and seccomp:
+    use_seccomp = seccomp_available()
+    if landlock and use_seccomp:
         return "landlock+seccomp"
     if landlock:
         return "landlock"
-    if seccomp:
+    if use_seccomp:
         return "seccomp"
     return "rlimits-only"
+
+
+def sandbox_level(*, bubblewrap: bool | None = None) -> str:
+    """The layers a run gets here: "bubblewrap+landlock+seccomp", "landlock+seccomp", ..., "rlimits-only".
+
+    Cheap after the first call (bubblewrap is probed once per process). A caller refuses untrusted
+    snippets at "rlimits-only". `bubblewrap` says whether the pool will use it (default: if usable).
+    """
+    inner = inner_level()
+    if bubblewrap is None:
+        bubblewrap = sys.platform == "linux" and bwrap.usable()
+    if bubblewrap:
+        return "bubblewrap" if inner == "rlimits-only" else f"bubblewrap+{inner}"
+    return inner
 
 
 def task_count(uid: int) -> int:
@@ -498,33 +532,42 @@ def isolation_report() -> dict[str, Any]:
     root = linux and os.geteuid() == 0
     abi = landlock_abi()
     limits = Limits()
-    seccomp = seccomp_available()
+    use_seccomp = seccomp_available()
+    bwrap_reason = bwrap.reason_unusable() if linux else "Linux only"
     signal_scope = abi >= LANDLOCK_SIGNAL_ABI
-    network = [what for what, on in (("tcp (landlock)", abi >= LANDLOCK_NET_ABI), ("non-unix sockets (seccomp)", seccomp)) if on]
+    network = [what for what, on in (
+        ("every socket (network namespace of bubblewrap)", bwrap_reason is None),
+        ("tcp (landlock)", abi >= LANDLOCK_NET_ABI),
+        ("non-unix sockets (seccomp)" if bwrap_reason is None else "every socket() (seccomp)", use_seccomp),
+    ) if on]  # fmt: skip
     return {
         "platform": sys.platform,
         "kernel": platform.release(),
         "root": root,
         "rlimits": {
             "cpu": f"soft {limits.cpu_s:g} s, hard {limits.cpu_s + 1:g} s",
-            "address_space": f"{limits.memory_bytes / 2**30:g} GiB (CPU runs; CUDA runs use the allocator's memory fraction)",
+            "address_space": f"{limits.memory_bytes / 2**30:g} GiB (CPU runs; CUDA runs: the same as data "
+            "segment limit, and the allocator's memory fraction on the GPU)",
             "file_size": f"{limits.file_bytes / 2**20:g} MiB",
+            "shared_memory": f"{limits.shm_bytes / 2**20:g} MiB, emptied after every run",
             "core": "0",
             "nproc": "not set: running as root, which ignores RLIMIT_NPROC"
             if root
             else f"current task count + {limits.nproc_extra}",
         },
-        "process_group": linux,  # each run is its own group, killed as a group
+        "process_group": linux,  # each run is its own session and group, killed as a group
         "parent_death_signal": linux,
         "subreaper": linux and _kernel_at_least(3, 4),
+        "bubblewrap": bwrap_reason is None,
+        "bubblewrap_reason": bwrap_reason,  # why not, when it is not used
         "landlock_abi": abi,
         "landlock_signal_scope": signal_scope,  # applied to every run when true
-        # Every run (own decks too) may write only beneath its temp dir and /dev/shm, and to existing
-        # files under /dev (Landlock ABI >= 1); reads are not restricted.
+        # Every run (own decks too) may write only beneath its temp dir, a private /dev/shm and the
+        # harmless device files (Landlock ABI >= 1); reads are limited by bubblewrap's view only.
         "filesystem_restricted": abi >= 1,
         "network_restricted": ", ".join(network) if network else False,
-        "seccomp": seccomp,
-        "level": sandbox_level(),
-        # RELIABILITY.md's probe: with neither Landlock nor seccomp, run only local (own) decks.
-        "sandbox_capable": abi >= 1 or seccomp,
+        "seccomp": use_seccomp,
+        "level": sandbox_level(bubblewrap=bwrap_reason is None),
+        # With neither Landlock, seccomp nor bubblewrap, only the user's own decks run.
+        "sandbox_capable": abi >= 1 or use_seccomp or bwrap_reason is None,
     }

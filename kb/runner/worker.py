@@ -10,8 +10,16 @@ Messages from the pool: run {spec}, exit.
 The worker is a child subreaper: whatever a snippet leaves behind, even after setsid() and a double
 fork, is reparented to the worker, which kills and reaps it before replying.
 
-The worker itself is never confined (it must create each run's directory and reap): only the forked
-child calls sandbox.confine(), and the spec (including RunSpec.sandbox) reaches it unchanged.
+The worker is not confined by Landlock or seccomp (it must create each run's directory and reap):
+only the forked child calls sandbox.confine(), and the spec (including RunSpec.sandbox) reaches it
+unchanged. With `--inside-bubblewrap` the worker runs in bubblewrap's namespaces (the pool started
+it that way) and empties the sandbox's private /dev/shm after every run.
+
+The verdict: the child reports once, on a UNIX socket whose receiving end passes credentials, so
+the kernel names the process behind every byte. Bytes from any other process (one the snippet
+forked) make the run "crashed"; a run whose process exits without a report (os._exit, a closed
+channel) or with garbage is "failed", never "passed"; only the report of the run's own process,
+followed by its clean exit, can say "passed".
 """
 
 from __future__ import annotations
@@ -24,7 +32,9 @@ import platform
 import select
 import shutil
 import signal
+import socket
 import stat
+import struct
 import sys
 import tempfile
 import time
@@ -66,6 +76,7 @@ def _import_stack() -> dict[str, str]:
 
 
 def main() -> None:
+    inside_bubblewrap = "--inside-bubblewrap" in sys.argv[1:]
     ctl_in = os.dup(0)  # os.dup gives non-inheritable copies: exec'd programs never see them
     ctl_out = os.dup(1)
     devnull = os.open(os.devnull, os.O_RDWR)
@@ -73,6 +84,7 @@ def main() -> None:
     os.dup2(2, 1)  # until ready, anything printed goes to stderr, which the pool reads on failure
 
     sandbox.set_child_subreaper()
+    sandbox.set_parent_death_signal(signal.SIGKILL)  # bubblewrap's init or the keeper: never outlive it
     versions = _import_stack()
     send(ctl_out, {"type": "ready", "pid": os.getpid(), "versions": versions})
     os.dup2(devnull, 1)  # the pool stops reading stderr once we are ready
@@ -87,7 +99,7 @@ def main() -> None:
         if message.get("op") != "run":
             break
         try:
-            result = _supervise(message["spec"], ctl_in=ctl_in, ctl_out=ctl_out)
+            result = _supervise(message["spec"], ctl_in=ctl_in, ctl_out=ctl_out, inside_bubblewrap=inside_bubblewrap)
         except _PoolGone:
             break
         except Exception as exc:  # a bug here must not take the worker down with the run
@@ -123,29 +135,54 @@ def _result(**fields: Any) -> dict[str, Any]:
 
 
 def _killpg(pgid: int) -> None:
+    """Kill the run's session: its group, and its first process even before it made the group."""
+    for kill in (os.killpg, os.kill):
+        try:
+            kill(pgid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _report_channel() -> tuple[int, int]:
+    """(read end, write end) of a stream socket whose read end receives each sender's credentials."""
+    reader, writer = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    reader.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+    return reader.detach(), writer.detach()
+
+
+def _empty_dev_shm() -> None:
+    """Inside bubblewrap /dev/shm belongs to this worker alone: nothing of a run may stay there."""
     try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+        names = os.listdir("/dev/shm")
+    except OSError:
+        return
+    for name in names:
+        path = os.path.join("/dev/shm", name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            _remove_tree(path)
+        else:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
 
 
-def _supervise(spec: dict[str, Any], *, ctl_in: int, ctl_out: int) -> dict[str, Any]:
+def _supervise(spec: dict[str, Any], *, ctl_in: int, ctl_out: int, inside_bubblewrap: bool = False) -> dict[str, Any]:
     """Fork a child for one run, enforce the wall and output limits, and build its result."""
     limits = spec["limits"]
     workdir = tempfile.mkdtemp(prefix=WORKDIR_PREFIX)
     out_r, out_w = os.pipe()
-    res_r, res_w = os.pipe()
+    res_r, res_w = _report_channel()
     worker_pid = os.getpid()
     start = time.monotonic()
     pid = os.fork()
     if pid == 0:
-        run_child(spec, out_w=out_w, res_w=res_w, workdir=workdir, close_fds=[ctl_in, ctl_out, out_r, res_r], worker_pid=worker_pid)
+        run_child(
+            spec, out_w=out_w, res_w=res_w, workdir=workdir, close_fds=[ctl_in, ctl_out, out_r, res_r],
+            worker_pid=worker_pid, inside_bubblewrap=inside_bubblewrap,
+        )  # fmt: skip
     os.close(out_w)
     os.close(res_w)
-    try:
-        os.setpgid(pid, pid)  # also done by the child; doing both closes the race with an early kill
-    except OSError:
-        pass
     try:
         send(ctl_out, {"type": "started", "pid": pid, "pgid": pid, "workdir": workdir})
         watch = _Watch(pid, out_r, res_r, ctl_in, ctl_out, limits, start)
@@ -158,6 +195,8 @@ def _supervise(spec: dict[str, Any], *, ctl_in: int, ctl_out: int) -> dict[str, 
         for fd in (out_r, res_r):
             os.close(fd)
         _remove_tree(workdir)
+        if inside_bubblewrap:
+            _empty_dev_shm()
     return watch.verdict(spec)
 
 
@@ -174,6 +213,7 @@ class _Watch:
         self.kept = bytearray()
         self.total = 0
         self.report = bytearray()
+        self.foreign_report_pids: set[int] = set()  # processes other than the run's that wrote to it
         self.kill_reason: str | None = None
         self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.wait_status = 0
@@ -253,18 +293,31 @@ class _Watch:
     def _read(self, fd: int) -> bool:
         """Read what is there; False at EOF."""
         try:
-            data = os.read(fd, 1 << 16)
+            data = os.read(fd, 1 << 16) if fd == self.out_r else self._receive_report()
         except BlockingIOError:
             return True
         if not data:
             return False
         if fd == self.out_r:
             self._on_output(data)
-        else:
-            self.report += data
-            if len(self.report) > RESULT_LIMIT:
-                self._kill("report_limit")
+        elif len(self.report) > RESULT_LIMIT:
+            self._kill("report_limit")
         return True
+
+    def _receive_report(self) -> bytes:
+        """One chunk of the report channel; the kernel says which process wrote it (SCM_CREDENTIALS)."""
+        data, ancillary, _flags, _address = _recvmsg(self.res_r)
+        sender = None
+        for level, kind, payload in ancillary:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS and len(payload) >= 12:
+                sender = struct.unpack("iII", payload[:12])[0]
+        if data:
+            if sender == self.pid:
+                if len(self.report) <= RESULT_LIMIT:
+                    self.report += data
+            else:
+                self.foreign_report_pids.add(sender if sender is not None else -1)
+        return data
 
     def _drain(self) -> None:
         """Collect output still buffered in the pipes (all writers are dead, so EOF comes quickly)."""
@@ -276,7 +329,7 @@ class _Watch:
         while open_fds and time.monotonic() < end:
             for fd, _events in poller.poll(10):
                 try:
-                    data = os.read(fd, 1 << 16)
+                    data = os.read(fd, 1 << 16) if fd == self.out_r else self._receive_report()
                 except BlockingIOError:
                     continue
                 if not data:
@@ -285,8 +338,6 @@ class _Watch:
                 elif fd == self.out_r:
                     # The verdict is decided: more output now only sets `truncated`, it kills nothing.
                     self._keep(data)
-                elif len(self.report) <= RESULT_LIMIT:
-                    self.report += data
 
     def verdict(self, spec: dict[str, Any]) -> dict[str, Any]:
         """The run's result: the worker's own kill reasons first, then the signal, then the report."""
@@ -325,21 +376,28 @@ class _Watch:
             return result("cpu_limit", f"CPU time limit exceeded ({cpu_soft:g} s)")
         if sig is not None:
             return result("crashed", sig_name)
+        if self.foreign_report_pids:
+            return result("crashed", "a process the snippet started wrote to the run's report channel; the report is void")
         report = _parse_report(bytes(self.report))
-        if report is not None:
-            line = report.get("line")
-            return result(
-                report["status"],
-                report.get("message"),
-                line=line if isinstance(line, int) else None,
-                values=report.get("values") if isinstance(report.get("values"), dict) else {},
-            )
-        # The process left without reporting, e.g. through os._exit().
-        if exit_code != 0:
-            return result("failed", f"exit code {exit_code}")
-        if spec["expressions"]:
-            return result("failed", "the snippet exited before its computed expressions could be evaluated")
-        return result("passed", None)
+        if report is None:
+            if self.report:
+                return result("failed", "the run's report was not valid (written twice, cut short or overwritten)")
+            # The process left without reporting: os._exit(), a closed channel, an exit from a thread.
+            return result("failed", f"the snippet's process exited before its code finished (exit code {exit_code}, no report)")
+        line = report.get("line")
+        values = report.get("values") if isinstance(report.get("values"), dict) else {}
+        if report["status"] == "passed" and exit_code != 0:
+            return result("failed", f"the snippet reported success but exited with code {exit_code}", values=values)
+        return result(report["status"], report.get("message"), line=line if isinstance(line, int) else None, values=values)
+
+
+def _recvmsg(fd: int) -> tuple[bytes, list[tuple[int, int, bytes]], int, Any]:
+    """recvmsg on a raw descriptor, asking for the sender's credentials."""
+    sock = socket.socket(fileno=fd)
+    try:
+        return sock.recvmsg(1 << 16, socket.CMSG_SPACE(12))
+    finally:
+        sock.detach()  # the descriptor stays open: _supervise closes it
 
 
 def _parse_report(data: bytes) -> dict[str, Any] | None:

@@ -330,9 +330,10 @@ def test_reimporting_a_new_version_keeps_reviews_and_untrusts_edited_snippets(kb
 # --- --sandbox (F15) ------------------------------------------------------------------------------------
 
 
-def test_sandbox_refused_without_landlock_or_seccomp(kb, lab, monkeypatch):
-    """F15: with neither Landlock nor seccomp, an untrusted snippet never runs; own ones still do."""
+def test_sandbox_refused_without_bubblewrap_landlock_or_seccomp(kb, lab, monkeypatch):
+    """F15: with neither bubblewrap, Landlock nor seccomp, an untrusted snippet never runs; own ones still do."""
     import_deck(kb, lab)
+    monkeypatch.setenv("KB_BWRAP", "0")
     monkeypatch.setattr(runner_sandbox, "landlock_abi", lambda: 0)
     monkeypatch.setattr(runner_sandbox, "seccomp_available", lambda: False)
     assert runner_sandbox.sandbox_level() == "rlimits-only"

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -38,27 +39,83 @@ def run(pool: WorkerPool, code: str, limits: Limits = TIGHT, **spec_fields) -> t
     return result, time.monotonic() - started
 
 
-def marked_pids(output: str, tag: str) -> list[int]:
-    """Numbers a snippet printed as `TAG <n>` (its process group, a daemon's pid)."""
-    return [int(n) for n in re.findall(rf"^{tag} (\d+)$", output, flags=re.MULTILINE)]
+# Snippets print their process group as `PGID <pgid> <pid-namespace inode>`: inside bubblewrap the
+# run has a PID namespace of its own, and the number means something only within it.
+PGID = 'import os; print("PGID", os.getpgrp(), os.stat("/proc/self/ns/pid").st_ino, flush=True)\n'
+PID_MARK = 'print("PID", os.getpid(), os.stat("/proc/self/ns/pid").st_ino, flush=True)'
 
 
-def processes_in_group(pgid: int) -> list[int]:
+@dataclass(frozen=True)
+class Mark:
+    """A pid or pgid as a snippet saw it, and the PID namespace it saw it in (None: this one)."""
+
+    number: int
+    namespace: int | None = None
+
+
+def marked_pids(output: str, tag: str) -> list[Mark]:
+    """What a snippet printed as `TAG <n> [<pid-namespace inode>]` (its group, a daemon's pid)."""
+    return [
+        Mark(int(n), int(ns) if ns else None)
+        for n, ns in re.findall(rf"^{tag} (\d+)(?: (\d+))?$", output, flags=re.MULTILINE)
+    ]
+
+
+def _namespace_ids(pid: int, field: str) -> tuple[int, list[int]] | None:
+    """(PID namespace inode, the `field` line of /proc/PID/status: NSpid or NSpgid, outermost first)."""
+    try:
+        namespace = os.stat(f"/proc/{pid}/ns/pid").st_ino
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return namespace, [int(v) for v in line.split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def _host_pids_matching(mark: Mark, field: str) -> list[int]:
+    """Host pids of live processes whose `field` (NSpid, NSpgid) is `mark` in its namespace."""
+    namespace = mark.namespace if mark.namespace is not None else os.stat("/proc/self/ns/pid").st_ino
     found = []
-    for proc in psutil.process_iter():
-        try:
-            if os.getpgid(proc.pid) == pgid:
-                found.append(proc.pid)
-        except (ProcessLookupError, psutil.Error):
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
             continue
+        ids = _namespace_ids(int(name), field)
+        if ids and ids[0] == namespace and ids[1] and ids[1][-1] == mark.number and _alive_host_pid(int(name)):
+            found.append(int(name))
     return found
 
 
-def alive(pid: int) -> bool:
+def processes_in_group(mark: Mark) -> list[int]:
+    """Host pids of the live processes of the group a snippet printed."""
+    return _host_pids_matching(mark, "NSpgid")
+
+
+def _alive_host_pid(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def alive(pid: int | Mark) -> bool:
+    """Whether a process is alive: a host pid, or a pid a snippet printed in its namespace."""
+    if isinstance(pid, Mark):
+        return bool(_host_pids_matching(pid, "NSpid"))
+    return _alive_host_pid(pid)
+
+
+def processes_with_argument(marker: str) -> list[int]:
+    """Host pids of live processes with `marker` among their arguments (how escaped daemons are found)."""
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if marker in " ".join(proc.info["cmdline"] or ()) and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc.pid)
+        except psutil.Error:
+            continue
+    return found
 
 
 def assert_no_leftovers(pool: WorkerPool, result: RunResult) -> None:

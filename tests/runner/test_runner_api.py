@@ -179,7 +179,7 @@ def test_a_worker_killed_while_idle_is_replaced(pool):
 def test_a_worker_killed_mid_run_gives_crashed_and_leaves_nothing(pool):
     started = threading.Event()
     results: list[RunResult] = []
-    code = 'import os, time\nprint("CWD", os.getcwd())\nprint("PGID", os.getpgrp(), flush=True)\nif os.fork() == 0:\n    time.sleep(100)\ntime.sleep(100)\n'
+    code = 'import os, time\nprint("CWD", os.getcwd())\nprint("PGID", os.getpgrp(), os.stat("/proc/self/ns/pid").st_ino, flush=True)\nif os.fork() == 0:\n    time.sleep(100)\ntime.sleep(100)\n'
 
     def on_output(text: str) -> None:
         if "PGID" in text:
@@ -312,7 +312,7 @@ def test_workers_and_snippets_go_away_when_the_caller_is_killed():
         import sys
         from kb.runner import Limits, RunSpec, WorkerPool
         pool = WorkerPool(jobs=1)
-        code = 'import os, time\\nprint("CWD", os.getcwd())\\nprint("PGID", os.getpgrp(), flush=True)\\ntime.sleep(100)\\n'
+        code = 'import os, time\\nprint("CWD", os.getcwd())\\nprint("PGID", os.getpgrp(), os.stat("/proc/self/ns/pid").st_ino, flush=True)\\ntime.sleep(100)\\n'
         def show(text):
             print("WORKER", pool.worker_pids()[0], flush=True)
             print(text, end="", flush=True)

