@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import re
-
 from rich.text import Text
 
-# Everything that could move the cursor, clear the screen or reorder text: C0 (but \n and \t),
-# DEL, C1, and bidi overrides. Shown as visible escapes instead.
-_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+from kb.render.safe_text import safe
 
-
-def safe(text: str) -> str:
-    return _UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}", text)
+__all__ = ["plain", "safe"]
 
 
 def plain(text: str, style: str = "") -> Text:

@@ -7,6 +7,11 @@ baseline, which pays for `import torch` every time), WorkerPool(jobs=1) and Work
 including the pool's start-up. Then the latency of a single snippet on an already warm pool (median
 of 20). The snippets are thirty generated torch checks plus every `snippet.code` found under
 content/**/*.yaml.
+
+Then the sandbox's cost, per layer (bubblewrap where it works, and the fallback): a worker's start-up
+and a trivial snippet's latency on a warm worker; and what confining one run adds to it, as the
+median time of a fork that confines itself (kb.runner.sandbox.confine) minus that of a fork that
+does not, measured in this process in the same run.
 """
 
 from __future__ import annotations
@@ -141,8 +146,8 @@ def pooled(snippets: list[tuple[str, str]], jobs: int) -> tuple[float, int]:
     return elapsed, sum(r.status == "passed" for r in results)
 
 
-def warm_latency(code: str, repeats: int = 20) -> tuple[float, float]:
-    with WorkerPool(jobs=1) as pool:
+def warm_latency(code: str, repeats: int = 20, bubblewrap: bool | None = None) -> tuple[float, float]:
+    with WorkerPool(jobs=1, bubblewrap=bubblewrap) as pool:
         pool.start(wait=True)
         pool.run(RunSpec("warm-up", code))
         times = []
@@ -154,11 +159,62 @@ def warm_latency(code: str, repeats: int = 20) -> tuple[float, float]:
     return statistics.median(times), min(times)
 
 
+def worker_start(bubblewrap: bool, repeats: int = 3) -> float:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        with WorkerPool(jobs=1, bubblewrap=bubblewrap) as pool:
+            pool.start(wait=True)
+            times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def fork_time(confine: bool, inside_bubblewrap: bool, repeats: int = 60) -> float:
+    """Median seconds from fork to the child's exit, the child confining itself first or not."""
+    import tempfile
+
+    from kb.runner import sandbox
+
+    times = []
+    with tempfile.TemporaryDirectory() as workdir:
+        for _ in range(repeats):
+            started = time.perf_counter()
+            pid = os.fork()
+            if pid == 0:
+                if confine:
+                    sandbox.confine(workdir, inside_bubblewrap=inside_bubblewrap)
+                os._exit(0)
+            os.waitpid(pid, 0)
+            times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def sandbox_costs() -> None:
+    from kb.runner import bwrap
+
+    layers = [("fallback", False)]
+    if bwrap.usable():
+        layers.insert(0, ("bubblewrap", True))
+    else:
+        print(f"bubblewrap not measured: {bwrap.reason_unusable()}")
+    plain = fork_time(confine=False, inside_bubblewrap=False)
+    for name, use_bwrap in layers:
+        start = worker_start(use_bwrap)
+        median, best = warm_latency("pass\n", repeats=40, bubblewrap=use_bwrap)
+        added = fork_time(confine=True, inside_bubblewrap=use_bwrap) - plain
+        print(f"{name + ' layer':45s} worker start-up {start:5.2f} s; `pass` on a warm worker {median * 1000:5.1f} ms "
+              f"(best {best * 1000:.1f}); confine() adds {added * 1000:.2f} ms a run")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--no-baseline", action="store_true", help="skip the slow one-interpreter-per-snippet run")
     parser.add_argument("--content", type=Path, default=REPO_ROOT / "content")
+    parser.add_argument("--sandbox-only", action="store_true", help="only the sandbox's cost per layer")
     args = parser.parse_args()
+    if args.sandbox_only:
+        sandbox_costs()
+        return
 
     snippets = generated_snippets()
     extra = content_snippets(args.content)
@@ -181,6 +237,7 @@ def main() -> None:
     median, best = warm_latency(snippets[0][1])
     per_snippet = f"  (baseline per snippet {base / len(snippets) * 1000:.0f} ms, {base / len(snippets) / median:.0f}x)" if base else ""
     print(f"{'single snippet on a warm pool (median of 20)':45s} {median * 1000:7.1f} ms (best {best * 1000:.1f} ms){per_snippet}")
+    sandbox_costs()
 
 
 if __name__ == "__main__":

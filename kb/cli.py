@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
+
+from kb.render.safe_text import safe
 
 EXIT_OK, EXIT_FAIL = 0, 1
 
@@ -19,9 +22,52 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+class _SafeStream:
+    """A text stream that shows control characters as visible escapes.
+
+    While a command runs, sys.stdout and sys.stderr are wrapped in one: any line the CLI prints may
+    carry deck text or a snippet's output, and none of it may act on the terminal (set its title or
+    clipboard, clear it, move the cursor). Rich's styled output is written to the raw stream, with
+    its text passed through safe() first.
+    """
+
+    def __init__(self, raw):
+        self.raw = raw
+
+    def write(self, text: str) -> int:
+        return self.raw.write(safe(text))
+
+    def __getattr__(self, name: str):
+        return getattr(self.raw, name)
+
+
+def _raw(stream):
+    return stream.raw if isinstance(stream, _SafeStream) else stream
+
+
+def escape(text: str) -> str:
+    """Rich markup escaped: deck text in a table cell is never read as markup."""
+    from rich.markup import escape as escape_markup
+
+    return escape_markup(text)
+
+
+def _console(*, stderr: bool = False):
+    """A rich Console on the raw stream (its own escape codes are the only ones that may pass)."""
+    from rich.console import Console
+
+    return Console(file=_raw(sys.stderr if stderr else sys.stdout))
+
+
+# JSON escapes C0 controls itself; C1 controls and bidi characters are valid in JSON strings but not
+# on a terminal, so they are written as \u escapes too (still the same JSON value).
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
 def _print_json(value) -> None:
-    json.dump(value, sys.stdout, ensure_ascii=False, indent=2)
-    sys.stdout.write("\n")
+    text = json.dumps(value, ensure_ascii=False, indent=2)
+    raw = _raw(sys.stdout)
+    raw.write(_JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n")
 
 
 def _err(message: str) -> None:
@@ -219,11 +265,11 @@ def cmd_verify(kb, args) -> int:
     progress = task = None
     try:
         if interactive:
-            from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
             progress = Progress(TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                                TextColumn("{task.fields[last]}"), console=Console(stderr=True), transient=True)
+                                TextColumn("{task.fields[last]}", markup=False), console=_console(stderr=True),
+                                transient=True)
             progress.start()
 
         def planned(total: int) -> None:
@@ -253,7 +299,6 @@ def cmd_verify(kb, args) -> int:
     if not outcomes:
         print("nothing to verify" + (" (no snippet changed since its last pass)" if args.changed else ""))
         return EXIT_OK
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(show_edge=False, pad_edge=False)
@@ -261,8 +306,8 @@ def cmd_verify(kb, args) -> int:
         table.add_column(column, justify=justify)
     for o in outcomes:
         style = _STATUS_STYLE.get(o.status, "bold red")
-        table.add_row(o.id, f"[{style}]{o.status}[/]", o.device or "-", f"{o.duration_s:.2f}" if o.ran else "-")
-    Console().print(table)
+        table.add_row(safe(escape(o.id)), f"[{style}]{o.status}[/]", o.device or "-", f"{o.duration_s:.2f}" if o.ran else "-")
+    _console().print(table)
     # Plain prints: a path:line must never be wrapped, so editors and terminals can open it.
     for o in outcomes:
         if not o.passed:
@@ -277,14 +322,22 @@ def cmd_trust(kb, args) -> int:
     from kb.service import DeckError
 
     try:
+        _warn_broken(kb.sync())  # what is on disk now is what is trusted, and what is compared
+        deck = kb.find_deck(args.deck)
+        changes = kb.changes_since_trusted(str(deck.path)) if deck is not None and not args.revoke else {}
         deck, count = kb.trust(args.deck, not args.revoke)
     except DeckError as exc:
         raise UsageError(str(exc)) from None
     if args.revoke:
         print(f"no longer trusting the deck {deck.name}: {count} snippet hash(es) forgotten")
-    else:
-        print(f"trusting the {count} snippet(s) of the deck {deck.name} as they are now ({deck.path}); "
-              f"a snippet edited later is untrusted again")
+        return EXIT_OK
+    if changes:
+        print(f"changed since you last trusted the deck {deck.name}:")
+        for concept_id, lines in changes.items():
+            for line in lines:
+                print(f"  {concept_id}: {line}")
+    print(f"trusting the {count} snippet(s) of the deck {deck.name} as they are now ({deck.path}): "
+          f"their code and their computed cards' expressions; an edit of either is untrusted again")
     return EXIT_OK
 
 
@@ -294,8 +347,6 @@ def cmd_decks(kb, args) -> int:
     if args.json:
         _print_json([d.to_dict() for d in decks])
         return EXIT_OK
-    from rich.console import Console
-    from rich.markup import escape
     from rich.table import Table
 
     table = Table(show_edge=False, pad_edge=False)
@@ -307,12 +358,16 @@ def cmd_decks(kb, args) -> int:
         if trust in ("partly trusted", "changed since trusted", "untrusted"):
             trust += f" ({d.trusted_snippets}/{d.snippets}" + (f", {d.changed_snippets} changed" if d.changed_snippets else "") + ")"
         style = "green" if d.trust in ("own", "trusted") else "dim" if d.trust == "no snippets" else "yellow"
-        table.add_row(escape(d.name), d.kind, str(d.concepts), str(d.snippets), f"[{style}]{escape(trust)}[/]")
-    Console().print(table)
+        table.add_row(safe(escape(d.name)), d.kind, str(d.concepts), str(d.snippets), f"[{style}]{escape(trust)}[/]")
+    _console().print(table)
     # Paths as plain lines: never wrapped, so they can be copied.
     width = max(len(d.name) for d in decks)
     for d in decks:
         print(f"{d.name:<{width}}  {d.path}" + ("" if d.exists else "  (missing)"))
+    for d in decks:
+        for concept_id, lines in d.changes.items():
+            for line in lines:
+                print(f"{d.name}: {concept_id}: {line}")
     return EXIT_OK
 
 
@@ -680,6 +735,15 @@ def main(argv: list[str] | None = None) -> int:
     from kb.service import KnowledgeBase
     from kb.store.errors import StoreError
 
+    raw_out, raw_err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _SafeStream(raw_out), _SafeStream(raw_err)
+    try:
+        return _run_command(args, load_settings, KnowledgeBase, StoreError)
+    finally:
+        sys.stdout, sys.stderr = raw_out, raw_err
+
+
+def _run_command(args, load_settings, KnowledgeBase, StoreError) -> int:
     try:
         settings = load_settings()
     except ValueError as exc:

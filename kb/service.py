@@ -11,7 +11,7 @@ import os
 import platform
 import sqlite3
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -372,6 +372,13 @@ class KnowledgeBase:
             return deck, trust_deck_snippets(self.engine, str(deck.path), now=self.clock())
         return deck, revoke_deck_trust(self.engine, str(deck.path))
 
+    def changes_since_trusted(self, deck_path: str) -> dict[str, list[str]]:
+        """concept id -> what its executed strings (code, computed expressions) changed since `kb trust`."""
+        from kb.store.queries import changed_since_trusted
+        from kb.trust import describe_changes
+
+        return {c.concept_id: describe_changes(c.trusted, c.current) for c in changed_since_trusted(self.engine, deck_path)}
+
     def decks(self) -> list["DeckInfo"]:
         """Every deck kb loads, with its concepts and the trust of its snippets."""
         from kb.store.queries import DeckCounts, deck_counts
@@ -383,8 +390,9 @@ class KnowledgeBase:
             kind = ("bundled" if i == 0 else "notes" if i == 1 else
                     "imported" if deck.path.resolve() in imported else "KB_CONTENT")
             c = stats.get(str(deck.path), DeckCounts())
+            changes = self.changes_since_trusted(str(deck.path)) if c.changed and not deck.trusted else {}
             out.append(DeckInfo(deck.name, deck.path, kind, deck.path.is_dir(), deck.trusted, c.concepts,
-                                c.snippets, c.trusted, c.changed))
+                                c.snippets, c.trusted, c.changed, changes))
         return out
 
     # --- the daily quiz --------------------------------------------------------------------------
@@ -705,6 +713,7 @@ class DeckInfo:
     snippets: int
     trusted_snippets: int
     changed_snippets: int
+    changes: dict[str, list[str]] = field(default_factory=dict)  # concept id -> what changed since trusted
 
     @property
     def trust(self) -> str:
@@ -723,7 +732,7 @@ class DeckInfo:
         return {"name": self.name, "path": str(self.path), "kind": self.kind, "exists": self.exists,
                 "trust": self.trust, "trusted": self.own or (self.snippets > 0 and self.trusted_snippets == self.snippets),
                 "concepts": self.concepts, "snippets": self.snippets, "trusted_snippets": self.trusted_snippets,
-                "changed_snippets": self.changed_snippets}
+                "changed_snippets": self.changed_snippets, "changes": self.changes}
 
 
 @dataclass(frozen=True)

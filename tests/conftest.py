@@ -10,6 +10,13 @@ from helpers import FIXED_NOW
 from kb.config import Settings
 
 
+@pytest.fixture(autouse=True)
+def _private_kb_home(tmp_path_factory, monkeypatch) -> None:
+    """No test reaches the user's own knowledge base: KB_HOME points at a fresh directory unless a
+    test sets its own."""
+    monkeypatch.setenv("KB_HOME", str(tmp_path_factory.mktemp("kb-home")))
+
+
 @pytest.fixture
 def deck(tmp_path: Path) -> Path:
     d = tmp_path / "deck"

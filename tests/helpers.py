@@ -71,8 +71,13 @@ async def settle(app, pilot) -> None:
         await pilot.pause()
 
 
-def snapshot_db(path: Path, tables: tuple[str, ...] | None = None) -> dict[str, tuple[int, str]]:
-    """(row count, content hash) of every table (or of `tables`): "nothing lost" compares these."""
+def snapshot_db(
+    path: Path, tables: tuple[str, ...] | None = None, *, leave_out: dict[str, tuple[str, ...]] | None = None
+) -> dict[str, tuple[int, str]]:
+    """(row count, content hash) of every table (or of `tables`): "nothing lost" compares these.
+
+    `leave_out` names columns per table not to compare (derived values a migration recomputes).
+    """
     import hashlib
     import sqlite3
 
@@ -82,7 +87,9 @@ def snapshot_db(path: Path, tables: tuple[str, ...] | None = None) -> dict[str, 
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
         out = {}
         for name in names:
-            rows = sorted(repr(r) for r in conn.execute(f'SELECT * FROM "{name}"'))
+            columns = [r[1] for r in conn.execute(f'PRAGMA table_info("{name}")') if r[1] not in (leave_out or {}).get(name, ())]
+            selected = ", ".join(f'"{c}"' for c in columns)
+            rows = sorted(repr(r) for r in conn.execute(f'SELECT {selected} FROM "{name}"'))
             out[name] = (len(rows), hashlib.sha256("\n".join(rows).encode("utf-8", "surrogatepass")).hexdigest())
         return out
     finally:

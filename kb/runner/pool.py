@@ -216,6 +216,10 @@ class _Worker:
         if not graceful:
             # A snippet may still be alive (its group, or a daemon that escaped it): find it by token.
             sandbox.kill_marked(f"{_TOKEN_VAR}={self.token}".encode())
+        if self.zygote_pid is not None:
+            # Inside bubblewrap the worker is a grandchild, killed asynchronously when bwrap dies:
+            # return only once it is gone, so that a closed pool has no process left.
+            _wait_gone(self.zygote_pid, timeout=2.0)
         workdir = self.run_workdir
         if workdir and os.path.basename(workdir).startswith("kb-run-") and not os.path.islink(workdir):
             shutil.rmtree(workdir, ignore_errors=True)  # the dead worker cannot remove it any more
@@ -230,6 +234,22 @@ class _Worker:
                 pass
 
 
+def _wait_gone(pid: int, timeout: float) -> bool:
+    """Wait until process `pid` (not our child) has exited (a zombie counts as exited)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                stat = f.read()
+            if stat[stat.rindex(b")") + 2 :][:1] in (b"Z", b"X"):
+                return True
+        except (OSError, ValueError):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)
+
+
 def _signal_name(signum: int) -> str:
     try:
         return signal.Signals(signum).name
@@ -237,7 +257,46 @@ def _signal_name(signum: int) -> str:
         return f"signal {signum}"
 
 
-def _shutdown(workers: list[_Worker], lock: threading.Lock) -> None:
+class _Spawner:
+    """Starts worker processes from one thread that lives as long as the pool.
+
+    bubblewrap's --die-with-parent and the keeper's parent-death signal fire when the *thread* that
+    started them exits, not the process: a worker started from a run's thread (a replacement, or
+    the first start from run_many's executor or a TUI worker) would be killed with that thread.
+    """
+
+    def __init__(self) -> None:
+        self._requests: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=self._serve, name="kb-runner-spawner", daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            request = self._requests.get()
+            if request is None:
+                return
+            layer, reply = request
+            try:
+                reply.put(_Worker(layer))
+            except BaseException as exc:  # e.g. the interpreter or bwrap could not be executed
+                reply.put(exc)
+
+    def spawn(self, layer: str) -> _Worker:
+        if threading.current_thread() is self._thread:
+            return _Worker(layer)
+        reply: queue.Queue = queue.Queue(maxsize=1)
+        self._requests.put((layer, reply))
+        outcome = reply.get()
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def stop(self) -> None:
+        self._requests.put(None)
+
+
+def _shutdown(workers: list[_Worker], lock: threading.Lock, spawner: _Spawner) -> None:
+    spawner.stop()
     with lock:
         doomed = list(workers)
         workers.clear()
@@ -281,7 +340,8 @@ class WorkerPool:
         self._idle: queue.Queue[_Worker] = queue.Queue()
         self._started = False
         self._closed = False
-        self._finalizer = weakref.finalize(self, _shutdown, self._workers, self._lock)
+        self._spawner = _Spawner()
+        self._finalizer = weakref.finalize(self, _shutdown, self._workers, self._lock, self._spawner)
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -332,7 +392,7 @@ class WorkerPool:
                 raise RuntimeError("the pool is closed")
             if not self._started:
                 self._started = True
-                fresh = [_Worker(layer) for _ in range(self.jobs)]
+                fresh = [self._spawner.spawn(layer) for _ in range(self.jobs)]
                 self._workers.extend(fresh)
         if wait:
             for worker in fresh:
@@ -383,7 +443,7 @@ class WorkerPool:
                 self._workers.remove(worker)
             if self._closed:
                 return
-            fresh = _Worker(self.layer)  # starts importing now, so it is warm by the next run
+            fresh = self._spawner.spawn(self.layer)  # starts importing now, so it is warm by the next run
             self._workers.append(fresh)
         self._idle.put(fresh)
 

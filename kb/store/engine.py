@@ -17,7 +17,7 @@ from sqlmodel import SQLModel
 from kb.store import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 from kb.store.errors import StoreError, StoreWriteError, write_failure
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # "KBDB" as a 32-bit integer: tells a kb database from any other SQLite file.
 APPLICATION_ID = 0x4B424442
 BUSY_TIMEOUT_MS = 5000

@@ -24,6 +24,7 @@ from sqlalchemy import Engine, delete, insert, select, text, update
 from kb.config import Deck
 from kb.loader import LoadError, duplicate_id_at, parse_file, reference_errors, walk_yaml
 from kb.quiz import derive_cards, payload_hash
+from kb.trust import executed_from_concept, trust_hash
 from kb.schema import CATEGORIES, Concept
 from kb.store.engine import read
 from kb.store.tables import CardRow, ConceptRow, DeckRow, ReviewLogRow, SnippetRunRow, SourceFileRow, UTCDateTime
@@ -75,9 +76,8 @@ class SyncReport:
 
 
 def snippet_hash(concept: Concept) -> str | None:
-    if concept.snippet is None:
-        return None
-    return hashlib.blake2b(concept.snippet.code.encode(), digest_size=12).hexdigest()
+    """The trust hash of everything the concept executes: its code and its computed expressions."""
+    return trust_hash(executed_from_concept(concept))
 
 
 def search_document(concept: Concept) -> dict:

@@ -38,8 +38,42 @@ def _v1_to_v2(conn: Connection) -> None:
     )
 
 
-# MIGRATIONS[n] takes schema n to n + 1. Released: 1 (the first), 2 (per-snippet trust).
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2}
+def _v2_to_v3(conn: Connection) -> None:
+    """Schema 3: trust covers every executed string, the computed cards' expressions with the code.
+
+    Up to schema 2 a snippet's hash covered its code only, so a computed card's expression added by
+    an update ran under the old trust. Every stored hash is recomputed with kb.trust from the
+    concept as stored: the concept's own, a trusted hash that matched the old one (what the user
+    trusted is what runs now: the strings are recorded with it), and a run's code hash that matched
+    (so runs of unchanged snippets stay current). A trusted hash that did not match stays as it was,
+    and so stays untrusted.
+    """
+    import hashlib
+    import json
+
+    from kb.trust import executed_strings, trust_hash
+
+    conn.exec_driver_sql("ALTER TABLE trusted_snippet ADD COLUMN executed_json VARCHAR")
+    rows = conn.exec_driver_sql("SELECT id, deck_path, data_json FROM concept WHERE snippet_hash IS NOT NULL").all()
+    for concept_id, deck_path, data_json in rows:
+        data = json.loads(data_json)
+        executed = executed_strings(data)
+        old = hashlib.blake2b(data["snippet"]["code"].encode(), digest_size=12).hexdigest()
+        new = trust_hash(executed)
+        conn.exec_driver_sql("UPDATE concept SET snippet_hash = ? WHERE id = ?", (new, concept_id))
+        conn.exec_driver_sql(
+            "UPDATE trusted_snippet SET snippet_hash = ?, executed_json = ? "
+            "WHERE deck_path = ? AND concept_id = ? AND snippet_hash = ?",
+            (new, json.dumps(executed, ensure_ascii=False), deck_path, concept_id, old),
+        )
+        conn.exec_driver_sql(
+            "UPDATE snippet_run SET code_hash = ? WHERE concept_id = ? AND code_hash = ?", (new, concept_id, old)
+        )
+
+
+# MIGRATIONS[n] takes schema n to n + 1. Released: 1 (the first), 2 (per-snippet trust), 3 (trust
+# covers computed expressions).
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 def migrate(conn: Connection, from_version: int, to_version: int) -> None:

@@ -9,6 +9,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine, Integer, func, insert, select
 
+from kb.trust import executed_strings
 from kb.store.engine import read
 from kb.store.tables import CardRow, ConceptRow, DeckRow, ReviewLogRow, SnippetRunRow, TrustedSnippetRow
 
@@ -235,20 +236,48 @@ def last_passes(engine: Engine) -> dict[str, dict]:
 
 
 def trust_deck_snippets(engine: Engine, deck_path: str, *, now: datetime) -> int:
-    """Record the current hash of every active snippet of a deck as trusted; returns how many."""
+    """Record what every active snippet of a deck executes, and its hash, as trusted; returns how many."""
     from sqlalchemy import delete
 
     with engine.begin() as conn:
         rows = conn.execute(
-            select(_concept.c.id, _concept.c.snippet_hash)
+            select(_concept.c.id, _concept.c.snippet_hash, _concept.c.data_json)
             .where(_concept.c.deck_path == deck_path, _concept.c.retired.is_(False), _concept.c.snippet_hash.is_not(None))
         ).all()
         conn.execute(delete(_trusted).where(_trusted.c.deck_path == deck_path))
         if rows:
             conn.execute(insert(_trusted), [
-                {"deck_path": deck_path, "concept_id": r.id, "snippet_hash": r.snippet_hash, "trusted_at": now} for r in rows
+                {"deck_path": deck_path, "concept_id": r.id, "snippet_hash": r.snippet_hash, "trusted_at": now,
+                 "executed_json": json.dumps(executed_strings(json.loads(r.data_json)), ensure_ascii=False)}
+                for r in rows
             ])
         return len(rows)
+
+
+@dataclass(frozen=True)
+class UntrustedChange:
+    """A snippet trusted once whose executed strings differ now: what was trusted, what is there."""
+
+    concept_id: str
+    trusted: dict[str, str] | None  # None when only a hash was recorded (trust given before schema 3)
+    current: dict[str, str]
+
+
+def changed_since_trusted(engine: Engine, deck_path: str) -> list[UntrustedChange]:
+    """The active snippets of a deck whose hash is no longer the one `kb trust` recorded."""
+    with read(engine) as conn:
+        rows = conn.execute(
+            select(_concept.c.id, _concept.c.data_json, _trusted.c.executed_json)
+            .join(_trusted, (_trusted.c.deck_path == _concept.c.deck_path) & (_trusted.c.concept_id == _concept.c.id))
+            .where(_concept.c.deck_path == deck_path, _concept.c.retired.is_(False),
+                   _concept.c.snippet_hash.is_not(None), _trusted.c.snippet_hash != _concept.c.snippet_hash)
+            .order_by(_concept.c.id)
+        ).all()
+    return [
+        UntrustedChange(r.id, json.loads(r.executed_json) if r.executed_json else None,
+                        executed_strings(json.loads(r.data_json)))
+        for r in rows
+    ]
 
 
 def revoke_deck_trust(engine: Engine, deck_path: str) -> int:

@@ -43,10 +43,12 @@ class DeckRow(SQLModel, table=True):
 
 
 class TrustedSnippetRow(SQLModel, table=True):
-    """`kb trust` of a deck: the snippet hash the user reviewed, per concept (schema 2).
+    """`kb trust` of a deck: what the user reviewed, per concept (schema 2; strings since schema 3).
 
-    A snippet of a deck that is not the user's own runs only while its current hash equals the one
-    recorded here, so an edited snippet is untrusted again until trusted anew.
+    `snippet_hash` covers every executed string (kb.trust): the code and each computed card's
+    expression. A snippet of a deck that is not the user's own runs only while its current hash
+    equals the one recorded here, so an edit of either is untrusted again until trusted anew.
+    `executed_json` keeps the strings themselves, so that kb can say what changed.
     """
 
     __tablename__ = "trusted_snippet"
@@ -54,6 +56,7 @@ class TrustedSnippetRow(SQLModel, table=True):
     concept_id: str = Field(primary_key=True)
     snippet_hash: str
     trusted_at: datetime = Field(default=None, sa_column=Column(UTCDateTime(), nullable=False))
+    executed_json: str | None = None
 
 
 class SourceFileRow(SQLModel, table=True):

@@ -32,6 +32,7 @@ CARDS = (
     "  - {type: typed, id: t, question: 'Type it?', answer: 'it|that'}\n"
 )
 SNIPPET = "snippet:\n  code: |\n" + textwrap.indent("x = 2 + 2\nassert x == 4\n", "    ")
+COMPUTED = "cards:\n  - {type: computed, id: four, question: 'What is x?', answer: 'x'}\n"
 
 
 class Clock:
@@ -48,9 +49,10 @@ def build(target: Path) -> None:
         for i in range(4):
             write_concept(deck, f"fixture-{i}", title_zh=f"固定{i}", extra=CARDS)
         write_concept(deck, "fixture-snippet", extra=SNIPPET)
-        # Schema 2 on: a third-party deck whose snippet the user trusted (a trusted_snippet row).
+        # Schema 2 on: a third-party deck whose snippet the user trusted (a trusted_snippet row);
+        # schema 3 on: with a computed card, whose expression the trust covers too.
         lab = Path(tmp) / "lab"
-        write_concept(lab, "fixture-lab", extra=SNIPPET)
+        write_concept(lab, "fixture-lab", extra=SNIPPET + COMPUTED)
         clock = Clock(START)
         settings = Settings(home=Path(tmp) / "home", bundled_content=deck, extra_content=(lab,), timezone="UTC")
         with KnowledgeBase(settings, clock=clock) as kb:

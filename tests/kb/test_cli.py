@@ -234,3 +234,58 @@ def test_show_json_card_ids_are_full_ids(env, capsys):
     cards = json.loads(out)["cards"]
     assert [c["id"] for c in cards] == ["with-own-card/definition", "with-own-card/reverse", "with-own-card/own"]
     assert cards[-1]["key"] == "own" and cards[-1]["type"] == "basic"
+
+
+# --- text from decks and runs never acts on the terminal ---------------------------------------------
+
+EVIL_SNIPPET = (
+    "snippet:\n  code: |\n"
+    "    class Evil:\n"
+    "        def __repr__(self):\n"
+    "            return '\\x1b]0;pwned\\x07\\x1b[2J\\x9b6n\\u202e'\n"
+    "    e = Evil()\n"
+)
+FAILING_SNIPPET = "snippet:\n  code: |\n    assert False, '\\x1b]52;c;cHduZWQ=\\x07\\x1b[2J clipboard'\n"
+
+
+def assert_no_control_characters(text: str) -> None:
+    assert not [c for c in text if (ord(c) < 32 and c not in "\n\t") or 0x7F <= ord(c) <= 0x9F or 0x202A <= ord(c) <= 0x202E], repr(text)
+
+
+def test_a_failing_snippets_message_is_shown_escaped(tmp_path, monkeypatch, capsys):
+    deck = tmp_path / "deck"
+    monkeypatch.setenv("KB_BUNDLED_CONTENT", str(deck))
+    write_concept(deck, "esc-fail", extra=FAILING_SNIPPET)
+    code, out, err = run(capsys, "verify", "esc-fail", "--jobs", "1")
+    assert code == 1
+    assert_no_control_characters(out + err)
+    assert "AssertionError: \\x1b]52;c;cHduZWQ=\\x07\\x1b[2J clipboard" in out
+    code, out, err = run(capsys, "verify", "esc-fail", "--jobs", "1", "--json")
+    assert_no_control_characters(out + err)
+    (result,) = json.loads(out)["results"]
+    assert result["message"] == "AssertionError: \x1b]52;c;cHduZWQ=\x07\x1b[2J clipboard"  # the value itself is intact
+
+
+def test_a_computed_value_whose_repr_is_escape_codes_is_shown_escaped(tmp_path, monkeypatch, capsys):
+    from datetime import datetime, timedelta, timezone
+
+    from kb.config import load_settings
+    from kb.service import KnowledgeBase
+
+    deck = tmp_path / "deck"
+    monkeypatch.setenv("KB_BUNDLED_CONTENT", str(deck))
+    write_concept(deck, "esc-value", extra=EVIL_SNIPPET + "cards:\n  - {type: computed, id: v, question: 'Value?', answer: 'e'}\n")
+    assert run(capsys, "verify", "esc-value", "--jobs", "1")[0] == 0
+    # Its siblings were learnt (one a day: siblings wait) on the days before, so today the computed
+    # card is the one that is due.
+    for days_ago in (3, 2):
+        then = datetime.now(timezone.utc) - timedelta(days=days_ago)
+        with KnowledgeBase(load_settings(), clock=lambda then=then: then) as kb:
+            item = kb.next_quiz_item()
+            assert item.card.card_id in ("esc-value/definition", "esc-value/reverse")
+            kb.answer(item.card.card_id, 4, duration_ms=1000)
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO("anything\n1\nq\n"))
+    code, out, err = run(capsys, "quiz", "--plain")
+    assert code == 0 and "esc-value/v" in out, out
+    assert_no_control_characters(out + err)
+    assert "\\x1b]0;pwned\\x07\\x1b[2J\\x9b6n\\u202e" in out

@@ -327,6 +327,57 @@ def test_reimporting_a_new_version_keeps_reviews_and_untrusts_edited_snippets(kb
     assert [p for p in decks_dir_entries(kb) if p.startswith(".")] == []
 
 
+def test_an_update_that_adds_or_edits_a_computed_expression_is_untrusted_again(kb, lab, tmp_path):
+    """A computed card's answer is code too: trust covers it exactly as it covers the snippet."""
+    import_deck(kb, lab)
+    kb.trust("lab-notes")
+    v2 = tmp_path / "v2" / "lab-notes"
+    shutil.copytree(lab, v2)
+    alpha = v2 / "fundamentals" / "lab-alpha.yaml"
+    alpha.write_text(
+        alpha.read_text(encoding="utf-8").replace(
+            "cards:\n", "cards:\n  - {type: computed, id: times, question: 'Ten x?', answer: 'x * 10'}\n"
+        ),
+        encoding="utf-8",
+    )
+    outcome = import_deck(kb, v2, update=True)
+    assert outcome.untrusted_again == ["lab-alpha"]  # the code is unchanged; the expression is new
+    result = {o.id: o for o in kb.verify(jobs=1)}
+    assert result["lab-alpha"].status == "untrusted" and result["lab-beta"].passed
+    assert kb.show("lab-alpha")["last_run"] is None  # neither the snippet nor the expression ran
+    info = {d.name: d for d in kb.decks()}["lab-notes"]
+    assert info.changes == {"lab-alpha": ["computed card times added: x * 10"]}
+    # Trusted again (the user read it), it runs; editing only the expression untrusts it again.
+    kb.trust("lab-notes")
+    assert statuses(kb.verify(["lab-alpha"], jobs=1)) == {"lab-alpha": "passed"}
+    assert kb.show("lab-alpha")["last_run"]["values"]["x * 10"]["value"] == 40
+    live = outcome.deck / "fundamentals" / "lab-alpha.yaml"
+    live.write_text(live.read_text(encoding="utf-8").replace("x * 10", "x * 100"), encoding="utf-8")
+    assert kb.sync().updated == ["lab-alpha"]
+    assert statuses(kb.verify(["lab-alpha"], jobs=1)) == {"lab-alpha": "untrusted"}
+    (change,) = {d.name: d for d in kb.decks()}["lab-notes"].changes["lab-alpha"]
+    assert change == "computed card times changed: x * 10 -> x * 100"
+
+
+def test_kb_trust_prints_what_changed_since_it_was_last_trusted(cli_home, lab, capsys):
+    assert main(["import", str(lab)]) == 0
+    assert main(["trust", "lab-notes"]) == 0
+    alpha = cli_home / "decks" / "lab-notes" / "fundamentals" / "lab-alpha.yaml"
+    alpha.write_text(alpha.read_text(encoding="utf-8").replace("x = 2 + 2", "x = 2 + 2\n    print('new line')"), encoding="utf-8")
+    capsys.readouterr()
+    assert main(["trust", "lab-notes"]) == 0
+    out = capsys.readouterr().out
+    assert "changed since you last trusted the deck lab-notes:\n  lab-alpha: snippet code changed (+1 -0 lines)" in out
+    assert "their code and their computed cards' expressions" in out
+    alpha.write_text(
+        alpha.read_text(encoding="utf-8").replace("cards:\n", "cards:\n  - {type: computed, id: c, question: 'Q?', answer: 'x * 2'}\n"),
+        encoding="utf-8",
+    )
+    assert main(["decks"]) == 0
+    out = capsys.readouterr().out
+    assert "partly trusted (1/2, 1 changed)" in out and "lab-notes: lab-alpha: computed card c added: x * 2" in out
+
+
 # --- --sandbox (F15) ------------------------------------------------------------------------------------
 
 

@@ -457,15 +457,42 @@ def test_fixture_database_opens_and_keeps_its_reviews(tmp_path, fixture):
     """G10: every released schema opens (migrating when older) and loses no row."""
     settings = _fixture_home(tmp_path, fixture)
     tables = ("review_log", "card_state", "card", "concept", "snippet_run", "setting")
-    before = snapshot_db(settings.db_path, tables)
+    # Schema 3 recomputes the trust hashes (they cover computed expressions now): every other value
+    # of every row must be kept.
+    recomputed = {"concept": ("snippet_hash",), "snippet_run": ("code_hash",)}
+    before = snapshot_db(settings.db_path, tables, leave_out=recomputed)
     assert before["review_log"][0] > 0 and before["snippet_run"][0] == 1
     with KnowledgeBase(settings, clock=lambda: FIXED_NOW) as kb:
         stats = kb.stats()
         assert stats["reviews_total"] == before["review_log"][0]
         assert stats["parameters"] == "optimized"
-    assert snapshot_db(settings.db_path, tables) == before
+    assert snapshot_db(settings.db_path, tables, leave_out=recomputed) == before
     assert pragma(settings.db_path, "user_version") == store_engine.SCHEMA_VERSION
     assert pragma(settings.db_path, "integrity_check") == "ok"
+
+
+@pytest.mark.parametrize("fixture", [f for f in FIXTURES if f.name in ("db_v1.sqlite3", "db_v2.sqlite3")], ids=lambda p: p.name)
+def test_schema_3_rehashes_trust_over_executed_strings_and_keeps_it(tmp_path, fixture):
+    """Every hash becomes kb.trust's over code and computed expressions; trust and current runs stay."""
+    from kb.trust import executed_strings, trust_hash
+
+    settings = _fixture_home(tmp_path, fixture)
+    with KnowledgeBase(settings, clock=lambda: FIXED_NOW) as kb:
+        kb.stats()  # opens (and migrates) the database
+    conn = sqlite3.connect(settings.db_path)
+    try:
+        concepts = conn.execute("SELECT id, deck_path, data_json, snippet_hash FROM concept WHERE snippet_hash IS NOT NULL").fetchall()
+        trusted = {(d, c): (h, e) for d, c, h, e in conn.execute("SELECT deck_path, concept_id, snippet_hash, executed_json FROM trusted_snippet")}
+        runs = conn.execute("SELECT concept_id, code_hash FROM snippet_run").fetchall()
+    finally:
+        conn.close()
+    expected = {cid: trust_hash(executed_strings(json.loads(data))) for cid, _, data, _ in concepts}
+    assert {cid: h for cid, _, _, h in concepts} == expected
+    assert trusted, "the fixture trusts a deck"
+    for (deck_path, concept_id), (hash_, executed) in trusted.items():
+        assert hash_ == expected[concept_id]  # still trusted: what was trusted is what runs
+        assert json.loads(executed) == executed_strings(json.loads(next(d for c, _, d, _ in concepts if c == concept_id)))
+    assert [(cid, h == expected[cid]) for cid, h in runs] == [(runs[0][0], True)]  # the run is still current
 
 
 # The fake-migration tests take the newest fixture (the current schema) to a made-up next version.
@@ -575,14 +602,15 @@ def test_v1_to_v2_keeps_the_trust_of_a_trusted_deck_as_snippet_hashes(tmp_path):
     settings = _fixture_home(tmp_path, DATA / "db_v1.sqlite3")
     conn = sqlite3.connect(settings.db_path)
     (deck_path,) = conn.execute("SELECT path FROM deck WHERE trusted").fetchone()
-    (code_hash,) = conn.execute("SELECT snippet_hash FROM concept WHERE id = 'fixture-snippet'").fetchone()
     conn.close()
     with KnowledgeBase(settings, clock=lambda: FIXED_NOW) as kb:
         kb.stats()
     conn = sqlite3.connect(settings.db_path)
     rows = conn.execute("SELECT deck_path, concept_id, snippet_hash FROM trusted_snippet").fetchall()
+    # Schema 3 rehashed it (code and computed expressions); it must still equal the concept's hash.
+    (current,) = conn.execute("SELECT snippet_hash FROM concept WHERE id = 'fixture-snippet'").fetchone()
     conn.close()
-    assert rows == [(deck_path, "fixture-snippet", code_hash)]
+    assert rows == [(deck_path, "fixture-snippet", current)]
 
 
 # --- 4. two instances ------------------------------------------------------------------------------

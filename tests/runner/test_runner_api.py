@@ -17,6 +17,8 @@ import pytest
 
 from kb.runner import STATUSES, Limits, RunResult, RunSpec, WorkerPool, isolation_report
 
+from helpers import require_or_skip
+
 from .helpers import REPO_ROOT, TIGHT, alive, assert_no_leftovers, marked_pids, processes_in_group, run
 
 
@@ -358,3 +360,30 @@ def test_cuda_run_when_a_gpu_is_available():
     assert result.status == "passed", result
     assert result.device == "cuda"
     assert huge.status == "memory", huge
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("bubblewrap", [True, False], ids=["bubblewrap", "fallback"])
+def test_workers_started_from_a_thread_that_ends_stay_alive(bubblewrap):
+    """A parent-death signal fires when the *thread* that started a process exits (bubblewrap's
+    --die-with-parent, the keeper's): workers started from a short-lived thread must not die with it."""
+    from kb.runner import bwrap
+
+    if bubblewrap and not bwrap.usable():
+        require_or_skip("bubblewrap", f"bubblewrap cannot be used here: {bwrap.reason_unusable()}")
+    with WorkerPool(jobs=2, bubblewrap=bubblewrap) as pool:
+        starter = threading.Thread(target=lambda: pool.start(wait=True))
+        starter.start()
+        starter.join()
+        before = sorted(pool.worker_pids())
+        time.sleep(0.3)  # the signal, if any, has been delivered by now
+        results = pool.run_many([RunSpec(f"k{i}", "assert True\n", limits=TIGHT) for i in range(4)])
+        assert [r.status for r in results] == ["passed"] * 4, results
+        assert sorted(pool.worker_pids()) == before  # the same processes: none died and was replaced
+        # A replacement made by a run's thread (run_many's executor) survives that thread too.
+        os.kill(before[0], signal.SIGKILL)
+        results = pool.run_many([RunSpec(f"k{i}", "assert True\n", limits=TIGHT) for i in range(4)])
+        assert all(r.status == "passed" for r in results), results
+        after = sorted(pool.worker_pids())
+        time.sleep(0.3)
+        assert all(alive(pid) for pid in after) and sorted(pool.worker_pids()) == after

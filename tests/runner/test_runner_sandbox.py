@@ -8,6 +8,7 @@ test process are never confined.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import os
@@ -523,3 +524,21 @@ def test_f15_sandbox_required_but_unavailable_does_not_run_the_code(monkeypatch,
     assert report["status"] == "passed", (report, output)
     assert exit_code == 0 and output == "ran\n"
     assert marker.read_text() == "ran"
+
+
+def _limits_of_a_cuda_run(memory_bytes: int) -> dict:
+    import resource
+
+    from kb.runner.child import _set_limits
+
+    _set_limits(dataclasses.asdict(Limits(memory_bytes=memory_bytes)), device="cuda")
+    return {"data": resource.getrlimit(resource.RLIMIT_DATA)[0], "as": resource.getrlimit(resource.RLIMIT_AS)[0]}
+
+
+def test_a_cuda_run_has_a_host_memory_limit():
+    """CUDA reserves huge address ranges, so a CUDA run's host memory is bounded by RLIMIT_DATA."""
+    import resource
+
+    seen = _in_fork(_limits_of_a_cuda_run, 3 * 2**30)
+    assert seen["data"] == 3 * 2**30
+    assert seen["as"] == resource.getrlimit(resource.RLIMIT_AS)[0]  # left as it was: CUDA needs the space
