@@ -19,12 +19,36 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 
 from kb.runner import sandbox
 
+GRACE_S = 1.0  # told to stop: how long the worker may take to clean up (kill its run, remove its directory)
+
+
+class _Stop(Exception):
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
 
 def _stop(signum: int, _frame: object) -> None:
-    raise SystemExit(128 + signum)
+    raise _Stop(signum)
+
+
+def _wait_for(pid: int, timeout: float) -> int | None:
+    """The worker's wait status if it exits within `timeout` (reaping orphans meanwhile), else None."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            reaped, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return 0
+        if reaped == pid:
+            return status
+        if reaped == 0:
+            time.sleep(0.01)
+    return None
 
 
 def main(argv: list[str]) -> int:
@@ -62,6 +86,13 @@ def main(argv: list[str]) -> int:
             if reaped == pid:
                 status = os.waitstatus_to_exitcode(wait_status)
                 break
+    except _Stop as stop:
+        # The pool's process died or asked us to stop. The worker sees its channel close and cleans
+        # up by itself (kills its run, removes the run's directory): give it a moment first.
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN)
+        _wait_for(pid, GRACE_S)
+        status = 128 + stop.signum
     finally:
         try:
             os.kill(pid, signal.SIGKILL)

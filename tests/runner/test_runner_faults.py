@@ -252,30 +252,55 @@ def test_f12_non_utf8_output_is_replaced(pool):
     assert result.output.startswith("caf\ufffd \ufffd\ufffd ok\n")
 
 
+DATALOADER = textwrap.dedent(
+    """
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    data = TensorDataset(torch.arange(40.0).reshape(20, 2))
+    total = sum(batch[0].sum() for batch in DataLoader(data, batch_size=4, num_workers=2, timeout=5))
+    assert total.item() == sum(range(40)), total
+    print("ok")
+    """
+)
+MP_POOL = textwrap.dedent(
+    """
+    import multiprocessing as mp
+
+    def square(x):
+        return x * x
+
+    with mp.Pool(2) as workers:
+        assert workers.map(square, range(5)) == [0, 1, 4, 9, 16]
+    print("ok")
+    """
+)
+
+
 @pytest.mark.timeout(60)
-def test_f13_dataloader_workers_and_multiprocessing_pool(pool):
-    code = textwrap.dedent(
-        """
-        import multiprocessing as mp
-        import torch
-        from torch.utils.data import DataLoader, TensorDataset
-
-        data = TensorDataset(torch.arange(40.0).reshape(20, 2))
-        total = sum(batch[0].sum() for batch in DataLoader(data, batch_size=4, num_workers=2))
-        assert total.item() == sum(range(40)), total
-
-        def square(x):
-            return x * x
-
-        with mp.Pool(2) as workers:
-            assert workers.map(square, range(5)) == [0, 1, 4, 9, 16]
-        print("ok")
-        """
-    )
-    result, _ = run(pool, code, limits=Limits(cpu_s=10, wall_s=30))
+def test_f13_dataloader_workers_inside_bubblewrap(bwrap_pool):
+    result, _ = run(bwrap_pool, DATALOADER, limits=Limits(cpu_s=10, wall_s=30))
     assert result.status == "passed", result
     assert result.output == "ok\n"
-    assert_no_leftovers(pool, result)
+    assert_no_leftovers(bwrap_pool, result)
+
+
+@pytest.mark.timeout(60)
+def test_f13_dataloader_workers_on_the_fallback_fail_and_say_why(fallback_pool):
+    # Passing tensors between processes needs a UNIX socket, which the fallback refuses (a socket
+    # file of the user's could be reached): the run fails, with the reason, instead of passing.
+    result, _ = run(fallback_pool, DATALOADER, limits=Limits(cpu_s=10, wall_s=30))
+    assert result.status == "failed", result
+    assert "PermissionError" in result.output and "Permission denied" in result.output
+    assert_no_leftovers(fallback_pool, result)
+
+
+@pytest.mark.timeout(60)
+def test_f13_multiprocessing_pool(layered_pool):
+    result, _ = run(layered_pool, MP_POOL, limits=Limits(cpu_s=10, wall_s=30))
+    assert result.status == "passed", result
+    assert result.output == "ok\n"
+    assert_no_leftovers(layered_pool, result)
 
 
 @pytest.mark.timeout(30)
