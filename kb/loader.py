@@ -24,6 +24,18 @@ from kb.schema import CARD_TYPES, FIELDS_BY_MODEL, Concept
 
 MAX_FILE_BYTES = 1024 * 1024
 MAX_DEPTH = 32
+# No number a note needs is longer: a longer unquoted value that YAML would read as a number (a
+# 5,000-digit integer, a base-60 `1:1:1:...`) is refused before it is converted, which would
+# otherwise fail (Python's 4,300-digit limit) or take minutes (base 60 is quadratic).
+MAX_NUMBER_CHARS = 100
+MAX_QUOTED_CHARS = 60  # user text quoted in a message is cut to this many characters
+_NUMBER_TAGS = frozenset({"tag:yaml.org,2002:int", "tag:yaml.org,2002:float"})
+
+
+def _shown(text: object, limit: int = MAX_QUOTED_CHARS) -> str:
+    """User text as quoted in an error message: at most `limit` characters."""
+    text = str(text)
+    return text if len(text) <= limit else text[: limit - 1] + f"… ({len(text):,} characters)"
 
 _STR_TAG = "tag:yaml.org,2002:str"
 _ALLOWED_SCALAR_TAGS = {
@@ -131,15 +143,15 @@ class _Tree:
 
             path = self._child_path(stack)
             if kind is yaml.AliasEvent:
-                self.error(event.start_mark, f"aliases are not allowed (found '*{event.anchor}')")
+                self.error(event.start_mark, f"aliases are not allowed (found '*{_shown(event.anchor)}')")
                 value: Any = None
             elif kind is yaml.ScalarEvent:
                 value = self._scalar(event, path, is_key=bool(stack) and stack[-1][4] and stack[-1][2] is _NO_KEY)
             else:  # MappingStartEvent / SequenceStartEvent
                 if event.anchor is not None:
-                    self.error(event.start_mark, f"anchors are not allowed (found '&{event.anchor}')")
+                    self.error(event.start_mark, f"anchors are not allowed (found '&{_shown(event.anchor)}')")
                 if event.tag is not None and event.tag not in _ALLOWED_COLLECTION_TAGS:
-                    self.error(event.start_mark, f"the tag '{event.tag}' is not allowed")
+                    self.error(event.start_mark, f"the tag '{_shown(event.tag)}' is not allowed")
                 if len(stack) >= MAX_DEPTH:
                     self.error(event.start_mark, f"nesting is deeper than {MAX_DEPTH} levels")
                     raise _Fatal
@@ -182,7 +194,7 @@ class _Tree:
                     first = self.key_pos[frame[1] + (value,)]
                     self.error(
                         event.start_mark,
-                        f"duplicate key '{value}' (first defined at line {first[0]}, column {first[1]})",
+                        f"duplicate key '{_shown(value)}' (first defined at line {first[0]}, column {first[1]})",
                     )
                     frame[2] = _Duplicate(value)
                 else:
@@ -202,12 +214,12 @@ class _Tree:
 
     def _scalar(self, event: Any, path: Path_, *, is_key: bool) -> Any:
         if event.anchor is not None:
-            self.error(event.start_mark, f"anchors are not allowed (found '&{event.anchor}')")
+            self.error(event.start_mark, f"anchors are not allowed (found '&{_shown(event.anchor)}')")
         text = event.value
         tag = event.tag
         if tag is not None and tag != "!":
             if tag not in _ALLOWED_SCALAR_TAGS:
-                self.error(event.start_mark, f"the tag '{tag}' is not allowed")
+                self.error(event.start_mark, f"the tag '{_shown(tag)}' is not allowed")
                 return text
         elif not event.style and event.implicit[0]:
             # Most plain scalars start with a letter no implicit type starts with: a string.
@@ -222,10 +234,19 @@ class _Tree:
             self.block_scalar.add(path)
         if tag == _STR_TAG:
             return text
+        if tag in _NUMBER_TAGS and len(text) > MAX_NUMBER_CHARS:
+            self.error(event.start_mark, f"this unquoted value of {len(text):,} characters reads as a number, longer "
+                       f"than any number kb accepts ({MAX_NUMBER_CHARS}); quote it if it is text")
+            return text
         try:
             value = _construct(tag, text, event)
         except yaml.YAMLError:
             value = text
+        except (ValueError, OverflowError) as exc:  # an impossible date (2024-13-45), a number too large
+            kind = "date" if tag.endswith("timestamp") else "number"
+            self.error(event.start_mark, f"the unquoted {_shown(text)} reads as a {kind} but is not a valid one "
+                       f"({exc}); quote it if it is text")
+            return text
         if not isinstance(value, str) and not event.style:
             self.implicit_text[path] = text
         return value
@@ -350,7 +371,7 @@ def parse_bytes(path: Path, data: bytes) -> ParsedFile:
         for i, card in enumerate(result.concept.cards):
             if card.id is not None and card.id in seen_ids:
                 line, col = result.card_positions[i]
-                result.errors.append(LoadError(shown, line, col, f"duplicate card id '{card.id}'"))
+                result.errors.append(LoadError(shown, line, col, f"duplicate card id '{_shown(card.id)}'"))
                 result.concept = None
                 break
             if card.id is not None:
@@ -469,7 +490,7 @@ def _validation_errors(shown: str, exc: ValidationError, data: dict, tree: _Tree
             guess = difflib.get_close_matches(str(name), allowed, n=1, cutoff=0.6)
             hint = f" (did you mean '{guess[0]}'?)" if guess else ""
             where = f" in {_dotted(path[:-1])}" if path[:-1] else ""
-            message = f"unknown field '{name}'{where}{hint}"
+            message = f"unknown field '{_shown(name)}'{where}{hint}"
         elif kind == "missing" or kind == "union_tag_not_found":
             line, col = tree.value_pos.get(path, (1, 1))
             name = "type" if kind == "union_tag_not_found" else loc[-1]
@@ -478,17 +499,17 @@ def _validation_errors(shown: str, exc: ValidationError, data: dict, tree: _Tree
         elif kind == "union_tag_invalid":
             line, col = tree.value_pos.get(path + ("type",), tree.value_pos.get(path, (1, 1)))
             tag = value.get("type") if isinstance(value, dict) else value
-            message = f"{_dotted(path)}.type: unknown card type '{tag}' (expected one of {', '.join(CARD_TYPES)})"
+            message = f"{_dotted(path)}.type: unknown card type '{_shown(tag)}' (expected one of {', '.join(CARD_TYPES)})"
         else:
             line, col = tree.value_pos.get(path, (1, 1))
             target = _dotted(path if found else path + (loc[len(path):][-1:] or ("?",)))
             if kind in _TYPE_WORDS:
                 message = f"{target}: expected {_TYPE_WORDS[kind]}, got {_describe(value)}"
                 if path in tree.implicit_text and kind == "string_type":
-                    message += f" (YAML reads the unquoted {tree.implicit_text[path]} that way; quote this value)"
+                    message += f" (YAML reads the unquoted {_shown(tree.implicit_text[path])} that way; quote this value)"
             elif kind == "literal_error":
                 expected = err.get("ctx", {}).get("expected", "")
-                message = f"{target}: {value!r} is not allowed; expected {expected}"
+                message = f"{target}: {_shown(repr(value))} is not allowed; expected {expected}"
             else:
                 msg = err["msg"]
                 if msg.startswith("Value error, "):

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from helpers import concept_yaml
 
 from kb import loader
@@ -304,3 +306,63 @@ def test_implicit_type_fast_path_is_sound():
 
     assert None not in yaml.resolver.Resolver.yaml_implicit_resolvers
     assert {"", "y", "N", "0", "-", ".", "~", "<"} <= _IMPLICIT_FIRST
+
+
+# --- values YAML would read as numbers or dates that cannot be one ------------------------------
+
+
+def _errors(extra: str = "", **replace: str) -> list[str]:
+    text = concept_yaml("odd-values") + extra
+    for old, new in replace.items():
+        text = text.replace(old, new)
+    return [str(e) for e in parse_bytes(Path("n.yaml"), text.encode()).errors]
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize(
+    ("extra", "replace", "where"),
+    [
+        ("pitfalls: [" + "1" * 5000 + "]\n", {}, "n.yaml:11:12: "),  # past Python's 4,300-digit limit
+        ("pitfalls: [" + ":".join(["1"] * 3000) + "]\n", {}, "n.yaml:11:12: "),  # YAML 1.1 base 60
+        ("", {"category: fundamentals": "category: " + ":".join(["1"] * 3000)}, "n.yaml:8:11: "),
+        ("pitfalls: [" + ":".join(["1"] * 300_000) + "]\n", {}, "n.yaml:11:12: "),  # 600 KB: bounded, not minutes
+        ("pitfalls: [0x" + "f" * 4000 + ", 1" + "0" * 200 + ".5]\n", {}, "n.yaml:11:12: "),
+    ],
+    ids=["5000-digits", "base-60-pitfall", "base-60-category", "600-kb-base-60", "hex-and-float"],
+)
+def test_a_number_too_long_is_an_error_of_that_file_not_a_crash(extra, replace, where):
+    errors = _errors(extra, **replace)
+    assert errors and errors[0].startswith(where), errors
+    assert "reads as a number, longer than any number kb accepts" in errors[0]
+    assert max(len(e) for e in errors) < 400  # the value is never quoted whole
+
+
+@pytest.mark.parametrize("value", ["2024-13-45", "2023-02-30", "2024-01-01 25:61:00"])
+def test_an_impossible_date_is_an_error_not_a_crash(value):
+    errors = _errors(f"pitfalls: [{value}]\n")
+    assert errors and errors[0].startswith("n.yaml:11:12: the unquoted") and "not a valid one" in errors[0], errors
+
+
+def test_long_keys_and_values_are_cut_in_messages():
+    key = "k" * 1000  # YAML's own limit for a plain key is 1,024 characters
+    errors = _errors(f"{key}: 1\n", **{"category: fundamentals": "category: '" + "z" * 50_000 + "'"})
+    assert len(errors) == 2 and all(len(e) < 400 for e in errors), [len(e) for e in errors]
+    assert any("unknown field 'kkk" in e and "(1,000 characters)" in e for e in errors), errors
+    assert any("category" in e and "(50,002 characters)" in e for e in errors), errors
+
+
+IMPLICIT_LOOKING = st.one_of(
+    st.from_regex(r"\A[-+]?[0-9][0-9_]{0,6000}\Z"),
+    st.from_regex(r"\A[-+]?[0-9]{1,3}(:[0-9]{1,2}){1,3000}\Z"),
+    st.from_regex(r"\A[-+]?(0x[0-9a-f_]{1,5000}|0o?[0-7_]{1,5000}|0b[01_]{1,5000})\Z"),
+    st.from_regex(r"\A[-+]?[0-9]{0,5000}\.[0-9]{0,5000}([eE][-+]?[0-9]{1,5000})?\Z"),
+    st.from_regex(r"\A[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}([Tt ][0-9]{1,2}:[0-9]{2}:[0-9]{2}(\.[0-9]{0,2000})?)?\Z"),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(IMPLICIT_LOOKING, st.sampled_from(["pitfalls: [{}]\n", "tags: [{}]\n", "aliases:\n  - {}\n", "x{}: 1\n"]))
+def test_number_and_date_looking_scalars_never_crash_the_loader(scalar, template):
+    result = parse_bytes(Path("n.yaml"), (concept_yaml("odd-values") + template.format(scalar)).encode())
+    for error in result.errors:
+        assert str(error).startswith("n.yaml:") and len(str(error)) < 600
