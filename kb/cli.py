@@ -641,10 +641,19 @@ def cmd_import(kb, args) -> int:
         return _import_yaml_deck(kb, args)
     if args.update:
         raise UsageError("--update applies to YAML decks; an Anki package is always imported as a new deck")
+    status = None
+    if sys.stderr.isatty():
+        status = _console(stderr=True).status("importing…")
+        status.start()
     try:
-        outcome = service.import_anki(kb, args.package, name=args.name)
+        outcome = service.import_anki(
+            kb, args.package, name=args.name, on_progress=(lambda text: status.update(f"{text}…")) if status else None
+        )
     except InteropError as exc:
         raise UsageError(str(exc)) from None
+    finally:
+        if status is not None:
+            status.stop()
     for reason in outcome.skipped:
         _err(f"skipped note {reason}")
     print(f"imported {len(outcome.concepts)} concepts into {outcome.deck} (untrusted)"

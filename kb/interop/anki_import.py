@@ -8,7 +8,6 @@ zstd-compressed `collection.anki21b` of newer Anki (schema 18) when `zstandard` 
 from __future__ import annotations
 
 import re
-import sqlite3
 import tempfile
 import unicodedata
 import zipfile
@@ -21,7 +20,7 @@ from kb.interop import InteropError
 from kb.interop.html_text import from_html
 from kb.quiz import CLOZE_RE
 from kb.schema import CATEGORIES
-from kb.store.anki_collection import read_collection
+from kb.store.anki_collection import CollectionError, read_collection
 
 MAX_TEXT = 4_000  # MediumText: card sides and summaries
 MAX_DEFINITION = 40_000  # LongText
@@ -47,36 +46,57 @@ class AnkiNoteIn:
         return self.fields[position][1] if position < len(self.fields) else ""
 
 
-def _collection_bytes(archive: zipfile.ZipFile) -> bytes:
+MAX_COLLECTION_BYTES = 256 * 1024**2  # the collection unpacked; checked before and while extracting
+_CHUNK = 1 << 20
+
+
+def _copy_bounded(source, target, package: Path) -> None:
+    """Copy a stream to a file, refusing more than MAX_COLLECTION_BYTES whatever the archive said."""
+    copied = 0
+    while chunk := source.read(_CHUNK):
+        copied += len(chunk)
+        if copied > MAX_COLLECTION_BYTES:
+            raise InteropError(f"{package}: its collection unpacks to more than {MAX_COLLECTION_BYTES // 2**20} MiB, "
+                               "kb's limit for one import")
+        target.write(chunk)
+
+
+def _extract_collection(archive: zipfile.ZipFile, target: Path, package: Path) -> None:
+    """The package's collection database, written to `target` (streamed, never whole in memory)."""
     names = set(archive.namelist())
-    if "collection.anki21b" in names:
-        try:
-            import zstandard
-        except ImportError:
-            raise InteropError("this package uses the newer Anki format (collection.anki21b): export it from Anki "
-                               "with 'Support older Anki versions' ticked, or `pip install zstandard`") from None
-        with archive.open("collection.anki21b") as raw:
-            return zstandard.ZstdDecompressor().stream_reader(raw).read()
-    for name in ("collection.anki21", "collection.anki2"):
-        if name in names:
-            return archive.read(name)
-    raise InteropError("not an Anki package: it holds no collection")
+    member = next((n for n in ("collection.anki21b", "collection.anki21", "collection.anki2") if n in names), None)
+    if member is None:
+        raise InteropError(f"{package}: not an Anki package: it holds no collection")
+    declared = archive.getinfo(member).file_size
+    if member != "collection.anki21b" and declared > MAX_COLLECTION_BYTES:
+        raise InteropError(f"{package}: its collection is {declared / 2**20:,.0f} MiB unpacked; kb imports at most "
+                           f"{MAX_COLLECTION_BYTES // 2**20} MiB at a time (export one Anki deck at a time)")
+    with archive.open(member) as raw, open(target, "wb") as out:
+        if member == "collection.anki21b":
+            try:
+                import zstandard
+            except ImportError:
+                raise InteropError("this package uses the newer Anki format (collection.anki21b): export it from Anki "
+                                   "with 'Support older Anki versions' ticked, or `pip install zstandard`") from None
+            _copy_bounded(zstandard.ZstdDecompressor().stream_reader(raw), out, package)
+        else:
+            _copy_bounded(raw, out, package)
 
 
 def read_package(path: Path) -> list[AnkiNoteIn]:
-    """The notes of an .apkg file, in creation order."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            data = _collection_bytes(archive)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise InteropError(f"{path}: not an Anki package ({exc})") from None
+    """The notes of an .apkg file, in creation order. InteropError, naming the file, for anything wrong."""
     with tempfile.TemporaryDirectory(prefix="kb-apkg-") as tmp:
         db_path = Path(tmp) / "collection.sqlite"
-        db_path.write_bytes(data)
+        try:
+            with zipfile.ZipFile(path) as archive:
+                _extract_collection(archive, db_path, path)
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, RuntimeError, ValueError) as exc:
+            # RuntimeError: an encrypted member; ValueError and EOFError: a damaged stream (zstd, deflate).
+            raise InteropError(f"{path}: not an Anki package, or a damaged one ({exc})") from None
         try:
             types, rows = read_collection(db_path)
-        except (sqlite3.DatabaseError, KeyError, ValueError, TypeError) as exc:
-            raise InteropError(f"{path}: unreadable Anki collection ({exc})") from None
+        except CollectionError as exc:
+            raise InteropError(f"{path}: the Anki collection in it is not valid: {exc}") from None
     notes = []
     for guid, mid, tags, flds in rows:
         name, is_cloze, names = types.get(mid, ("?", False, []))
@@ -180,7 +200,7 @@ def concepts_from_notes(notes: list[AnkiNoteIn], taken: set[str]) -> tuple[list[
     return concepts, skipped
 
 
-class _Dumper(yaml.SafeDumper):
+class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # libyaml's emitter: 20,000 notes in seconds
     """Multi-line text as literal blocks (`|`), as a person would write it."""
 
 
