@@ -699,6 +699,8 @@ def _add_backup_parsers(sub) -> None:
     sub.add_parser("backup", help="back up the database now into $KB_HOME/backups and print the backup's path")
     p = sub.add_parser("restore", help="replace the database by a backup (the newest by default); what it replaces is backed up first")
     p.add_argument("file", nargs="?", type=Path, default=None, metavar="FILE", help="a backup file (default: the newest)")
+    p.add_argument("--dismiss", action="store_true",
+                   help="keep the database kb started after moving a damaged one aside, and stop saying so")
 
 
 def cmd_backup(kb, args) -> int:
@@ -707,6 +709,13 @@ def cmd_backup(kb, args) -> int:
 
 
 def cmd_restore(kb, args) -> int:
+    if args.dismiss:
+        if args.file is not None:
+            raise UsageError("--dismiss keeps the current database: give no backup FILE with it")
+        kept = kb.dismiss_moved_aside()
+        print(f"kept the current database; the damaged file(s) stay as {', '.join(map(str, kept))}" if kept
+              else "nothing to dismiss: no damaged database was moved aside")
+        return EXIT_OK
     result = kb.restore(args.file)
     print(f"restored {result['restored']}")
     if result["previous"] is not None:
@@ -753,6 +762,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run_command(args, load_settings, KnowledgeBase, StoreError) -> int:
+    from kb.store.errors import StoreCorruptError
+
     try:
         settings = load_settings()
     except ValueError as exc:
@@ -760,7 +771,19 @@ def _run_command(args, load_settings, KnowledgeBase, StoreError) -> int:
         return EXIT_FAIL
     try:
         with KnowledgeBase(settings) as kb:
-            return COMMANDS[args.command](kb, args)
+            notice = kb.moved_aside_notice()
+            if notice and not (args.command == "restore"):
+                _err(notice)  # on every command until a backup is restored or the notice dismissed
+            try:
+                return COMMANDS[args.command](kb, args)
+            finally:
+                for line in kb.notices:
+                    _err(line)
+    except StoreCorruptError:
+        # Found damaged while in use (not only at start-up): rebuilt if only the search index is
+        # hurt, else moved aside with the newest backup named.
+        with KnowledgeBase(settings) as kb:
+            _err(kb.recover_damaged())
     except UsageError as exc:
         _err(str(exc))
     except StoreError as exc:

@@ -559,31 +559,81 @@ def duplicate_id_at(path: str, position: tuple[int, int], concept_id: str, other
                      f"duplicate id '{concept_id}' (also defined in {other_path}:{other_pos[0]}:{other_pos[1]})")
 
 
-def walk_yaml(root: Path) -> Iterator[tuple[str, os.stat_result]]:
-    """(path, stat) of every .yaml/.yml file under root, skipping hidden entries; one stat a file."""
-    stack = [str(root)]
+MAX_WALK_DEPTH = 64  # folders within folders in one deck
+MAX_DECK_FILES = 200_000
+
+
+@dataclass(frozen=True)
+class WalkProblem:
+    """A folder of a deck that could not be read, or was not read again: said once, never silently."""
+
+    path: str
+    message: str
+    unreadable: bool  # its files could not be listed: what was loaded from it before must be kept
+
+    def as_error(self) -> LoadError:
+        return LoadError(self.path, 1, 1, self.message)
+
+
+def walk_yaml(root: Path, problems: list[WalkProblem] | None = None) -> Iterator[tuple[str, os.stat_result]]:
+    """(path, stat) of every .yaml/.yml file under root, skipping hidden entries; one stat a file.
+
+    Each real folder is read once, however many symbolic links lead to it, so a link loop
+    (`ln -s . notes/a`) ends the walk instead of running for ever; a folder reached again, one that
+    cannot be listed, and a walk past MAX_WALK_DEPTH or MAX_DECK_FILES are each reported in
+    `problems` once.
+    """
+    problems = problems if problems is not None else []
+    seen: dict[tuple[int, int], str] = {}
+    stack = [(str(root), 0)]
+    files = 0
     while stack:
+        folder, depth = stack.pop()
         try:
-            entries = list(os.scandir(stack.pop()))
-        except OSError:
+            st = os.stat(folder)
+        except OSError as exc:
+            if folder != str(root):
+                problems.append(WalkProblem(folder, f"cannot read this folder ({exc.strerror}); what kb loaded from it "
+                                            "before is kept", unreadable=True))
             continue
-        for entry in entries:
+        identity = (st.st_dev, st.st_ino)
+        if identity in seen:
+            problems.append(WalkProblem(folder, f"a symbolic link back to {seen[identity]}, which is read once (a loop "
+                                        "or a second link to one folder)", unreadable=False))
+            continue
+        seen[identity] = folder
+        try:
+            entries = list(os.scandir(folder))
+        except OSError as exc:
+            problems.append(WalkProblem(folder, f"cannot read this folder ({exc.strerror}); what kb loaded from it "
+                                        "before is kept", unreadable=True))
+            continue
+        for entry in sorted(entries, key=lambda e: e.name, reverse=True):
             if entry.name.startswith("."):
                 continue
             try:
                 if entry.is_dir():
-                    stack.append(entry.path)
+                    if depth + 1 > MAX_WALK_DEPTH:
+                        problems.append(WalkProblem(entry.path, f"folders nested deeper than {MAX_WALK_DEPTH} levels "
+                                                    "are not read", unreadable=False))
+                    else:
+                        stack.append((entry.path, depth + 1))
                 elif entry.name.endswith((".yaml", ".yml")) and entry.is_file():
+                    files += 1
+                    if files > MAX_DECK_FILES:
+                        problems.append(WalkProblem(str(root), f"a deck of more than {MAX_DECK_FILES:,} files: the "
+                                                    "rest is not read", unreadable=True))
+                        return
                     yield entry.path, entry.stat()
             except OSError:
                 continue  # vanished while walking
 
 
-def find_yaml_files(root: Path) -> list[Path]:
+def find_yaml_files(root: Path, problems: list[WalkProblem] | None = None) -> list[Path]:
     """All .yaml/.yml files under root (or root itself if it is a file), sorted."""
     if root.is_file():
         return [root]
-    return sorted(Path(p) for p, _ in walk_yaml(root))
+    return sorted(Path(p) for p, _ in walk_yaml(root, problems))
 
 
 @dataclass

@@ -54,6 +54,7 @@ class KnowledgeBase:
         self.clock = clock
         self._engine = None
         self._pool = None  # a warm worker for run_snippet, started on first use
+        self.notices: list[str] = []  # things opening the database did that the user should hear of
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -62,8 +63,31 @@ class KnowledgeBase:
         if self._engine is None:
             from kb.store.engine import open_engine  # sqlmodel costs ~0.4 s: only when needed
 
-            self._engine = open_engine(self.settings.db_path, now=self.clock(), backup_day=self.study_day)
+            self._engine = open_engine(self.settings.db_path, now=self.clock(), backup_day=self.study_day,
+                                       on_notice=self.notices.append)
         return self._engine
+
+    def recover_damaged(self) -> str:
+        """After a StoreCorruptError: rebuild the file if only its search index is hurt, else move it
+        aside (never deleting it). Returns the line to show; the next use opens afresh."""
+        from kb.store.backup import default_backup_dir
+        from kb.store.repair import recover
+
+        self.close()
+        return recover(self.settings.db_path, default_backup_dir(self.settings.db_path), self.clock())
+
+    def moved_aside_notice(self) -> str | None:
+        """While a damaged database moved aside is neither restored nor dismissed: what to say."""
+        from kb.store.backup import default_backup_dir
+        from kb.store.repair import notice
+
+        return notice(self.settings.home, default_backup_dir(self.settings.db_path))
+
+    def dismiss_moved_aside(self) -> list[Path]:
+        """Keep the new database: the moved-aside files stay (renamed .dismissed), the notice stops."""
+        from kb.store.repair import dismiss_moved_aside
+
+        return dismiss_moved_aside(self.settings.home)
 
     def close(self) -> None:
         if self._pool is not None:
@@ -88,20 +112,24 @@ class KnowledgeBase:
         self.settings.notes_dir.mkdir(parents=True, exist_ok=True)
         return sync_decks(engine, self.settings.decks(), now=self.clock())
 
-    def deck_files(self) -> list[Path]:
+    def deck_files(self, problems: list | None = None) -> list[Path]:
         files = []
         for deck in self.settings.decks():
             if deck.path.is_dir():
-                files.extend(find_yaml_files(deck.path))
+                files.extend(find_yaml_files(deck.path, problems))
         return files
 
     def check(self, paths: list[Path] | None = None) -> CheckReport:
         """Validate files without touching the database. Given paths, ids of the decks count as known."""
+        problems: list = []  # folders that could not be read, symbolic link loops
         if not paths:
-            return check_files(self.deck_files())
+            report = check_files(self.deck_files(problems))
+            report.errors.extend(p.as_error() for p in problems)
+            report.errors.sort()
+            return report
         targets: list[Path] = []
         for path in paths:
-            targets.extend(find_yaml_files(path) if path.is_dir() else [path])
+            targets.extend(find_yaml_files(path, problems) if path.is_dir() else [path])
         from kb.loader import duplicate_id_error
 
         resolved = {p.resolve() for p in targets}
@@ -112,6 +140,7 @@ class KnowledgeBase:
             if item.concept is not None and item.concept.id in known:
                 other = known[item.concept.id]
                 report.errors.append(duplicate_id_error(item, str(other.path), other.id_position))
+        report.errors.extend(p.as_error() for p in problems)
         report.errors.sort()
         return report
 
@@ -643,14 +672,22 @@ class KnowledgeBase:
             "kb_home": str(self.settings.home),
             "database": str(self.settings.db_path),
         }
-        info["decks"] = [d.to_dict() for d in self.decks()]
         from kb.runner import isolation_report
+        from kb.store.errors import StoreError
 
         info["devices"] = self.devices()
         info["isolation"] = isolation_report()
-        info["integrity"] = quick_check(self.engine)
-        info["counts"] = counts(self.engine)
         info["executable"] = sys.executable
+        info["moved_aside"] = self.moved_aside_notice()
+        # The database last: a doctor that cannot open it still reports everything else, and why.
+        try:
+            info["decks"] = [d.to_dict() for d in self.decks()]
+            info["integrity"] = quick_check(self.engine)
+            info["counts"] = counts(self.engine)
+        except StoreError as exc:
+            info["decks"] = []
+            info["integrity"] = f"cannot open the database: {exc}"
+            info["counts"] = {"concepts": 0, "cards": 0, "reviews": 0, "runs": 0, "retired_concepts": 0}
         return info
 
     # --- backups (issue 9) -----------------------------------------------------------------------
@@ -697,7 +734,9 @@ class KnowledgeBase:
         if self._engine is not None:  # the database may be moved aside: no connection may stay on it
             self._engine.dispose()
             self._engine = None
-        return restore_backup(db_path, source, backup_dir, self.clock())
+        result = restore_backup(db_path, source, backup_dir, self.clock())
+        self.dismiss_moved_aside()  # restored: the notice about a damaged file has done its job
+        return result
 
 
 @dataclass(frozen=True)

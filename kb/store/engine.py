@@ -15,7 +15,7 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlmodel import SQLModel
 
 from kb.store import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
-from kb.store.errors import StoreError, StoreWriteError, write_failure
+from kb.store.errors import StoreCorruptError, StoreError, StoreWriteError, write_failure
 
 SCHEMA_VERSION = 3
 # "KBDB" as a 32-bit integer: tells a kb database from any other SQLite file.
@@ -55,7 +55,13 @@ def create_db_engine(path: Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> E
     @event.listens_for(engine, "handle_error")
     def _on_error(context):
         # A full disk, an I/O error or a read-only file: one clear line naming the file (the
-        # transaction is rolled back as usual) instead of a SQLAlchemy traceback.
+        # transaction is rolled back as usual) instead of a SQLAlchemy traceback. A damaged file
+        # found by any statement (not only by the check at start-up): StoreCorruptError, which the
+        # caller answers with kb.store.repair.recover.
+        from kb.store.repair import is_corruption
+
+        if is_corruption(context.original_exception):
+            return StoreCorruptError(f"{path} is damaged ({context.original_exception})", path=path)
         return write_failure(path, context.original_exception)
 
     return engine
@@ -74,14 +80,16 @@ class _BadFile(Exception):
 
 
 def open_engine(path: Path, *, now: datetime | None = None, backup_dir: Path | None = None,
-                backup_day: Callable[[datetime], date] | None = None) -> Engine:
+                backup_day: Callable[[datetime], date] | None = None,
+                on_notice: Callable[[str], None] | None = None) -> Engine:
     """Open (creating if needed) the database at path, check it, and bring its schema up to date.
 
     A corrupt file, or one that is not a kb database, is moved aside (never deleted) and the error
     names it and the newest backup. An older schema is migrated after a backup; a newer one is
     refused. When the database has reviews and no backup is younger than 30 minutes, one is taken;
     `backup_day` tells which day a moment belongs to when old backups are thinned (the user's study
-    day; UTC days by default).
+    day; UTC days by default). A file damaged only in its search index is rebuilt instead of moved
+    aside, and `on_notice` is told so.
     """
     from kb.store.backup import default_backup_dir, maybe_backup
 
@@ -102,7 +110,15 @@ def open_engine(path: Path, *, now: datetime | None = None, backup_dir: Path | N
         # Checked with a plain connection first: the engine's would switch a foreign file to WAL.
         version = _precheck(path) if existed else 0
     except _BadFile as exc:
-        raise _moved_aside_error(path, str(exc), backup_dir, now) from None
+        from kb.store.repair import salvage
+
+        kept = salvage(path, now)
+        if kept is None:
+            raise _moved_aside_error(path, str(exc), backup_dir, now) from None
+        if on_notice is not None:
+            on_notice(f"{path}: the search index was damaged; kb rebuilt it from your data (no review or note "
+                      f"was lost) and kept the damaged file as {kept}")
+        version = _precheck(path)
     engine = create_db_engine(path)
     try:
         if version == 0:

@@ -5,6 +5,18 @@ class StoreError(Exception):
     """The database cannot be used: not a kb database, a newer schema, an empty file, unwritable."""
 
 
+class StoreCorruptError(StoreError):
+    """The database file was found damaged while kb used it ("database disk image is malformed").
+
+    The caller closes its engine and calls kb.store.repair.recover(path, ...), which rebuilds the
+    file when only the search index is hurt and moves it aside otherwise.
+    """
+
+    def __init__(self, message: str, *, path=None):
+        super().__init__(message)
+        self.path = path
+
+
 class StoreWriteError(StoreError):
     """The database cannot be written for a reason outside kb: a read-only file or directory, a full
     disk, an I/O error. Nothing of the failed change was stored; what was committed before is kept.

@@ -22,7 +22,7 @@ from typing import NamedTuple
 from sqlalchemy import Engine, delete, insert, select, text, update
 
 from kb.config import Deck
-from kb.loader import LoadError, duplicate_id_at, parse_file, reference_errors, walk_yaml
+from kb.loader import LoadError, WalkProblem, duplicate_id_at, parse_file, reference_errors, walk_yaml
 from kb.quiz import derive_cards, payload_hash
 from kb.trust import executed_from_concept, trust_hash
 from kb.schema import CATEGORIES, Concept
@@ -172,15 +172,19 @@ def parse_for_sync(path: str) -> SyncItem:
                     item.snippet_line_offset, prepare(item.concept) if item.concept is not None else None)
 
 
-def _stat_files(decks: list[Deck]) -> dict[str, tuple[Deck, int, int]]:
+def _stat_files(decks: list[Deck], problems: list[WalkProblem]) -> dict[str, tuple[Deck, int, int]]:
     found: dict[str, tuple[Deck, int, int]] = {}
     for deck in decks:
         if not deck.path.is_dir():
             continue
-        for key, st in walk_yaml(deck.path):
+        for key, st in walk_yaml(deck.path, problems):
             if key not in found:
                 found[key] = (deck, st.st_mtime_ns, st.st_size)
     return found
+
+
+def _under_any(path: str, folders: list[str]) -> bool:
+    return any(path == f or path.startswith(f.rstrip(os.sep) + os.sep) for f in folders)
 
 
 # Below this many changed files, forking workers costs more than it saves.
@@ -209,7 +213,10 @@ def _stored_errors(errors_json: str | None) -> list[LoadError]:
 
 def sync_decks(engine: Engine, decks: list[Deck], *, now: datetime) -> SyncReport:
     report = SyncReport()
-    on_disk = _stat_files(decks)
+    problems: list[WalkProblem] = []
+    on_disk = _stat_files(decks, problems)
+    report.errors.extend(p.as_error() for p in problems)
+    unreadable = [p.path for p in problems if p.unreadable]
     with read(engine) as conn:
         # Raw tuples: on a no-op sync this query and the stats are all the work there is.
         stored = {
@@ -220,7 +227,8 @@ def sync_decks(engine: Engine, decks: list[Deck], *, now: datetime) -> SyncRepor
         }
     changed = [p for p, (_, mtime, size) in on_disk.items()
                if p not in stored or stored[p].mtime_ns != mtime or stored[p].size != size]
-    deleted = [p for p in stored if p not in on_disk]
+    # A file in a folder that could not be listed is not gone: its concept stays as it was.
+    deleted = [p for p in stored if p not in on_disk and not _under_any(p, unreadable)]
     known_decks = None
     if not changed and not deleted:
         report.unchanged = len(on_disk)
@@ -243,6 +251,7 @@ def sync_decks(engine: Engine, decks: list[Deck], *, now: datetime) -> SyncRepor
             continue
         parsed[path] = item
     unchanged_paths = [p for p in on_disk if p not in parsed]
+    unchanged_paths += [p for p in stored if p not in on_disk and _under_any(p, unreadable)]
     report.unchanged = len(on_disk) - len(parsed)
 
     # Who owns which id after this sync: unchanged files keep theirs; parsed ones claim theirs.

@@ -297,3 +297,67 @@ def test_timestamps_are_utc_aware(kb, deck):
     assert created.endswith("+00:00")
     with pytest.raises(ValueError, match="naive"):
         UTCDateTime().process_bind_param(FIXED_NOW.replace(tzinfo=None) + timedelta(0), None)
+
+
+# --- walking a deck: symbolic link loops, unreadable folders --------------------------------------
+
+
+@pytest.mark.timeout(30)
+def test_a_symbolic_link_loop_is_one_message_and_ends(kb, deck):
+    write_concept(deck, "loop-one")
+    os.symlink(".", deck / "a")
+    os.symlink(".", deck / "b")
+    os.symlink("..", deck / "fundamentals" / "up")
+    report = kb.sync()
+    assert report.added == ["loop-one"]
+    messages = [str(e) for e in report.errors]
+    assert len(messages) == 3, messages  # one per link, and no false duplicate ids
+    assert all("a symbolic link back to" in m and m.endswith("(a loop or a second link to one folder)") for m in messages)
+    assert not any("duplicate id" in m for m in messages)
+    assert [str(e) for e in kb.check().errors] == messages
+
+
+def test_two_links_to_one_folder_read_it_once(kb, deck, tmp_path):
+    shared = tmp_path / "shared"
+    write_concept(shared, "shared-note")
+    os.symlink(shared, deck / "first")
+    os.symlink(shared, deck / "second")
+    report = kb.sync()
+    assert report.added == ["shared-note"]
+    assert [e.path for e in report.errors] == [str(deck / "second")]
+
+
+def test_folders_nested_past_the_limit_are_reported(kb, deck, monkeypatch):
+    from kb import loader
+
+    monkeypatch.setattr(loader, "MAX_WALK_DEPTH", 3)
+    write_concept(deck / "1" / "2", "shallow-note")
+    write_concept(deck / "1" / "2" / "3" / "4", "deep-note")
+    report = kb.sync()
+    assert report.added == ["shallow-note"]
+    assert [e.message for e in report.errors] == ["folders nested deeper than 3 levels are not read"]
+
+
+def test_a_folder_that_cannot_be_read_keeps_its_concepts(kb, deck, monkeypatch):
+    """Its notes are not gone: they are reported, and stay loaded with their reviews (never retired)."""
+    write_concept(deck / "private", "private-note")
+    write_concept(deck, "public-note")
+    assert sorted(kb.sync().added) == ["private-note", "public-note"]
+    add_review(kb, "private-note/definition")
+    private = str(deck / "private")
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if str(path) == private:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    report = kb.sync()
+    assert report.retired == [] and [str(e) for e in report.errors] == [
+        f"{private}:1:1: cannot read this folder (Permission denied); what kb loaded from it before is kept"
+    ]
+    assert kb.show("private-note")["retired"] is False and reviews_of(kb, "private-note/definition") == 1
+    assert [str(e) for e in kb.sync().errors] == [str(e) for e in report.errors]  # said on every sync
+    monkeypatch.setattr(os, "scandir", real_scandir)
+    assert kb.sync().errors == [] and kb.show("private-note")["retired"] is False
