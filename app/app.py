@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +11,7 @@ from textual import on, work
 from textual.app import App
 from textual.binding import Binding
 
-from app.messages import DecksChanged, KnowledgeBaseOpened, WorkFailed
+from app.messages import DecksChanged, KnowledgeBaseFailed, KnowledgeBaseOpened, WorkFailed
 from app.screens.browse import BrowseScreen
 
 
@@ -17,6 +19,11 @@ def _concept_provider():
     from app.commands import ConceptProvider
 
     return ConceptProvider
+
+
+# After ctrl+q, how long the process may take to end. A worker thread stuck in a system call (a
+# deck on a hung network mount) would otherwise keep asyncio's executor, and so the process, alive.
+EXIT_GRACE_S = 3.0
 
 
 class KBApp(App):
@@ -37,6 +44,7 @@ class KBApp(App):
         self.clock = clock
         self.watch_decks = watch
         self.kb = None  # kb.service.KnowledgeBase, set once the worker opened it
+        self.open_error: str | None = None  # why it could not be opened, while that is so
         self._known_errors: set[str] = set()
 
     # The palette (ctrl+p) finds concepts by title, alias or tag; imported when first opened.
@@ -52,17 +60,45 @@ class KBApp(App):
         # Imported here, off the first frame: sqlmodel alone costs about 0.4 s.
         from kb.service import KnowledgeBase
 
+        kb = None
         try:
             kb = KnowledgeBase(self.settings, **({"clock": self.clock} if self.clock else {}))
             report = kb.sync()
-        except Exception as exc:  # a corrupt or newer database: say so, stay up
-            self.post_message(WorkFailed(str(exc)))
+            notices = list(kb.notices)
+            moved = kb.moved_aside_notice()
+        except Exception as exc:  # anything at all: a damaged or newer database, a broken deck, a bug
+            if kb is not None:
+                kb.close()
+            self.post_message(KnowledgeBaseFailed(str(exc) or type(exc).__name__))
             return
-        self.post_message(KnowledgeBaseOpened(kb, report))
+        self.post_message(KnowledgeBaseOpened(kb, report, notices + ([moved] if moved else [])))
+
+    @on(KnowledgeBaseFailed)
+    def _open_failed(self, message: KnowledgeBaseFailed) -> None:
+        from app.screens.open_failed import OpenFailedScreen
+
+        self.open_error = message.error
+        self.sub_title = "could not open the knowledge base"
+
+        def chosen(choice: str | None) -> None:
+            if choice == "retry":
+                self.sub_title = "opening…"
+                self.open_knowledge_base()
+
+        self.push_screen(OpenFailedScreen(message.error), chosen)
+
+    def not_ready_message(self) -> str:
+        """What a key that needs the knowledge base says before it is open."""
+        if self.open_error is not None:
+            return f"The knowledge base could not be opened: {self.open_error}"
+        return "Still opening the knowledge base…"
 
     @on(KnowledgeBaseOpened)
     def _opened(self, message: KnowledgeBaseOpened) -> None:
         self.kb = message.kb
+        self.open_error = None
+        for notice in message.notices or ():
+            self.notify(notice, title="The database", severity="warning", timeout=30, markup=False)
         self.report_sync(message.report)
         self.refresh_due()
         for screen in self.screen_stack:
@@ -88,7 +124,7 @@ class KBApp(App):
         try:
             due = len(self.kb.due_queue())
         except Exception as exc:
-            self.post_message(WorkFailed(str(exc)))
+            self.post_message(WorkFailed(str(exc), exc))
             return
         self.call_from_thread(setattr, self, "sub_title", f"{due} card{'s' if due != 1 else ''} due today")
 
@@ -121,7 +157,7 @@ class KBApp(App):
         try:
             report = self.kb.sync()
         except Exception as exc:
-            self.post_message(WorkFailed(str(exc)))
+            self.post_message(WorkFailed(str(exc), exc))
             return
         self.post_message(DecksChanged(report))
 
@@ -138,7 +174,21 @@ class KBApp(App):
 
     @on(WorkFailed)
     def _failed(self, message: WorkFailed) -> None:
+        from kb.service import is_damaged_database
+
+        if self.kb is not None and is_damaged_database(message.exception):
+            self.recover_database()
+            return
         self.notify(message.error, title="Error", severity="error", timeout=10, markup=False)
+
+    @work(thread=True, exclusive=True, group="recover", exit_on_error=False)
+    def recover_database(self) -> None:
+        """The database was found damaged in use: rebuilt if only the search index is hurt, else moved
+        aside (the next use opens a new one, and says so)."""
+        line = self.kb.recover_damaged()
+        self.call_from_thread(self.notify, line, title="The database was damaged", severity="error", timeout=30,
+                              markup=False)
+        self.call_from_thread(self.refresh_due)
 
     def action_toggle_dark(self) -> None:
         self.theme = "textual-light" if self.current_theme.dark else "textual-dark"
@@ -151,3 +201,8 @@ class KBApp(App):
     def on_unmount(self) -> None:
         if self.kb is not None:
             self.kb.close()
+        if not self.is_headless:
+            # The terminal is restored by now; if a worker thread never returns, end anyway.
+            watchdog = threading.Timer(EXIT_GRACE_S, os._exit, args=(0,))
+            watchdog.daemon = True
+            watchdog.start()

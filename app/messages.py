@@ -14,6 +14,7 @@ class KnowledgeBaseOpened(Message):
 
     kb: Any
     report: Any
+    notices: list = None  # type: ignore[assignment]  # what opening did that the user must hear of
 
 
 @dataclass
@@ -70,5 +71,13 @@ class StatsLoaded(Message):
 @dataclass
 class WorkFailed(Message):
     """A worker's service call failed; the message is shown, the app stays up."""
+
+    error: str
+    exception: BaseException | None = None  # a damaged database is recovered (see KBApp)
+
+
+@dataclass
+class KnowledgeBaseFailed(Message):
+    """The knowledge base could not be opened (a damaged or newer database, an unwritable home)."""
 
     error: str

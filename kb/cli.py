@@ -379,6 +379,8 @@ def cmd_quiz(kb, args) -> int:
     """A line-based quiz: prompt, answer line, the answer and verdict, rating line; q quits."""
     import time
 
+    from kb.service import AnsweredElsewhere
+
     if args.limit is not None and args.limit < 1:
         raise UsageError("--limit must be at least 1")
     _warn_broken(kb.sync())
@@ -439,7 +441,12 @@ def cmd_quiz(kb, args) -> int:
             out.write("please answer 1-4, again/hard/good/easy, u or q\n")
         if rating is None:
             break
-        outcome = kb.answer(card.card_id, rating, duration_ms=int((time.monotonic() - shown) * 1000))
+        try:
+            outcome = kb.answer(card.card_id, rating, duration_ms=int((time.monotonic() - shown) * 1000),
+                                shown_state=item.shown_state)
+        except AnsweredElsewhere as exc:
+            out.write(f"not recorded: {exc}; next card\n")
+            continue
         answered += 1
         correct += rating > 1
         out.write(f"recorded: {RATING_NAMES[rating]}, next in {outcome.interval}"

@@ -46,6 +46,13 @@ class SearchHit:
         }
 
 
+def is_damaged_database(exc: BaseException | None) -> bool:
+    """Whether an error raised by the service means the database file was found damaged in use."""
+    from kb.store.errors import StoreCorruptError
+
+    return isinstance(exc, StoreCorruptError)
+
+
 class KnowledgeBase:
     """The knowledge base of one KB_HOME: its decks and its database."""
 
@@ -492,7 +499,7 @@ class KnowledgeBase:
         state = self._card_state(stored)
         states = next_states(state, now, config=self.scheduler_config(), fuzz_seed=stored.card_pk)
         return QuizItem(card, stored.state["state"] if stored.state else "new",
-                        {rating: format_interval(now, s.due) for rating, s in states.items()})
+                        {rating: format_interval(now, s.due) for rating, s in states.items()}, stored.state)
 
     @staticmethod
     def _card_state(stored):
@@ -515,8 +522,13 @@ class KnowledgeBase:
 
         return grade(card, response)
 
-    def answer(self, card_id: str, rating: int, *, duration_ms: int | None = None) -> "AnswerOutcome":
-        """Store an answer and the card's next state in one transaction."""
+    def answer(self, card_id: str, rating: int, *, duration_ms: int | None = None,
+               shown_state: dict | None | object = ...) -> "AnswerOutcome":
+        """Store an answer and the card's next state in one transaction.
+
+        With `shown_state` (QuizItem.shown_state), the answer is refused with AnsweredElsewhere when
+        the card's state changed since it was shown: two quizzes at once never answer a card twice.
+        """
         from kb.scheduler import CardState, answer, format_interval, is_leech
         from kb.store.reviews import NextState, get_card, record_answer
 
@@ -530,6 +542,8 @@ class KnowledgeBase:
         decided: list = []
 
         def decide(before: dict | None) -> NextState:
+            if shown_state is not ... and before != shown_state:  # checked inside the write transaction
+                raise AnsweredElsewhere(card_id)
             state = answer(CardState.from_dict(before) if before else None, rating, now, config=config,
                            fuzz_seed=stored.card_pk)
             decided.append(state)
@@ -808,6 +822,16 @@ class QuizItem:
     card: object  # kb.quiz.QuizCard
     state: str  # new | learning | relearning | review
     intervals: dict
+    shown_state: dict | None = None  # the stored state when shown: pass it to answer() (None: new)
+
+
+class AnsweredElsewhere(Exception):
+    """The card was answered by another session (a second terminal, another kb) after it was shown
+    here: this answer is not recorded, and the session goes on with the next card."""
+
+    def __init__(self, card_id: str) -> None:
+        super().__init__(f"{card_id} was answered in another session after it was shown here; this answer was not recorded")
+        self.card_id = card_id
 
 
 @dataclass(frozen=True)

@@ -103,7 +103,7 @@ class BrowseScreen(Screen):
             else:
                 concepts = kb.list_concepts(None if category == ALL else category)
         except Exception as exc:
-            self.post_message(WorkFailed(str(exc)))
+            self.post_message(WorkFailed(str(exc), exc))
             return
         self.post_message(ConceptsListed(concepts, query))
 
@@ -146,7 +146,7 @@ class BrowseScreen(Screen):
         try:
             concept = self.app.kb.show(concept_id)
         except Exception as exc:
-            self.post_message(WorkFailed(str(exc)))
+            self.post_message(WorkFailed(str(exc), exc))
             return
         self.post_message(ConceptLoaded(concept, concept_id))
 
@@ -199,7 +199,7 @@ class BrowseScreen(Screen):
 
     def open_concept(self, concept_id: str | None) -> None:
         if self.app.kb is None:
-            self.notify("Still opening the knowledge base…")
+            self.notify(self.app.not_ready_message(), markup=False)
             return
         if concept_id:
             from app.screens.concept import ConceptScreen
@@ -222,7 +222,7 @@ class BrowseScreen(Screen):
 
     def action_quiz(self) -> None:
         if self.app.kb is None:
-            self.notify("Still opening the knowledge base…")
+            self.notify(self.app.not_ready_message(), markup=False)
             return
         from app.screens.quiz import QuizScreen
 
@@ -230,7 +230,7 @@ class BrowseScreen(Screen):
 
     def action_stats(self) -> None:
         if self.app.kb is None:
-            self.notify("Still opening the knowledge base…")
+            self.notify(self.app.not_ready_message(), markup=False)
             return
         from app.screens.stats import StatsScreen
 
@@ -238,7 +238,7 @@ class BrowseScreen(Screen):
 
     def action_add_note(self) -> None:
         if self.app.kb is None:
-            self.notify("Still opening the knowledge base…")
+            self.notify(self.app.not_ready_message(), markup=False)
             return
         from app.screens.note import edit_note
 

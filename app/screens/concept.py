@@ -64,7 +64,7 @@ class ConceptScreen(Screen):
         try:
             concept = self.app.kb.show(self.concept_id)
         except Exception as exc:
-            self.post_message(WorkFailed(str(exc)))
+            self.post_message(WorkFailed(str(exc), exc))
             return
         self.post_message(ConceptLoaded(concept, self.concept_id))
 
@@ -187,7 +187,7 @@ class ConceptScreen(Screen):
             outcome = self.app.kb.run_snippet(self.concept_id, sandbox=sandbox,
                                               on_output=lambda text: self.post_message(SnippetOutput(text)))
         except Exception as exc:
-            self.post_message(WorkFailed(str(exc)))
+            self.post_message(WorkFailed(str(exc), exc))
             self.post_message(SnippetFinished(None))
             return
         self.post_message(SnippetFinished(outcome))

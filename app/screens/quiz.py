@@ -92,7 +92,7 @@ class QuizScreen(Screen):
             item = kb.next_quiz_item()
             remaining = len(kb.due_queue())
         except Exception as exc:
-            self.post_message(WorkFailed(str(exc)))
+            self.post_message(WorkFailed(str(exc), exc))
             return
         self.post_message(QuizItemReady(item, remaining))
 
@@ -178,14 +178,20 @@ class QuizScreen(Screen):
     def _record(self, rating: int) -> None:
         item, self.item = self.item, None  # no double answers while the worker writes
         self.refresh_bindings()
-        self.answer(item.card.card_id, rating, int((time.monotonic() - self.shown_at) * 1000))
+        self.answer(item, rating, int((time.monotonic() - self.shown_at) * 1000))
 
     @work(thread=True, exclusive=False, group="quiz-answer", exit_on_error=False)
-    def answer(self, card_id: str, rating: int, duration_ms: int) -> None:
+    def answer(self, item, rating: int, duration_ms: int) -> None:
+        from kb.service import AnsweredElsewhere
+
         try:
-            outcome = self.app.kb.answer(card_id, rating, duration_ms=duration_ms)
+            outcome = self.app.kb.answer(item.card.card_id, rating, duration_ms=duration_ms, shown_state=item.shown_state)
+        except AnsweredElsewhere as exc:
+            self.app.call_from_thread(self.notify, str(exc), severity="warning", markup=False)
+            self.app.call_from_thread(self.next_card)
+            return
         except Exception as exc:
-            self.post_message(WorkFailed(f"the answer was not saved: {exc}"))
+            self.post_message(WorkFailed(f"the answer was not saved: {exc}", exc))
             return
         self.post_message(AnswerRecorded(outcome))
 
@@ -206,7 +212,7 @@ class QuizScreen(Screen):
         try:
             card_id = self.app.kb.undo()
         except Exception as exc:
-            self.post_message(WorkFailed(str(exc)))
+            self.post_message(WorkFailed(str(exc), exc))
             return
         self.post_message(AnswerUndone(card_id))
 

@@ -36,7 +36,7 @@ class StatsScreen(Screen):
             stats = self.app.kb.stats()
             per_day = self.app.kb.reviews_per_day(30)
         except Exception as exc:
-            self.post_message(WorkFailed(str(exc)))
+            self.post_message(WorkFailed(str(exc), exc))
             return
         self.post_message(StatsLoaded(stats, per_day))
 

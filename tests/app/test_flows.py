@@ -294,3 +294,31 @@ async def test_live_reload_shows_a_deck_imported_in_another_terminal(make_app, a
             if options.option_count == before + 1:
                 break
         assert options.option_count == before + 1
+
+
+async def test_a_card_answered_in_another_terminal_meanwhile_is_skipped(make_app, app_settings):
+    """Two quizzes at once: the second answer of one card is not recorded, the session goes on."""
+    from helpers import FIXED_NOW
+
+    from kb.service import KnowledgeBase
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("q")
+        await settle(app, pilot)
+        shown = app.screen.item
+        with KnowledgeBase(app_settings, clock=lambda: FIXED_NOW) as other:  # another terminal
+            other.answer(shown.card.card_id, 3)
+        if shown.card.auto_graded and not shown.card.options:
+            await pilot.press("enter")
+        await pilot.press("space", "1")
+        await settle(app, pilot)
+        assert any("answered in another session" in n.message for n in app._notifications)
+        assert app.screen.item is None or app.screen.item.card.card_id != shown.card.card_id
+        assert app.screen.answered == 0
+        conn = sqlite3.connect(app_settings.db_path)
+        try:
+            assert conn.execute("SELECT count(*), min(rating) FROM review_log").fetchone() == (1, 3)
+        finally:
+            conn.close()

@@ -10,10 +10,11 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from helpers import Clock, write_concept
+from helpers import FIXED_NOW, Clock, write_concept
 
 from kb.config import Settings
 from kb.service import KnowledgeBase
@@ -320,3 +321,69 @@ def test_optimize_fits_and_uses_parameters(tmp_path, deck):
         assert len(result["parameters"]) == 21
         assert kb.stats()["parameters"] == "optimized"
         assert kb.scheduler_config().parameters == tuple(result["parameters"])
+
+
+# --- two quizzes at once ---------------------------------------------------------------------------
+
+
+def test_a_card_answered_in_another_session_is_not_answered_twice(settings, deck):
+    from kb.service import AnsweredElsewhere, KnowledgeBase
+
+    for i in range(3):
+        write_concept(deck, f"twice-{i}")
+    clock = lambda: FIXED_NOW  # noqa: E731
+    with KnowledgeBase(settings, clock=clock) as first, KnowledgeBase(settings, clock=clock) as second:
+        first.sync()
+        shown_first, shown_second = first.next_quiz_item(), second.next_quiz_item()
+        assert shown_first.card.card_id == shown_second.card.card_id
+        first.answer(shown_first.card.card_id, 3, shown_state=shown_first.shown_state)
+        with pytest.raises(AnsweredElsewhere, match="answered in another session"):
+            second.answer(shown_second.card.card_id, 1, shown_state=shown_second.shown_state)
+        assert second.stats()["reviews_total"] == 1
+        following = second.next_quiz_item()  # the second session goes on with what is still due
+        assert following is not None and following.card.card_id != shown_first.card.card_id
+
+
+def _read_until(stream, marker: str, timeout: float = 60) -> str:
+    import select
+
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while marker not in seen:
+        ready, _, _ = select.select([stream], [], [], max(0.0, deadline - time.monotonic()))
+        assert ready, f"timed out waiting for {marker!r}; got {seen!r}"
+        chunk = os.read(stream.fileno(), 4096).decode()
+        assert chunk, f"the process ended before {marker!r}: {seen!r}"
+        seen += chunk
+    return seen
+
+
+@pytest.mark.timeout(120)
+def test_two_plain_quizzes_at_once(tmp_path, deck):
+    for i in range(3):
+        write_concept(deck, f"twice-{i}")
+    env = {**os.environ, "KB_HOME": str(tmp_path / "home"), "KB_BUNDLED_CONTENT": str(deck), "KB_TZ": "UTC"}
+    env.pop("KB_CONTENT", None)
+    assert subprocess.run([sys.executable, "-m", "kb", "sync"], env=env, capture_output=True).returncode == 0
+    quiz = [sys.executable, "-m", "kb", "quiz", "--plain"]
+    pipes = {"env": env, "stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    with subprocess.Popen(quiz, **pipes) as a, subprocess.Popen(quiz, **pipes) as b:
+        try:
+            first_a, first_b = _read_until(a.stdout, "answer> "), _read_until(b.stdout, "answer> ")
+            assert "[1] twice-0/definition" in first_a and "[1] twice-0/definition" in first_b
+            for proc in (a, b):
+                proc.stdin.write(b"\n")
+                proc.stdin.flush()
+                _read_until(proc.stdout, "> ")  # the rating prompt
+            a.communicate(b"3\nq\n", timeout=60)
+            out_b = b.communicate(b"3\nq\n", timeout=60)[0].decode()
+        finally:
+            for proc in (a, b):
+                if proc.poll() is None:
+                    proc.kill()
+    assert "not recorded: twice-0/definition was answered in another session" in out_b
+    conn = sqlite3.connect(tmp_path / "home" / "kb.sqlite")
+    try:
+        assert conn.execute("SELECT count(*) FROM review_log").fetchone()[0] == 1
+    finally:
+        conn.close()
