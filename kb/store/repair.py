@@ -60,6 +60,23 @@ def _refill_search(conn: sqlite3.Connection) -> None:
     conn.executemany("INSERT INTO concept_words (id, title, aliases, tags, body) VALUES (?, ?, ?, ?, ?)", words)
 
 
+def _core_table_damaged(conn: sqlite3.Connection) -> bool:
+    """Whether any table of kb's own data (not a search index) is damaged.
+
+    `PRAGMA integrity_check(table)` checks one table and its indexes (SQLite >= 3.33), however
+    broken the rest of the file is; a check that cannot run counts as damage. A search index is
+    rebuilt only when every table of kb's own passes.
+    """
+    for table in SQLModel.metadata.sorted_tables:
+        try:
+            report = [r[0] for r in conn.execute(f"PRAGMA integrity_check('{table.name}')")]
+        except sqlite3.DatabaseError:
+            return True
+        if report != ["ok"]:
+            return True
+    return False
+
+
 def salvage(path: Path, now: datetime) -> Path | None:
     """Rebuild `path` from its tables if only derived data (the search indexes) is damaged.
 
@@ -73,6 +90,8 @@ def salvage(path: Path, now: datetime) -> Path | None:
     try:
         if old.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
             return None  # an older schema is migrated first, a newer one is not ours to rebuild
+        if _core_table_damaged(old):
+            return None  # rows of kb's own data may be wrong even where they read: restore a backup
         new = sqlite3.connect(fresh, isolation_level=None)
         try:
             from sqlalchemy import create_engine
