@@ -11,8 +11,11 @@ from textual import on, work
 from textual.app import App
 from textual.binding import Binding
 
+from app import textual_fixes
 from app.messages import DecksChanged, KnowledgeBaseFailed, KnowledgeBaseOpened, WorkFailed
 from app.screens.browse import BrowseScreen
+
+textual_fixes.apply()
 
 
 def _concept_provider():
@@ -24,6 +27,9 @@ def _concept_provider():
 # After ctrl+q, how long the process may take to end. A worker thread stuck in a system call (a
 # deck on a hung network mount) would otherwise keep asyncio's executor, and so the process, alive.
 EXIT_GRACE_S = 3.0
+# More unexpected errors than this within ERROR_STORM_S: something is broken in a loop (a render
+# that fails on every frame); then Textual's own handling (show the traceback and exit) takes over.
+ERROR_STORM_COUNT, ERROR_STORM_S = 10, 10.0
 
 
 class KBApp(App):
@@ -38,9 +44,14 @@ class KBApp(App):
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True),
     ]
 
-    def __init__(self, settings: Any = None, *, clock: Any = None, watch: bool = True) -> None:
+    def __init__(self, settings: Any = None, *, clock: Any = None, watch: bool = True,
+                 keep_running_on_error: bool = True) -> None:
         super().__init__()
         self.settings = settings
+        # An unexpected exception is logged and shown, and the app goes on (tests of other things
+        # turn this off, so that a bug fails them loudly).
+        self.keep_running_on_error = keep_running_on_error
+        self._error_times: list[float] = []
         self.clock = clock
         self.watch_decks = watch
         self.kb = None  # kb.service.KnowledgeBase, set once the worker opened it
@@ -189,6 +200,44 @@ class KBApp(App):
         self.call_from_thread(self.notify, line, title="The database was damaged", severity="error", timeout=30,
                               markup=False)
         self.call_from_thread(self.refresh_due)
+
+    def recover_from(self, error: Exception) -> bool:
+        """An exception escaped a handler: log it, show it, and go on (True), unless errors come in a
+        storm or the app was made to fail loudly (False: Textual shows the traceback and exits)."""
+        import time
+
+        now = time.monotonic()
+        self._error_times = [t for t in self._error_times if now - t < ERROR_STORM_S] + [now]
+        if not self.keep_running_on_error or len(self._error_times) > ERROR_STORM_COUNT or not self.is_running:
+            return False
+        where = self._log_exception(error)
+        self.notify(f"{type(error).__name__}: {error}" + (f" (the details are in {where})" if where else "")
+                    + "; kb goes on", title="Unexpected error", severity="error", timeout=20, markup=False)
+        return True
+
+    def _handle_exception(self, error: Exception) -> None:
+        # Errors outside a message handler (while rendering, in a callback of Textual's own) come here.
+        if not self.recover_from(error):
+            super()._handle_exception(error)
+
+    def _log_exception(self, error: BaseException) -> Path | None:
+        """Append the traceback to $KB_HOME/logs/kb-YYYY-MM-DD.log; returns the file (None if unwritable)."""
+        import traceback
+        from datetime import datetime
+
+        try:
+            from kb.config import load_settings
+
+            home = self.settings.home if self.settings is not None else load_settings().home
+            logs = Path(home) / "logs"
+            logs.mkdir(parents=True, exist_ok=True)
+            path = logs / f"kb-{datetime.now():%Y-%m-%d}.log"
+            with open(path, "a", encoding="utf-8") as f:
+                f.write(f"--- {datetime.now().isoformat(timespec='seconds')} unexpected error in the TUI\n")
+                f.write("".join(traceback.format_exception(error)))
+            return path
+        except Exception:  # a full disk must not turn one error into two
+            return None
 
     def action_toggle_dark(self) -> None:
         self.theme = "textual-light" if self.current_theme.dark else "textual-dark"

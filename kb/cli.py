@@ -393,6 +393,7 @@ def cmd_quiz(kb, args) -> int:
         return None if line == "" else line.rstrip("\r\n")
 
     answered, correct, started = 0, 0, time.monotonic()
+    session_reviews: list[int] = []  # the review ids of this session's answers, for undo
     skip: set[str] = set()
     quit_requested = False
     while not quit_requested and (args.limit is None or answered < args.limit):
@@ -427,8 +428,9 @@ def cmd_quiz(kb, args) -> int:
                 break
             word = line.strip().lower()
             if word == "u":
-                undone = kb.undo()
-                out.write(f"undid the answer to {undone}\n" if undone else "nothing to undo\n")
+                # Only this session's answers: earlier days and other sessions are never taken back.
+                undone = kb.undo(session_reviews.pop()) if session_reviews else None
+                out.write(f"undid the answer to {undone}\n" if undone else "nothing to undo in this session\n")
                 if undone:
                     answered = max(0, answered - 1)
                 continue
@@ -447,6 +449,7 @@ def cmd_quiz(kb, args) -> int:
         except AnsweredElsewhere as exc:
             out.write(f"not recorded: {exc}; next card\n")
             continue
+        session_reviews.append(outcome.review_id)
         answered += 1
         correct += rating > 1
         out.write(f"recorded: {RATING_NAMES[rating]}, next in {outcome.interval}"
@@ -509,10 +512,13 @@ def cmd_add(kb, args) -> int:
     text = kb.note_template(args.id or "my-concept", args.category)
     if args.id is not None:
         existing = kb.show(args.id)
-        if existing is not None:
-            if not existing["source_path"].startswith(str(kb.settings.notes_dir)):
-                raise UsageError(f"{args.id!r} already exists in {existing['source_path']}; only your notes can be edited")
-            replace = Path(existing["source_path"])
+        if existing is not None and not existing.get("retired"):
+            from kb.service import NoteError
+
+            try:
+                replace = kb.note_source(args.id)
+            except NoteError as exc:
+                raise UsageError(str(exc)) from None
             text = replace.read_text(encoding="utf-8")
     drafts = kb.settings.notes_dir / ".drafts"
     drafts.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-BUNDLED_CONTENT = Path(__file__).resolve().parent.parent / "content"
+def _bundled_content() -> Path:
+    """The bundled deck: the package kb.bundled of an installed kb (a wheel), else the checkout's
+    content/ (an editable install, or kb run from a source tree)."""
+    from importlib.util import find_spec
+
+    try:
+        spec = find_spec("kb.bundled")
+    except (ImportError, ValueError):
+        spec = None
+    for location in (spec.submodule_search_locations or []) if spec is not None else []:
+        if Path(location).is_dir():
+            return Path(location)
+    return Path(__file__).resolve().parent.parent / "content"
+
+
+BUNDLED_CONTENT = _bundled_content()
 
 
 @dataclass(frozen=True)

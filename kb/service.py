@@ -117,7 +117,25 @@ class KnowledgeBase:
 
         engine = self.engine  # first: an unwritable KB_HOME is reported as such, not as a failed mkdir
         self.settings.notes_dir.mkdir(parents=True, exist_ok=True)
-        return sync_decks(engine, self.settings.decks(), now=self.clock())
+        report = sync_decks(engine, self.settings.decks(), now=self.clock())
+        missing = self.bundled_deck_problem()
+        if missing is not None:
+            from kb.loader import LoadError
+
+            report.errors.insert(0, LoadError(str(self.settings.bundled_content), 1, 1, missing))
+        return report
+
+    def bundled_deck_problem(self) -> str | None:
+        """Why the deck that ships with kb is not there (an incomplete installation), or None."""
+        from kb.config import BUNDLED_CONTENT
+
+        folder = self.settings.bundled_content
+        if folder != BUNDLED_CONTENT:
+            return None  # another bundled deck was chosen (KB_BUNDLED_CONTENT): it may be empty
+        if folder.is_dir() and any(folder.glob("*/*.yaml")):
+            return None
+        return ("the bundled deck is missing from this installation of kb (no concept files here); reinstall it "
+                "(`pip install --force-reinstall mlkb`, or from a checkout `pip install -e .`)")
 
     def deck_files(self, problems: list | None = None) -> list[Path]:
         files = []
@@ -364,13 +382,38 @@ class KnowledgeBase:
         if skipped:
             return skipped[0]
         if not planned:
-            raise VerifyError(f"{concept_id!r} has no snippet")
+            concept = self.show(concept_id)
+            if concept is None:
+                raise VerifyError(f"no concept {concept_id!r}")
+            if concept.get("retired"):
+                raise VerifyError(f"{concept_id} is retired: its file is gone ({concept['source_path']}), so its snippet "
+                                  "does not run; its cards and reviews are kept")
+            raise VerifyError(f"{concept_id} has no snippet")
         src, spec = planned[0]
         if self._pool is None:
             from kb.runner import WorkerPool
 
             self._pool = WorkerPool(jobs=1, device=spec.device)
         return self._record(src, self._pool.run(spec, on_output=on_output))
+
+    def is_own_note(self, concept: dict) -> bool:
+        """Whether a concept (as `show` gives it) is a note of the user's notes deck."""
+        notes = self.settings.notes_dir.resolve()
+        return Path(concept["source_path"]).resolve().is_relative_to(notes)
+
+    def note_source(self, concept_id: str) -> Path:
+        """The file of one of the user's own notes, to edit; NoteError says why another cannot be."""
+        concept = self.show(concept_id)
+        if concept is None:
+            raise NoteError(f"no concept {concept_id!r}")
+        path = Path(concept["source_path"])
+        if not self.is_own_note(concept):
+            raise NoteError(f"only notes in your notes deck can be edited here; {concept_id} comes from the deck "
+                            f"{concept.get('deck', '?')} and is read-only in kb")
+        if concept.get("retired") or not path.is_file():
+            raise NoteError(f"the file of {concept_id} is gone ({path}): it was deleted or moved, so the note is retired "
+                            "(its cards and reviews are kept); `a` writes a new one")
+        return path
 
     def find_deck(self, name_or_path: str):
         """The deck named so (as `kb decks` lists it), or whose directory this is; None if none."""
@@ -554,11 +597,13 @@ class KnowledgeBase:
         return AnswerOutcome(review_id, card_id, rating, state.due, format_interval(now, state.due),
                              is_leech(state, config))
 
-    def undo(self) -> str | None:
-        """Take back the last answer; returns the card id, or None when there is nothing to undo."""
-        from kb.store.reviews import undo_last
+    def undo(self, review_id: int) -> str | None:
+        """Take back one answer of the caller's session (its review id, from AnswerOutcome); returns the
+        card id, or None when it is no longer its card's newest answer. Answers of other sessions and
+        earlier days are never touched: a quiz keeps the ids of its own answers and offers only those."""
+        from kb.store.reviews import undo_review
 
-        return undo_last(self.engine)
+        return undo_review(self.engine, review_id)
 
     def stats(self) -> dict:
         from datetime import timedelta
@@ -823,6 +868,10 @@ class QuizItem:
     state: str  # new | learning | relearning | review
     intervals: dict
     shown_state: dict | None = None  # the stored state when shown: pass it to answer() (None: new)
+
+
+class NoteError(Exception):
+    """A note cannot be edited: not the user's own, or its file is gone. The message says which."""
 
 
 class AnsweredElsewhere(Exception):

@@ -228,14 +228,14 @@ class ConceptScreen(Screen):
         if not self.concept:
             return
         from app.screens.note import edit_note
+        from kb.service import NoteError
 
-        notes = str(self.app.kb.settings.notes_dir)
-        if not self.concept["source_path"].startswith(notes):
-            self.notify(f"Only notes in your notes deck can be edited here; this concept comes from the deck "
-                        f"{self.concept.get('deck', '?')} and is read-only in kb.",
-                        severity="warning")
+        try:
+            path = self.app.kb.note_source(self.concept_id)
+        except NoteError as exc:
+            self.notify(str(exc), severity="warning", markup=False)
             return
-        edit_note(self.app, self.concept["source_path"])
+        edit_note(self.app, str(path))
 
     def action_quiz(self) -> None:
         from app.screens.quiz import QuizScreen

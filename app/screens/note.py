@@ -25,7 +25,11 @@ def edit_note(app: App, source_path: str | None) -> None:
     """Open the note flow: in the user's $EDITOR when set, else in the in-app editor."""
     kb = app.kb
     path = Path(source_path) if source_path else None
-    text = path.read_text(encoding="utf-8") if path else kb.note_template()
+    try:
+        text = path.read_text(encoding="utf-8") if path else kb.note_template()
+    except OSError as exc:  # deleted or unreadable between the check and the read
+        app.notify(f"cannot open {path}: {exc.strerror or exc}", severity="warning", markup=False)
+        return
     editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
     if editor:
         _external_loop(app, text, path, editor)

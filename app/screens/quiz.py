@@ -42,6 +42,7 @@ class QuizScreen(Screen):
         self.grade = None
         self.answered = 0
         self.recalled = 0
+        self.session_reviews: list[int] = []  # review ids of this session's answers: all that undo may take back
         self.started = time.monotonic()
         self.shown_at = time.monotonic()
         self.remaining = 0
@@ -198,6 +199,7 @@ class QuizScreen(Screen):
     @on(AnswerRecorded)
     def _recorded(self, message: AnswerRecorded) -> None:
         self.answered += 1
+        self.session_reviews.append(message.outcome.review_id)
         self.recalled += message.outcome.rating > 1
         if message.outcome.leech:
             self.notify("Leech: this card lapsed too often and is suspended.", severity="warning")
@@ -209,8 +211,12 @@ class QuizScreen(Screen):
 
     @work(thread=True, exclusive=True, group="quiz", exit_on_error=False)
     def undo(self) -> None:
+        # Only this session's answers: earlier days and other sessions are never taken back.
+        if not self.session_reviews:
+            self.post_message(AnswerUndone(None))
+            return
         try:
-            card_id = self.app.kb.undo()
+            card_id = self.app.kb.undo(self.session_reviews.pop())
         except Exception as exc:
             self.post_message(WorkFailed(str(exc), exc))
             return
@@ -219,7 +225,7 @@ class QuizScreen(Screen):
     @on(AnswerUndone)
     def _undone(self, message: AnswerUndone) -> None:
         if message.card_id is None:
-            self.notify("Nothing to undo.")
+            self.notify("Nothing to undo in this session.")
             return
         self.answered = max(0, self.answered - 1)
         self.notify(f"Took back the answer to {message.card_id}.", markup=False)

@@ -284,16 +284,22 @@ def _record_answer(engine: Engine, card_id: str, *, rating: int, now: datetime, 
         return cursor.lastrowid
 
 
-def undo_last(engine: Engine) -> str | None:
-    """Take back the most recent answer: the card's state before it returns exactly; the row goes."""
+def undo_review(engine: Engine, review_id: int) -> str | None:
+    """Take back one answer: the card's state before it returns exactly; the row goes.
+
+    Only the newest answer of its card can be taken back (a later answer was decided from it);
+    returns the card id, or None when the review is gone or no longer its card's newest.
+    """
     with engine.begin() as conn:
         row = conn.exec_driver_sql(
             "SELECT r.id, r.card_pk, r.state_before, c.card_id FROM review_log r JOIN card c ON c.pk = r.card_pk "
-            "ORDER BY r.id DESC LIMIT 1"
+            "WHERE r.id = ?", (review_id,)
         ).first()
         if row is None:
             return None
         review_id, pk, before_json, card_id = row
+        if conn.exec_driver_sql("SELECT 1 FROM review_log WHERE card_pk = ? AND id > ? LIMIT 1", (pk, review_id)).first():
+            return None
         if before_json is None:
             conn.exec_driver_sql("DELETE FROM card_state WHERE card_pk = ?", (pk,))
         else:

@@ -43,6 +43,8 @@ def make_app(app_settings, monkeypatch):
     def factory(**kwargs):
         from app.app import KBApp
 
+        # A bug must fail the test that meets it: the app's "log and go on" is tested on its own.
+        kwargs.setdefault("keep_running_on_error", False)
         return KBApp(app_settings, clock=lambda: FIXED_NOW, watch=kwargs.pop("watch", False), **kwargs)
 
     return factory

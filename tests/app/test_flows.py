@@ -322,3 +322,29 @@ async def test_a_card_answered_in_another_terminal_meanwhile_is_skipped(make_app
             assert conn.execute("SELECT count(*), min(rating) FROM review_log").fetchone() == (1, 3)
         finally:
             conn.close()
+
+
+async def test_a_new_quiz_session_has_nothing_to_undo(make_app, app_settings):
+    """u takes back this session's answers only: a second session cannot erase the first one's."""
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("q")
+        await settle(app, pilot)
+        if app.screen.item.card.auto_graded:
+            await pilot.press("enter")
+        await pilot.press("space", "3")
+        await settle(app, pilot)
+        await pilot.press("escape")  # leave: the session ends
+        await settle(app, pilot)
+        await pilot.press("q")  # a new session
+        await settle(app, pilot)
+        for _ in range(3):
+            await pilot.press("u")
+            await settle(app, pilot)
+        assert [n.message for n in app._notifications][-1] == "Nothing to undo in this session."
+        conn = sqlite3.connect(app_settings.db_path)
+        try:
+            assert conn.execute("SELECT count(*) FROM review_log").fetchone()[0] == 1
+        finally:
+            conn.close()

@@ -126,3 +126,91 @@ def _pane(tmux: str, session: str) -> str:
 @pytest.fixture(autouse=True)
 def _no_real_home(tmp_path, monkeypatch):
     monkeypatch.setenv("KB_HOME", str(tmp_path / "cli-home"))
+
+
+# --- crashes a new user met ------------------------------------------------------------------------
+
+
+def test_page_down_on_an_option_list_not_laid_out_yet_does_nothing():
+    """The Textual bug behind ctrl+p then PageDown, reproduced without kb (guarded by app.textual_fixes)."""
+    import asyncio
+
+    from textual.app import App
+    from textual.widgets import OptionList
+
+    import app.textual_fixes  # noqa: F401  (applied on import of app.app too)
+
+    app.textual_fixes.apply()
+
+    class Repro(App):
+        def compose(self):
+            yield OptionList()
+
+        def on_mount(self) -> None:
+            options = self.query_one(OptionList)
+            options.add_options([f"option {i}" for i in range(100)])
+            options.highlighted = 0
+            options.action_page_down()
+
+    async def run() -> int | None:
+        repro = Repro()
+        async with repro.run_test() as pilot:
+            await pilot.pause()
+            await pilot.press("pagedown")
+            assert repro.query_one(OptionList).highlighted > 0
+        return repro.return_code
+
+    assert asyncio.run(run()) in (None, 0)
+
+
+async def test_ctrl_p_then_page_down_at_once(make_app):
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(app, pilot)
+        for _ in range(5):
+            await pilot.press("ctrl+p", "pagedown", "pagedown")
+            await pilot.pause(0.05)
+            await pilot.press("escape")
+        assert app.return_code is None and app.is_running
+
+
+async def test_editing_or_running_a_note_whose_file_was_deleted(make_app, app_settings):
+    from app.screens.concept import ConceptScreen
+
+    note = write_concept(app_settings.notes_dir, "my-note", extra="snippet:\n  code: |\n    x = 1\n")
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(app, pilot)
+        app.push_screen(ConceptScreen("my-note"))
+        await settle(app, pilot)
+        note.unlink()
+        await pilot.press("e")
+        await settle(app, pilot)
+        assert isinstance(app.screen, ConceptScreen) and app.is_running
+        assert "the file of my-note is gone" in [n.message for n in app._notifications][-1]
+        app.kb.sync()  # retired now
+        await pilot.press("r")
+        await settle(app, pilot)
+        messages = [n.message for n in app._notifications]
+        assert any("my-note is retired: its file is gone" in m for m in messages), messages
+        assert not any("has no snippet" in m for m in messages)
+
+
+async def test_an_unexpected_exception_is_shown_logged_and_the_app_goes_on(make_app, app_settings):
+    app = make_app(keep_running_on_error=True)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(app, pilot)
+
+        def broken() -> None:
+            raise ZeroDivisionError("a bug in a handler")
+
+        app.call_later(broken)
+        await settle(app, pilot)
+        assert app.is_running and app.return_code is None
+        (note,) = [n for n in app._notifications if n.title == "Unexpected error"]
+        assert note.message.startswith("ZeroDivisionError: a bug in a handler (the details are in ")
+        (log,) = (app_settings.home / "logs").glob("kb-*.log")
+        assert "ZeroDivisionError: a bug in a handler" in log.read_text() and "Traceback" in log.read_text()
+        await pilot.press("q")  # still usable
+        await settle(app, pilot)
+        assert type(app.screen).__name__ == "QuizScreen"

@@ -58,11 +58,12 @@ def build(target: Path) -> None:
         with KnowledgeBase(settings, clock=clock) as kb:
             kb.sync()
             kb.trust("lab")
+            answered = []
             for rating in (3, 1, 3, 4, 2, 3):
                 item = kb.next_quiz_item()
-                kb.answer(item.card.card_id, rating, duration_ms=1500)
+                answered.append(kb.answer(item.card.card_id, rating, duration_ms=1500))
                 clock.now += timedelta(minutes=7)
-            kb.undo()  # an undone answer leaves no row
+            kb.undo(answered[-1].review_id)  # an undone answer leaves no row
             clock.now += timedelta(days=1)
             item = kb.next_quiz_item()
             kb.answer(item.card.card_id, 3, duration_ms=900)

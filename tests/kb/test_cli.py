@@ -289,3 +289,26 @@ def test_a_computed_value_whose_repr_is_escape_codes_is_shown_escaped(tmp_path, 
     assert code == 0 and "esc-value/v" in out, out
     assert_no_control_characters(out + err)
     assert "\\x1b]0;pwned\\x07\\x1b[2J\\x9b6n\\u202e" in out
+
+
+def test_undo_takes_back_only_this_sessions_answers(tmp_path, monkeypatch, capsys):
+    """A new session has nothing to undo: pressing u again and again never erases earlier days."""
+    import io
+
+    deck = tmp_path / "deck"
+    for i in range(4):
+        write_concept(deck, f"undo-{i}")
+    monkeypatch.setenv("KB_BUNDLED_CONTENT", str(deck))
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n3\n\n3\n"))
+    assert run(capsys, "quiz", "--plain", "--limit", "2")[0] == 0
+    before = json.loads(run(capsys, "stats", "--json")[1])["reviews_total"]
+    assert before == 2
+    monkeypatch.setattr("sys.stdin", io.StringIO("\nu\nu\nu\nq\n"))  # a new session: u three times
+    code, out, _ = run(capsys, "quiz", "--plain")
+    assert code == 0 and out.count("nothing to undo in this session") == 3
+    assert json.loads(run(capsys, "stats", "--json")[1])["reviews_total"] == before
+    # Within a session, u takes back that session's answers, newest first, and no further.
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n3\nanything\nu\nu\nq\n"))
+    code, out, _ = run(capsys, "quiz", "--plain")
+    assert "undid the answer to " in out and "nothing to undo in this session" in out
+    assert json.loads(run(capsys, "stats", "--json")[1])["reviews_total"] == before

@@ -93,18 +93,19 @@ def test_answer_writes_state_and_log_together_and_undo_restores_exactly(tmp_path
     with make_kb(tmp_path, deck, clock) as kb:
         kb.sync()
         card_id = kb.due_queue()[0].card_id
-        kb.answer(card_id, 3, duration_ms=1234)
+        first = kb.answer(card_id, 3, duration_ms=1234)
         clock.advance(minutes=15)
         before_state = db_rows(kb, "SELECT * FROM card_state")
         before_log = db_rows(kb, "SELECT * FROM review_log")
-        kb.answer(card_id, 1)
+        second = kb.answer(card_id, 1)
         assert len(db_rows(kb, "SELECT * FROM review_log")) == 2
-        assert kb.undo() == card_id
+        assert kb.undo(first.review_id) is None  # not its card's newest answer: a later one depends on it
+        assert kb.undo(second.review_id) == card_id
         assert db_rows(kb, "SELECT * FROM card_state") == before_state
         assert db_rows(kb, "SELECT * FROM review_log") == before_log
-        assert kb.undo() == card_id
+        assert kb.undo(first.review_id) == card_id
         assert db_rows(kb, "SELECT * FROM card_state") == []
-        assert kb.undo() is None
+        assert kb.undo(first.review_id) is None
         (log,) = before_log
         assert log[1:5] == (log[1], 3, START.isoformat(timespec="microseconds"), 1234)
 

@@ -335,12 +335,13 @@ def test_g4_a_leaked_session_holds_the_write_lock_until_closed(tmp_path, deck):
             assert caught.value.orig.sqlite_errorcode == SQLITE_BUSY
         finally:
             leaked.close()  # rolls back and releases the lock
-        assert kb.answer(card, 3).review_id
+        answered = kb.answer(card, 3)
+        assert answered.review_id
         # The same write in a `with` block releases the lock at its end.
         with Session(holder) as session:
             session.exec(insert(SettingRow.__table__).values(key="g4", value_json="2"))
             session.commit()
-        kb.undo()
+        kb.undo(answered.review_id)
         assert kb.answer(card, 3).review_id
     holder.dispose()
     assert query(settings.db_path, "SELECT key, value_json FROM setting WHERE key = 'g4'") == [("g4", "2")]
@@ -616,8 +617,8 @@ def test_h3_file_changed_between_stat_and_read_is_stored_as_read_and_rechecked_n
     real_stat, real_read = ingest._stat_files, Path.read_bytes
     reads: dict[str, list[bytes]] = {}
 
-    def stat_then_edit(decks):
-        found = real_stat(decks)
+    def stat_then_edit(decks, problems):
+        found = real_stat(decks, problems)
         a.write_text(concept_yaml("alpha", definition="Edited while the sync ran.", extra=CARDS), encoding="utf-8")
         return found
 
