@@ -93,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("show", help="one concept with its cards and last run")
     p.add_argument("id", metavar="ID")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--raw", action="store_true", help="math as LaTeX, as written (default: readable Unicode)")
 
     p = sub.add_parser("verify", help="run snippets in isolated workers and record their verdicts")
     p.add_argument("ids", nargs="*", metavar="ID", help="concepts to verify (default: all with a snippet)")
@@ -113,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("quiz", help="today's quiz, line by line (the TUI quiz comes with the TUI)")
     p.add_argument("--plain", action="store_true", help="line-based session on stdin/stdout (scripts, screen readers)")
     p.add_argument("--limit", type=int, default=None, help="stop after N answers")
+    p.add_argument("--raw", action="store_true", help="math as LaTeX, as written (default: readable Unicode)")
 
     p = sub.add_parser("stats", help="reviews, retention, due counts")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -219,22 +221,30 @@ def cmd_show(kb, args) -> int:
     if args.json:
         _print_json(concept)
         return EXIT_OK
+    math, formula_text = _math_renderers(args.raw)
     print(f"{concept['title']['en']} / {concept['title']['zh']}   ({concept['id']}, {concept['category']})")
     if concept.get("retired"):
         print("(retired: its file is gone; cards and reviews are kept)")
     print()
-    print(concept["summary"]["en"])
-    print(concept["summary"]["zh"])
+    print(math(concept["summary"]["en"]))
+    print(math(concept["summary"]["zh"]))
     print()
-    print(concept["definition"].rstrip())
+    print(math(concept["definition"].rstrip()))
+    if concept.get("definition_zh"):
+        print()
+        print(math(concept["definition_zh"].rstrip()))
     for formula in concept["formulas"]:
-        print(f"\n{formula['name']}:  {formula['latex']}")
+        print(f"\n{formula['name']}:  {formula_text(formula['latex'])}")
         for symbol, meaning in formula["where"].items():
-            print(f"    {symbol}: {meaning}")
+            print(f"    {formula_text(symbol)}: {math(meaning)}")
     if concept["pitfalls"]:
         print("\nPitfalls:")
         for pitfall in concept["pitfalls"]:
-            print(f"  - {pitfall}")
+            print(f"  - {math(pitfall)}")
+    if concept.get("sources"):
+        print("\nSources:")
+        for source in concept["sources"]:
+            print(f"  - {source['title']}: {source['url']}")
     if concept["snippet"]:
         print("\nSnippet:")
         print("    " + concept["snippet"]["code"].rstrip().replace("\n", "\n    "))
@@ -243,6 +253,16 @@ def cmd_show(kb, args) -> int:
     print(f"\nLast run: {run['status']} on {run['device']} ({run['created_at']}{stale})" if run else "\nLast run: never")
     print(f"Cards: {len(concept['cards'])}   Source: {concept['source_path']}")
     return EXIT_OK
+
+
+def _math_renderers(raw: bool):
+    """(text with $...$ math, a formula's LaTeX) -> printable text: Unicode, or as written with --raw."""
+    if raw:
+        return (lambda text: text), (lambda latex: latex)
+    from kb.render.latex import tex_to_text
+    from kb.render.markdown import plain_with_math
+
+    return plain_with_math, tex_to_text
 
 
 _STATUS_STYLE = {"passed": "green", "untrusted": "yellow", "skipped": "dim"}
@@ -385,6 +405,7 @@ def cmd_quiz(kb, args) -> int:
         raise UsageError("--limit must be at least 1")
     _warn_broken(kb.sync())
     out = sys.stdout
+    math, _ = _math_renderers(args.raw)
 
     def ask(prompt: str) -> str | None:
         out.write(prompt)
@@ -402,18 +423,18 @@ def cmd_quiz(kb, args) -> int:
             break
         card = item.card
         remaining = len(kb.due_queue())
-        out.write(f"\n[{answered + 1}] {card.card_id} ({item.state}; {remaining} left today)\n{card.prompt}\n")
+        out.write(f"\n[{answered + 1}] {card.card_id} ({item.state}; {remaining} left today)\n{math(card.prompt)}\n")
         for i, option in enumerate(card.options, 1):
-            out.write(f"  {i}. {option}\n")
+            out.write(f"  {i}. {math(option)}\n")
         shown = time.monotonic()
         response = ask("answer> ")
         if response is None:
             break
         if response.strip().lower() == "q":
             break
-        out.write(f"--- answer ---\n{card.answer}\n")
+        out.write(f"--- answer ---\n{math(card.answer)}\n")
         if card.note:
-            out.write(f"note: {card.note}\n")
+            out.write(f"note: {math(card.note)}\n")
         graded = kb.grade(card, response) if card.auto_graded else None
         proposed = graded.proposed_rating if graded else None
         if graded:

@@ -41,7 +41,7 @@ class ConceptScreen(Screen):
             yield Static("", id="titles")
             yield Static("", id="summary")
             yield Markdown("", id="definition")
-            yield Static("", id="definition-zh")
+            yield Markdown("", id="definition-zh")
             yield Static("", id="formulas")
             yield Static("", id="pitfalls")
             yield Static("Related and prerequisite concepts (enter opens):", id="links-label", classes="label")
@@ -77,7 +77,7 @@ class ConceptScreen(Screen):
             self.app.pop_screen()
             return
         self.concept = concept = message.concept
-        from kb.render.markdown import math_to_text
+        from kb.render.markdown import markdown_with_math
 
         deck = concept.get("deck")
         self.sub_title = concept["id"] if deck in (None, "bundled") else f"{concept['id']}  ·  deck {deck}"
@@ -87,10 +87,10 @@ class ConceptScreen(Screen):
             f"{concept['title']['en']}  ·  {concept['title']['zh']}{unverified}{retired}", "bold"))
         summary = f"{concept['summary']['en']}\n{concept['summary']['zh']}"
         self.query_one("#summary", Static).update(plain(summary, "italic"))
-        self.query_one("#definition", Markdown).update(math_to_text(safe(concept["definition"])))
-        # Chinese goes through rich Text, which wraps CJK lines (the Markdown widget cuts them).
+        self.query_one("#definition", Markdown).update(markdown_with_math(safe(concept["definition"])))
         zh = concept.get("definition_zh")
-        self.query_one("#definition-zh", Static).update(plain(math_to_text(zh)) if zh else "")
+        self.query_one("#definition-zh", Markdown).update(markdown_with_math(safe(zh)) if zh else "")
+        self.query_one("#definition-zh", Markdown).display = bool(zh)
         self._show_formulas()
         pitfalls = concept.get("pitfalls") or []
         self.query_one("#pitfalls", Static).update(

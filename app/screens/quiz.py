@@ -17,6 +17,7 @@ from textual.widgets import Footer, Header, Input, Markdown, Static
 
 from app.messages import AnswerRecorded, AnswerUndone, QuizItemReady, WorkFailed
 from app.text import plain, safe
+from kb.render.markdown import markdown_with_math, plain_with_math
 
 RATING_NAMES = {1: "Again", 2: "Hard", 3: "Good", 4: "Easy"}
 
@@ -110,7 +111,7 @@ class QuizScreen(Screen):
         self.query_one("#progress", Static).update(plain(
             f"Card {self.answered + 1} of {self.answered + self.remaining}   ·   {self.item.state}   ·   "
             f"{card.concept_id}", "dim"))
-        self.query_one("#prompt", Static).update(plain(_math(card.prompt), "bold"))
+        self.query_one("#prompt", Static).update(plain(plain_with_math(card.prompt), "bold"))
         options = "\n".join(f"  {i}. {option}" for i, option in enumerate(card.options, 1))
         self.query_one("#options", Static).update(plain(options))
         self.query_one("#options", Static).display = bool(card.options)
@@ -153,7 +154,8 @@ class QuizScreen(Screen):
         self.grade = self.app.kb.grade(card, response) if response is not None and card.auto_graded else None
         self.query_one("#answer-input", Input).display = False
         self.set_focus(None)
-        self.query_one("#answer", Markdown).update(_math(card.answer + (f"\n\n*Note:* {card.note}" if card.note else "")))
+        note = f"\n\n*Note:* {card.note}" if card.note else ""
+        self.query_one("#answer", Markdown).update(markdown_with_math(safe(card.answer + note)))
         verdict = self.query_one("#verdict", Static)
         verdict.display = self.grade is not None
         if self.grade is not None:
@@ -261,8 +263,3 @@ class QuizScreen(Screen):
         text = f"Next 7 days: {' · '.join(str(n) for n in stats['forecast_7d'])} cards due (today first)."
         self.app.call_from_thread(self.query_one("#answer", Markdown).update, text)
 
-
-def _math(text: str) -> str:
-    from kb.render.markdown import math_to_text
-
-    return math_to_text(safe(text))

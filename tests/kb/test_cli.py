@@ -312,3 +312,21 @@ def test_undo_takes_back_only_this_sessions_answers(tmp_path, monkeypatch, capsy
     code, out, _ = run(capsys, "quiz", "--plain")
     assert "undid the answer to " in out and "nothing to undo in this session" in out
     assert json.loads(run(capsys, "stats", "--json")[1])["reviews_total"] == before
+
+
+def test_show_and_plain_quiz_print_math_as_text_and_raw_on_request(tmp_path, monkeypatch, capsys):
+    import io
+
+    deck = tmp_path / "deck"
+    write_concept(deck, "math-note", definition="Scores $z_i$ over $\\sqrt{d_k}$ keys.",
+                  extra="formulas:\n  - name: scaled\n    latex: '\\frac{QK^\\top}{\\sqrt{d_k}}'\n    where: {d_k: 'key size $d_k$'}\n"
+                        "cards:\n  - {type: basic, id: b, front: 'What is $\\alpha$?', back: 'A rate $\\eta$.'}\n")
+    monkeypatch.setenv("KB_BUNDLED_CONTENT", str(deck))
+    code, out, _ = run(capsys, "show", "math-note")
+    assert code == 0 and "Scores zᵢ over √(d[k]) keys." in out and "scaled:  (QKᵀ)/(√(d[k]))" in out
+    assert "$" not in out and "\\frac" not in out
+    code, out, _ = run(capsys, "show", "math-note", "--raw")
+    assert "Scores $z_i$ over $\\sqrt{d_k}$ keys." in out and "\\frac{QK^\\top}{\\sqrt{d_k}}" in out
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n3\n" * 4 + "q\n"))
+    code, out, _ = run(capsys, "quiz", "--plain")
+    assert code == 0 and "Scores zᵢ over √(d[k]) keys." in out and "$" not in out

@@ -156,3 +156,66 @@ def test_package_level_helper():
     from kb.render import tex_to_text as lazy
 
     assert lazy(r"x_i + y^2") == "xᵢ + y²"
+
+
+# --- math in Markdown is never read as Markdown -----------------------------------------------------
+
+import re as _re  # noqa: E402
+
+import yaml as _yaml  # noqa: E402
+
+from kb.render.latex import tex_to_text  # noqa: E402
+from kb.render.markdown import _DISPLAY, _FENCE, _INLINE, markdown_with_math, plain_with_math  # noqa: E402
+
+CONTENT = Path(__file__).resolve().parents[2] / "content"
+_MARKUP_OPEN = ("link_open", "em_open", "strong_open", "s_open", "image")
+
+
+def _parse(markdown: str):
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("gfm-like").parse(markdown)  # the parser Textual's Markdown widget uses
+
+
+def _shown_text_and_markup(markdown: str) -> tuple[str, dict[str, int]]:
+    text, markup = [], {}
+    for token in _parse(markdown):
+        if token.type in ("code_block", "fence"):
+            text.append(token.content)
+        for child in token.children or ():
+            if child.type in ("text", "code_inline"):
+                text.append(child.content)
+            elif child.type in ("softbreak", "hardbreak"):
+                text.append("\n")
+            if child.type in _MARKUP_OPEN:
+                markup[child.type] = markup.get(child.type, 0) + 1
+    return "".join(text), markup
+
+
+def _definitions():
+    for path in sorted(CONTENT.glob("*/*.yaml")):
+        data = _yaml.load(path.read_bytes(), Loader=_yaml.CSafeLoader)
+        for field in ("definition", "definition_zh"):
+            if data.get(field):
+                yield pytest.param(data[field], id=f"{data['id']}:{field}")
+
+
+@pytest.mark.parametrize("definition", list(_definitions()))
+def test_math_in_a_definition_is_never_read_as_markdown(definition):
+    shown, markup = _shown_text_and_markup(markdown_with_math(definition))
+    prose = "".join(part if i % 2 else _INLINE.sub("M", _DISPLAY.sub("M", part)) for i, part in enumerate(_FENCE.split(definition)))
+    _, prose_markup = _shown_text_and_markup(prose)
+    assert markup == prose_markup, "math became a link, emphasis or an image"
+    flat = " ".join(shown.split())
+    for i, part in enumerate(_FENCE.split(definition)):
+        if i % 2:
+            continue
+        for span in _INLINE.findall(_DISPLAY.sub("", part)):
+            expected = " ".join(tex_to_text(span).split())
+            assert expected in flat, f"{span!r} should show as {expected!r}"
+
+
+def test_the_kl_divergence_that_became_a_link():
+    shown, markup = _shown_text_and_markup(markdown_with_math("For $D_{KL}(p\\|q)$, note $a*b*c$ and $x_1$."))
+    assert markup == {} and "D[KL](p‖q)" in shown and "a*b*c" in shown
+    assert plain_with_math("For $D_{KL}(p\\|q)$.") == "For D[KL](p‖q)."
