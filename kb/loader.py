@@ -85,6 +85,9 @@ class ParsedFile:
     snippet_line_offset: int = 0
     # Card index -> (line, col) of the card mapping, for messages about a card.
     card_positions: list[tuple[int, int]] = field(default_factory=list)
+    # The `id:` the file declares, even when the rest does not validate (its references and a
+    # duplicate id are still checked, so every error of a file comes in one pass).
+    declared_id: str | None = None
 
 
 class _Fatal(Exception):
@@ -342,6 +345,8 @@ def parse_bytes(path: Path, data: bytes) -> ParsedFile:
         return result
 
     result.id_position = tree.value_pos.get(("id",), (1, 1))
+    if isinstance(data_tree.get("id"), str):
+        result.declared_id = data_tree["id"]
     code_pos = tree.value_pos.get(("snippet", "code"))
     if code_pos:
         block = ("snippet", "code") in tree.block_scalar
@@ -358,7 +363,8 @@ def parse_bytes(path: Path, data: bytes) -> ParsedFile:
                     result.references.append((ref_field, ref, line, col))
 
     if result.errors:
-        # Structural problems (aliases, duplicate keys, tags) make the data untrustworthy.
+        # Structural problems (aliases, merge keys, tags) leave out content by kb's refusal: the
+        # schema's "missing field" would then mislead. References are still checked (check_parsed).
         return result
     try:
         result.concept = Concept.model_validate(data_tree)
@@ -529,8 +535,9 @@ def check_references(parsed: Iterable[ParsedFile], known_ids: set[str]) -> list[
     """Unknown ids in related/prerequisites, each at its line and column."""
     errors = []
     for item in parsed:
-        if item.concept is not None:
-            errors.extend(reference_errors(str(item.path), item.references, item.concept.id, known_ids))
+        own_id = item.concept.id if item.concept is not None else item.declared_id
+        if own_id is not None:
+            errors.extend(reference_errors(str(item.path), item.references, own_id, known_ids))
     return errors
 
 
@@ -546,11 +553,6 @@ def reference_errors(path: str, references: list[tuple[str, str, int, int]], own
         elif ref == own_id:
             errors.append(LoadError(path, line, col, f"a concept cannot list itself in {ref_field}"))
     return errors
-
-
-def duplicate_id_error(item: ParsedFile, other_path: str, other_pos: tuple[int, int]) -> LoadError:
-    assert item.concept is not None
-    return duplicate_id_at(str(item.path), item.id_position, item.concept.id, other_path, other_pos)
 
 
 def duplicate_id_at(path: str, position: tuple[int, int], concept_id: str, other_path: str,
@@ -656,13 +658,14 @@ def check_parsed(parsed: list[ParsedFile], extra_known_ids: set[str] = frozenset
     errors = [e for item in parsed for e in item.errors]
     first_by_id: dict[str, ParsedFile] = {}
     for item in parsed:
-        if item.concept is None:
+        declared = item.concept.id if item.concept is not None else item.declared_id
+        if declared is None:
             continue
-        other = first_by_id.get(item.concept.id)
+        other = first_by_id.get(declared)
         if other is not None:
-            errors.append(duplicate_id_error(item, str(other.path), other.id_position))
+            errors.append(duplicate_id_at(str(item.path), item.id_position, declared, str(other.path), other.id_position))
         else:
-            first_by_id[item.concept.id] = item
+            first_by_id[declared] = item
     errors.extend(check_references(parsed, set(first_by_id) | set(extra_known_ids)))
     errors.sort()
     return CheckReport(parsed=parsed, errors=errors)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from kb.render.latex import tex_to_text
 from kb.schema import ClozeCard, Concept
 
-CLOZE_RE = re.compile(r"\{\{c(\d+)::(.*?)(?:::(.*?))?\}\}", re.DOTALL)
+from kb.schema import CLOZE_RE  # noqa: E402  (one pattern for the schema's check and the cards)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import re
 import unicodedata
 from typing import Annotated, Literal, Union
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import field_validator, AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from kb.categories import CATEGORIES  # noqa: E402  (re-exported: kb.schema.CATEGORIES)
 
@@ -125,11 +125,22 @@ class BasicCard(_CardBase):
     back: MediumText  # type: ignore[valid-type]
 
 
+# An Anki-style deletion: {{c1::answer}} or {{c1::answer::hint}} (kb.quiz turns each number into a card).
+CLOZE_RE = re.compile(r"\{\{c(\d+)::(.*?)(?:::(.*?))?\}\}", re.DOTALL)
+
+
 class ClozeCard(_CardBase):
     """Text with Anki-style deletions {{c1::answer}} or {{c1::answer::hint}}; one card per number."""
 
     type: Literal["cloze"]
     text: MediumText  # type: ignore[valid-type]
+
+    @field_validator("text")
+    @classmethod
+    def _has_a_deletion(cls, text: str) -> str:
+        if not CLOZE_RE.search(text):
+            raise ValueError("a cloze card needs at least one deletion, written {{c1::answer}}")
+        return text
 
 
 class ChoiceCard(_CardBase):

@@ -155,16 +155,18 @@ class KnowledgeBase:
         targets: list[Path] = []
         for path in paths:
             targets.extend(find_yaml_files(path, problems) if path.is_dir() else [path])
-        from kb.loader import duplicate_id_error
+        from kb.loader import duplicate_id_at
 
         resolved = {p.resolve() for p in targets}
         others = check_files([p for p in self.deck_files() if p.resolve() not in resolved])
         known = {item.concept.id: item for item in others.parsed if item.concept is not None}
         report = check_files(targets, extra_known_ids=set(known))
         for item in report.parsed:
-            if item.concept is not None and item.concept.id in known:
-                other = known[item.concept.id]
-                report.errors.append(duplicate_id_error(item, str(other.path), other.id_position))
+            declared = item.concept.id if item.concept is not None else item.declared_id
+            if declared is not None and declared in known:
+                other = known[declared]
+                report.errors.append(duplicate_id_at(str(item.path), item.id_position, declared, str(other.path),
+                                                     other.id_position))
         report.errors.extend(p.as_error() for p in problems)
         report.errors.sort()
         return report
@@ -657,15 +659,14 @@ class KnowledgeBase:
         The draft is checked from `$KB_HOME/notes/.drafts/` (hidden, so never synced) against the
         ids of every deck; on success it lands in `notes/<category>/<id>.yaml` (or replaces `replace`).
         """
-        import yaml
+        import re
 
         drafts = self.settings.notes_dir / ".drafts"
         drafts.mkdir(parents=True, exist_ok=True)
-        try:
-            guess = yaml.safe_load(text)
-            stem = guess.get("id") if isinstance(guess, dict) and isinstance(guess.get("id"), str) else "draft"
-        except yaml.YAMLError:
-            stem = "draft"
+        # The id and category only name the draft and the file in messages: read them with a bounded
+        # pattern, never by loading the text (the loader checks it properly below).
+        declared = dict(re.findall(r"^(id|category):[ \t]*['\"]?([a-z0-9][a-z0-9-]{0,79})['\"]?[ \t]*$", text[:100_000], re.M))
+        stem = declared.get("id", "draft")
         draft = drafts / f"{Path(stem).name or 'draft'}.yaml"
         draft.write_text(text, encoding="utf-8")
         report = self.check([draft])
@@ -673,6 +674,13 @@ class KnowledgeBase:
         if replace is not None:
             # Editing a note: its own id, still defined by the file being replaced, is not a duplicate.
             errors = [e for e in errors if not (e.message.startswith("duplicate id") and str(replace) in e.message)]
+        # Errors name the file the user is editing (or the one a new note will be saved as), never the draft.
+        category = declared.get("category")
+        shown = replace or (self.settings.notes_dir / category / f"{stem}.yaml" if stem != "draft" and category else None)
+        from kb.loader import LoadError
+
+        errors = [LoadError(str(shown) if shown else "new note", e.line, e.col, e.message) if e.path == str(draft) else e
+                  for e in errors]
         concept = report.parsed[0].concept if report.parsed else None
         if errors or concept is None:
             return None, None, errors

@@ -15,7 +15,7 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import Screen
+from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Header, Static, TextArea
 
 from app.text import plain
@@ -55,7 +55,9 @@ class NoteEditorScreen(Screen):
 
     BINDINGS = [
         Binding("ctrl+s", "save", "Save", id="save", priority=True),
-        Binding("escape", "cancel", "Cancel", id="cancel"),
+        # Priority: the text area would otherwise take escape (to leave its own focus).
+        Binding("escape", "cancel", "Cancel", id="cancel", priority=True,
+                tooltip="Leave the editor (asks first when the text was changed)"),
     ]
 
     def __init__(self, text: str, path: Path | None, *, validate_now: bool = False) -> None:
@@ -118,4 +120,32 @@ class NoteEditorScreen(Screen):
         self.app.refresh_due()
 
     def action_cancel(self) -> None:
-        self.app.pop_screen()
+        if self.query_one("#editor", TextArea).text == self.initial_text:
+            self.app.pop_screen()
+            return
+
+        def decided(choice: str | None) -> None:
+            if choice == "discard":
+                self.app.pop_screen()
+            elif choice == "save":
+                self.action_save()
+
+        self.app.push_screen(DiscardChangesScreen(), decided)
+
+
+class DiscardChangesScreen(ModalScreen[str]):
+    """Leaving the editor with changed text: save, discard, or go back to editing."""
+
+    BINDINGS = [
+        Binding("s", "dismiss('save')", "Save", id="discard-save"),
+        Binding("d", "dismiss('discard')", "Discard", id="discard-discard"),
+        Binding("escape", "dismiss('edit')", "Keep editing", id="discard-back"),
+    ]
+    DEFAULT_CSS = """
+    DiscardChangesScreen { align: center middle; }
+    DiscardChangesScreen > Static { width: auto; max-width: 80; border: thick $warning; padding: 1 2; background: $surface; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield Static(plain("The note has changes that are not saved.\n\n"
+                           "s: save them   d: discard them   esc: keep editing"))

@@ -366,3 +366,9 @@ def test_number_and_date_looking_scalars_never_crash_the_loader(scalar, template
     result = parse_bytes(Path("n.yaml"), (concept_yaml("odd-values") + template.format(scalar)).encode())
     for error in result.errors:
         assert str(error).startswith("n.yaml:") and len(str(error)) < 600
+
+
+def test_a_cloze_card_without_a_deletion_is_an_error():
+    errors = _errors("cards:\n  - {type: cloze, id: c, text: 'No deletion here.'}\n")
+    assert errors == ["n.yaml:12:32: cards[0].text: a cloze card needs at least one deletion, written {{c1::answer}}"]
+    assert _errors("cards:\n  - {type: cloze, id: c, text: 'A {{c1::deletion}} here.'}\n") == []
