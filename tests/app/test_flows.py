@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import sqlite3
 
-from helpers import settle
+import pytest
+
+from helpers import settle, write_concept
 from textual.widgets import Input, Markdown, OptionList, RichLog, Static, TextArea
 
 SIZE = (100, 30)
@@ -348,3 +350,22 @@ async def test_a_new_quiz_session_has_nothing_to_undo(make_app, app_settings):
             assert conn.execute("SELECT count(*) FROM review_log").fetchone()[0] == 1
         finally:
             conn.close()
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+async def test_the_concept_list_keeps_every_wrapped_line(make_app, deck, size):
+    """Long English and Chinese titles wrap; with a scrollbar shown no line of them may be dropped."""
+    from rich.text import Text
+
+    for i in range(60):
+        write_concept(deck, f"long-title-{i:02d}", title_en=f"A rather long concept title number {i} that wraps",
+                      title_zh="一个相当长的概念标题，在窄的终端里会折成好几行" + "字" * (i % 7))
+    app = make_app()
+    async with app.run_test(size=size) as pilot:
+        await settle(app, pilot)
+        options = app.screen.query_one("#concepts", OptionList)
+        width = options.scrollable_content_region.width
+        needed = sum(len(Text(str(options.get_option_at_index(i).prompt)).wrap(app.console, width))
+                     for i in range(options.option_count))
+        assert options.show_vertical_scrollbar
+        assert options.virtual_size.height == needed
