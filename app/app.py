@@ -133,7 +133,7 @@ class KBApp(App):
         if self.kb is None:
             return
         try:
-            due = len(self.kb.due_queue())
+            due = self.kb.due_overview().showable  # what the quiz can show, never more
         except Exception as exc:
             self.post_message(WorkFailed(str(exc), exc))
             return

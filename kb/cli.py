@@ -480,8 +480,12 @@ def cmd_quiz(kb, args) -> int:
     stats = kb.stats()
     out.write(f"\n{answered} reviewed, {correct} recalled, {minutes:.1f} min; "
               f"{stats['due_today']} still due today, next 7 days: {stats['forecast_7d']}\n")
-    if answered == 0 and not quit_requested:
-        out.write("nothing due right now: come back tomorrow, or add notes\n")
+    if not quit_requested:
+        waiting = kb.due_overview().waiting_line()
+        if waiting:
+            out.write(waiting + "\n")
+        elif answered == 0:
+            out.write("nothing due right now: come back tomorrow, or add notes\n")
     return EXIT_OK
 
 

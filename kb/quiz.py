@@ -467,6 +467,30 @@ def _parse_numbers(text: str) -> list[_Number] | None:
     return numbers  # type: ignore[return-value]
 
 
+# 135,266,304 / 135 266 304 / 135_266_304 / 135'266'304: one number with thousands separators.
+_THOUSANDS_RE = re.compile(r"[+-]?\d{1,3}(?:([,\u2009\u202f _'])\d{3})(?:\1\d{3})*(?:\.\d+)?")
+# 1x16x16x16 / 1×16×16×16 / (2 * 3): a shape written as a product of sizes.
+_PRODUCT_RE = re.compile(r"[(\[]?\s*\d+(?:\s*[x×✕*]\s*\d+)+\s*[)\]]?", re.IGNORECASE)
+
+
+def _readings(text: str) -> list[list[_Number]]:
+    """Every way `text` can be read as numbers (a list per reading), the usual one first."""
+    readings = []
+    usual = _parse_numbers(text)
+    if usual is not None:
+        readings.append(usual)
+    cleaned = unicodedata.normalize("NFKC", text).strip().strip("\"'`")
+    if _THOUSANDS_RE.fullmatch(cleaned):
+        number = _parse_number(re.sub(r"[,\u2009\u202f _']", "", cleaned))
+        if number is not None:
+            readings.append([number])
+    if _PRODUCT_RE.fullmatch(cleaned):
+        sizes = [_parse_number(n) for n in re.findall(r"\d+", cleaned)]
+        if all(n is not None for n in sizes):
+            readings.append(sizes)  # type: ignore[arg-type]
+    return readings
+
+
 def _default_tolerance(expected: _Number) -> float:
     if expected.integer:
         return 0.0
@@ -504,7 +528,9 @@ def _show_numbers(numbers: list[_Number]) -> str:
 def _grade_numeric(expected_text: str, expected: list[_Number], tolerance: float | None,
                    response: str) -> tuple[bool, str, float]:
     """(correct, feedback, badness) of a response to a numeric alternative."""
-    got = _parse_numbers(response)
+    readings = _readings(response)
+    # "1,234" is one number or two: the reading with as many numbers as the answer is meant.
+    got = next((r for r in readings if len(r) == len(expected)), readings[0] if readings else None)
     shown = expected_text.strip()
     if got is None:
         return False, f"expected {shown}, you wrote {response.strip()!r} (not a number)", math.inf
@@ -561,7 +587,7 @@ def _grade_typed(expected: tuple[str, ...], tolerance: float | None, response: s
         numbers = _parse_numbers(alternative)
         if numbers is not None:
             ok, feedback, badness = _grade_numeric(alternative, numbers, tolerance, response)
-            if not ok and _parse_numbers(response) is None:
+            if not ok and not _readings(response):
                 # A numeric alternative may still be matched as text ("infinity" for "inf").
                 text_ok, text_feedback, _ = _grade_text(alternative, response)
                 if text_ok and text_feedback == "correct":

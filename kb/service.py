@@ -518,6 +518,18 @@ class KnowledgeBase:
         return build_queue(self.engine, now=now, day_start=start, day_end=end,
                            new_limit=self.settings.new_per_day, review_limit=self.settings.reviews_per_day)
 
+    def due_overview(self) -> "DueOverview":
+        """What today's queue holds that can be shown now, and what waits (a computed card whose
+        snippet has not yet produced its value): the header and the quiz's end say the same."""
+        waiting: list[str] = []
+        showable = 0
+        for entry in self.due_queue():
+            if entry.kind in ("computed", "choice") and self.quiz_item(entry.card_id) is None:
+                waiting.append(entry.concept_id)
+            else:
+                showable += 1
+        return DueOverview(showable, sorted(set(waiting)))
+
     def quiz_item(self, card_id: str, *, rng=None) -> "QuizItem | None":
         """A card ready to show: prompt, answer, options, and the interval each rating would give."""
         import random
@@ -665,7 +677,8 @@ class KnowledgeBase:
         drafts.mkdir(parents=True, exist_ok=True)
         # The id and category only name the draft and the file in messages: read them with a bounded
         # pattern, never by loading the text (the loader checks it properly below).
-        declared = dict(re.findall(r"^(id|category):[ \t]*['\"]?([a-z0-9][a-z0-9-]{0,79})['\"]?[ \t]*$", text[:100_000], re.M))
+        declared = dict(re.findall(r"^(id|category):[ \t]*['\"]?([a-z0-9][a-z0-9-]{0,79})['\"]?[ \t]*(?:#.*)?$",
+                                   text[:100_000], re.M))
         stem = declared.get("id", "draft")
         draft = drafts / f"{Path(stem).name or 'draft'}.yaml"
         draft.write_text(text, encoding="utf-8")
@@ -876,6 +889,21 @@ class QuizItem:
     state: str  # new | learning | relearning | review
     intervals: dict
     shown_state: dict | None = None  # the stored state when shown: pass it to answer() (None: new)
+
+
+@dataclass(frozen=True)
+class DueOverview:
+    """Today's due cards: how many can be shown, and the concepts whose cards wait for a run."""
+
+    showable: int
+    waiting_for_a_run: list[str]
+
+    def waiting_line(self) -> str | None:
+        if not self.waiting_for_a_run:
+            return None
+        names = ", ".join(self.waiting_for_a_run[:5]) + (" …" if len(self.waiting_for_a_run) > 5 else "")
+        return (f"{len(self.waiting_for_a_run)} concept(s) have computed cards waiting for their snippet to give a "
+                f"value ({names}): `kb verify`, or r on the concept")
 
 
 class NoteError(Exception):

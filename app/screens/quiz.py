@@ -25,12 +25,14 @@ RATING_NAMES = {1: "Again", 2: "Hard", 3: "Good", 4: "Easy"}
 class QuizScreen(Screen):
     BINDINGS = [
         Binding("space", "reveal", "Show answer", id="reveal"),
+        # Before a choice card's answer is shown the number keys pick an option; afterwards they
+        # rate. check_action enables one binding of each key at a time, so the footer says which.
+        Binding("1", "choose(1)", "Choose an option", id="choose", key_display="1-6"),
+        *(Binding(str(n), f"choose({n})", str(n), show=False) for n in range(2, 7)),
         Binding("1", "rate(1)", "Again", id="again"),
         Binding("2", "rate(2)", "Hard", id="hard"),
         Binding("3", "rate(3)", "Good", id="good"),
         Binding("4", "rate(4)", "Easy", id="easy"),
-        Binding("5", "choose(5)", "5", show=False),
-        Binding("6", "choose(6)", "6", show=False),
         Binding("enter", "accept", "Accept proposed", id="accept", show=False),
         Binding("u", "undo", "Undo", id="undo"),
         Binding("escape", "leave", "Leave", id="leave"),
@@ -73,12 +75,7 @@ class QuizScreen(Screen):
         if action == "reveal":
             return self.item is not None and not self.revealed
         if action == "rate":
-            if self.item is None:
-                return False
-            if self.revealed:
-                return True
-            # Before the answer is shown, number keys pick a choice card's option.
-            return bool(self.item.card.options) and parameters[0] <= len(self.item.card.options)
+            return self.item is not None and self.revealed
         if action == "choose":
             return self.item is not None and not self.revealed and parameters[0] <= len(self.item.card.options)
         if action == "accept":
@@ -167,12 +164,8 @@ class QuizScreen(Screen):
         self.refresh_bindings()
 
     def action_rate(self, rating: int) -> None:
-        if self.item is None:
-            return
-        if not self.revealed:  # a choice card: the number picks an option
-            self._reveal(str(rating))
-            return
-        self._record(rating)
+        if self.item is not None and self.revealed:
+            self._record(rating)
 
     def action_accept(self) -> None:
         if self.revealed and self.grade is not None:
@@ -243,7 +236,7 @@ class QuizScreen(Screen):
         self.finished = True
         self.query_one("#answer-input", Input).display = False
         minutes = (time.monotonic() - self.started) / 60
-        self.query_one("#progress", Static).update(plain("Done for today", "bold"))
+        self.query_one("#progress", Static).update(plain("Nothing more to answer now", "bold"))
         self.query_one("#prompt", Static).update(plain(
             f"{self.answered} reviewed, {self.recalled} recalled, {minutes:.1f} min."
             if self.answered else "Nothing is due right now. Come back tomorrow, or add a note (a).", "bold"))
@@ -252,7 +245,20 @@ class QuizScreen(Screen):
         self.query_one("#verdict", Static).update("")
         self.query_one("#buttons", Static).update(plain("escape: back to browsing   ·   u: undo the last answer", "dim"))
         self.load_forecast()
+        self.load_waiting()
         self.refresh_bindings()
+
+    @work(thread=True, exclusive=True, group="quiz-waiting", exit_on_error=False)
+    def load_waiting(self) -> None:
+        """Nothing more can be shown now: say so, and why cards still wait (never a silent count)."""
+        try:
+            line = self.app.kb.due_overview().waiting_line()
+        except Exception as exc:
+            self.post_message(WorkFailed(str(exc), exc))
+            return
+        if line:
+            self.app.call_from_thread(self.query_one("#verdict", Static).update, plain(line, "yellow"))
+            self.app.call_from_thread(setattr, self.query_one("#verdict", Static), "display", True)
 
     @work(thread=True, exclusive=True, group="quiz-forecast", exit_on_error=False)
     def load_forecast(self) -> None:

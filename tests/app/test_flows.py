@@ -149,7 +149,8 @@ async def test_add_note_with_an_error_then_fix_it(make_app, app_settings):
         await settle(app, pilot)
         errors = text_of(editor_screen.query_one("#note-errors", Static))
         assert "unknown field 'defintion' (did you mean 'definition'?)" in errors
-        assert ".drafts/my-note.yaml:" in errors
+        # Named as the file it will be saved as, never as the hidden draft kb checks.
+        assert f"{app_settings.notes_dir / 'fundamentals' / 'my-note.yaml'}:" in errors and ".drafts" not in errors
         assert app.screen is editor_screen  # still editing, text kept
         area.text = area.text.replace("defintion:", "definition:")
         await pilot.press("ctrl+s")
@@ -369,3 +370,31 @@ async def test_the_concept_list_keeps_every_wrapped_line(make_app, deck, size):
                      for i in range(options.option_count))
         assert options.show_vertical_scrollbar
         assert options.virtual_size.height == needed
+
+
+async def test_the_footer_of_a_choice_card_says_choose_then_rate(make_app, deck):
+    from textual.widgets._footer import FooterKey
+
+    from app.messages import QuizItemReady
+    from app.screens.quiz import QuizScreen
+
+    write_concept(deck, "choice-note", extra="cards:\n  - {type: choice, id: c, question: 'Pick one?', answer: Right, "
+                                             "distractors: [Wrong, Worse, Worst]}\n")
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("q")
+        await settle(app, pilot)
+        screen = app.screen
+        assert isinstance(screen, QuizScreen)
+        screen.post_message(QuizItemReady(app.kb.quiz_item("choice-note/c"), 1))  # a choice card now
+        await settle(app, pilot)
+
+        def footer() -> list[str]:
+            return [key.description for key in screen.query(FooterKey)]
+
+        assert "Choose an option" in footer() and not {"Again", "Good"} & set(footer())
+        await pilot.press("2")  # picks option 2 and shows the answer
+        await settle(app, pilot)
+        assert screen.revealed and {"Again", "Hard", "Good", "Easy"} <= set(footer())
+        assert "Choose an option" not in footer()

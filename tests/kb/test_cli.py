@@ -266,24 +266,29 @@ def test_a_failing_snippets_message_is_shown_escaped(tmp_path, monkeypatch, caps
     assert result["message"] == "AssertionError: \x1b]52;c;cHduZWQ=\x07\x1b[2J clipboard"  # the value itself is intact
 
 
-def test_a_computed_value_whose_repr_is_escape_codes_is_shown_escaped(tmp_path, monkeypatch, capsys):
+def learn_siblings_first(concept_id: str) -> None:
+    """Answer the concept's definition and reverse cards on the two days before today (one a day:
+    siblings wait), so that today its own card is the one that is due."""
     from datetime import datetime, timedelta, timezone
 
     from kb.config import load_settings
     from kb.service import KnowledgeBase
 
-    deck = tmp_path / "deck"
-    monkeypatch.setenv("KB_BUNDLED_CONTENT", str(deck))
-    write_concept(deck, "esc-value", extra=EVIL_SNIPPET + "cards:\n  - {type: computed, id: v, question: 'Value?', answer: 'e'}\n")
-    assert run(capsys, "verify", "esc-value", "--jobs", "1")[0] == 0
-    # Its siblings were learnt (one a day: siblings wait) on the days before, so today the computed
-    # card is the one that is due.
     for days_ago in (3, 2):
         then = datetime.now(timezone.utc) - timedelta(days=days_ago)
         with KnowledgeBase(load_settings(), clock=lambda then=then: then) as kb:
             item = kb.next_quiz_item()
-            assert item.card.card_id in ("esc-value/definition", "esc-value/reverse")
+            assert item.card.card_id in (f"{concept_id}/definition", f"{concept_id}/reverse")
             kb.answer(item.card.card_id, 4, duration_ms=1000)
+
+
+def test_a_computed_value_whose_repr_is_escape_codes_is_shown_escaped(tmp_path, monkeypatch, capsys):
+
+    deck = tmp_path / "deck"
+    monkeypatch.setenv("KB_BUNDLED_CONTENT", str(deck))
+    write_concept(deck, "esc-value", extra=EVIL_SNIPPET + "cards:\n  - {type: computed, id: v, question: 'Value?', answer: 'e'}\n")
+    assert run(capsys, "verify", "esc-value", "--jobs", "1")[0] == 0
+    learn_siblings_first("esc-value")
     monkeypatch.setattr("sys.stdin", __import__("io").StringIO("anything\n1\nq\n"))
     code, out, err = run(capsys, "quiz", "--plain")
     assert code == 0 and "esc-value/v" in out, out
@@ -330,3 +335,39 @@ def test_show_and_plain_quiz_print_math_as_text_and_raw_on_request(tmp_path, mon
     monkeypatch.setattr("sys.stdin", io.StringIO("\n3\n" * 4 + "q\n"))
     code, out, _ = run(capsys, "quiz", "--plain")
     assert code == 0 and "Scores zᵢ over √(d[k]) keys." in out and "$" not in out
+
+
+def test_a_shape_typed_with_x_is_graded_correct(tmp_path, monkeypatch, capsys):
+    import io
+
+    deck = tmp_path / "deck"
+    write_concept(deck, "shape-note", extra="cards:\n  - {type: typed, id: s, question: 'Output shape?', answer: '(1, 16, 16, 16)'}\n")
+    monkeypatch.setenv("KB_BUNDLED_CONTENT", str(deck))
+    assert run(capsys, "sync")[0] == 0
+    learn_siblings_first("shape-note")
+    monkeypatch.setattr("sys.stdin", io.StringIO("1x16x16x16\n\nq\n"))
+    code, out, _ = run(capsys, "quiz", "--plain")
+    assert code == 0 and "Output shape?" in out, out
+    assert "verdict: correct" in out
+
+
+def test_cards_that_cannot_be_shown_are_never_counted_as_due(tmp_path, monkeypatch, capsys):
+    """A computed card whose snippet has not produced its value waits, and kb says why."""
+    import io
+
+    from kb.config import load_settings
+    from kb.service import KnowledgeBase
+
+    deck = tmp_path / "deck"
+    note = write_concept(deck, "late-value", extra="snippet:\n  code: |\n    x = 6 * 7\n")
+    monkeypatch.setenv("KB_BUNDLED_CONTENT", str(deck))
+    assert run(capsys, "verify", "late-value", "--jobs", "1")[0] == 0  # a run without the card's value
+    note.write_text(note.read_text() + "cards:\n  - {type: computed, id: v, question: 'x?', answer: 'x'}\n")
+    assert run(capsys, "sync")[0] == 0
+    learn_siblings_first("late-value")
+    with KnowledgeBase(load_settings()) as kb:
+        overview = kb.due_overview()
+    assert overview.showable == 0 and overview.waiting_for_a_run == ["late-value"]
+    monkeypatch.setattr("sys.stdin", io.StringIO("q\n"))
+    code, out, _ = run(capsys, "quiz", "--plain")
+    assert "computed cards waiting for their snippet to give a value (late-value)" in out

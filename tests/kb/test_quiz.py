@@ -462,3 +462,25 @@ def test_every_content_card_presents(concept, card):
             assert grade(shown, alternative).correct, alternative
     else:
         assert grade(shown, "x") is None
+
+
+@pytest.mark.parametrize(
+    ("expected", "response", "correct"),
+    [
+        ("(1, 16, 16, 16)", "1x16x16x16", True),
+        ("(1, 16, 16, 16)", "1 × 16 × 16 × 16", True),
+        ("[1, 16, 16, 16]", "(1, 16, 16, 16)", True),
+        ("(1, 16, 16, 16)", "1x16x16x8", False),
+        ("135266304", "135,266,304", True),
+        ("135266304", "135 266 304", True),
+        ("135266304", "135_266_304", True),
+        ("135266304", "135,266,305", False),
+        ("[1, 234]", "1,234", True),  # a list answer: the comma separates
+        ("1234", "1,234", True),  # a single number: the comma groups thousands
+        ("12", "4x3", False),  # a product is a shape, not its value
+    ],
+)
+def test_shapes_and_thousands_are_read_as_people_write_them(expected, response, correct):
+    from kb.quiz import _grade_typed
+
+    assert _grade_typed((expected,), None, response).correct is correct
