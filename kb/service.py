@@ -211,7 +211,7 @@ class KnowledgeBase:
 
     def show(self, concept_id: str) -> dict | None:
         """The concept as loaded (every schema field) plus its cards, last run and origin."""
-        from kb.store.queries import cards_of, concept_data, last_run
+        from kb.store.queries import cards_of, concept_data, last_run, titles_of
 
         stored = concept_data(self.engine, concept_id)
         if stored is None:
@@ -227,6 +227,8 @@ class KnowledgeBase:
         out["deck"] = self._deck_name(stored["deck_path"])
         out["snippet_line_offset"] = stored["snippet_line_offset"]
         out["retired"] = stored["retired"]
+        # The titles of what it links to, so that a link reads as a title, not an id.
+        out["link_titles"] = titles_of(self.engine, list(dict.fromkeys(out.get("prerequisites", []) + out.get("related", []))))
         return out
 
     # --- snippets ------------------------------------------------------------------------------

@@ -46,8 +46,10 @@ class ConceptScreen(Screen):
             yield Static("", id="pitfalls")
             yield Static("Related and prerequisite concepts (enter opens):", id="links-label", classes="label")
             yield OptionList(id="links")
+            yield Static("", id="sources")
             yield Static("", id="snippet")
             yield Static("", id="verdict")
+            yield Static("", id="run-status")
             yield RichLog(id="output", markup=False, highlight=False, wrap=True, max_lines=2000)
         yield Footer()
 
@@ -98,11 +100,18 @@ class ConceptScreen(Screen):
         links = self.query_one("#links", OptionList)
         links.clear_options()
         shown: set[str] = set()
+        titles = concept.get("link_titles") or {}
         for kind, label in (("prerequisites", "prerequisite"), ("related", "related")):
             for target in concept.get(kind) or []:
                 if target not in shown:  # a concept may be listed as both (or twice)
                     shown.add(target)
-                    links.add_option(Option(plain(f"{label}: {target}"), id=target))
+                    title = titles.get(target)
+                    name = f"{title['en']} · {title['zh']}" if title else f"{target} (not loaded)"
+                    links.add_option(Option(plain(f"{label}: {name}"), id=target))
+        sources = concept.get("sources") or []
+        box = self.query_one("#sources", Static)
+        box.update(plain("Sources\n" + "\n".join(f"  • {s['title']}\n    {s['url']}" for s in sources)) if sources else "")
+        box.display = bool(sources)
         has_links = links.option_count > 0
         links.display = has_links
         self.query_one("#links-label").display = has_links
@@ -177,8 +186,9 @@ class ConceptScreen(Screen):
         log = self.query_one("#output", RichLog)
         log.clear()
         log.display = True
-        log.write(plain("running confined…" if sandbox else "running…", "dim"))
-        log.scroll_visible()
+        status = self.query_one("#run-status", Static)
+        status.update(plain("running confined…" if sandbox else "running…", "dim"))  # replaced when it ends
+        status.scroll_visible()
         self.run_snippet(sandbox)
 
     @work(thread=True, exclusive=True, group="concept-run", exit_on_error=False)
@@ -197,26 +207,27 @@ class ConceptScreen(Screen):
         log = self.query_one("#output", RichLog)
         for line in message.text.splitlines():
             log.write(plain(line))
+        log.scroll_visible()  # the output as it comes, not below the fold
 
     @on(SnippetFinished)
     def _finished(self, message: SnippetFinished) -> None:
         self.running = False
         outcome = message.outcome
+        status = self.query_one("#run-status", Static)
         if outcome is None:
+            status.update(plain("the run could not be started (see the message)", "bold red"))
             return
-        log = self.query_one("#output", RichLog)
-        level = self.app.kb.isolation_level()  # shown with every run, as RELIABILITY.md asks
+        level = self.app.kb.isolation_level()  # shown with every run: how it was confined
         if outcome.passed:
-            log.write(plain(f"passed on {outcome.device} in {outcome.duration_s:.2f} s (isolation: {level})", "bold green"))
+            status.update(plain(f"passed on {outcome.device} in {outcome.duration_s:.2f} s (isolation: {level})", "bold green"))
         elif outcome.status == "untrusted":
-            log.clear()  # nothing ran: no "running…" above the reason
-            log.write(plain(f"not run: {outcome.message or ''}", "bold yellow"))
-            if "no sandbox" not in (outcome.message or ""):
-                log.write(plain("press R (shift+r) to run it confined: no writes outside its temporary folder, "
-                                "no network", "yellow"))
+            hint = ("\npress R (shift+r) to run it confined: no writes outside its temporary folder, no network"
+                    if "no sandbox" not in (outcome.message or "") else "")
+            status.update(plain(f"not run: {outcome.message or ''}{hint}", "bold yellow"))
         else:
             where = f"{outcome.source_path}:{outcome.line}: " if outcome.line else ""
-            log.write(plain(f"{outcome.status}: {where}{outcome.message or ''}", "bold red"))
+            status.update(plain(f"{outcome.status}: {where}{outcome.message or ''}", "bold red"))
+        self.query_one("#output", RichLog).scroll_visible()
         self.load()  # the new run record
 
     @on(OptionList.OptionSelected, "#links")

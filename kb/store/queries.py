@@ -326,6 +326,16 @@ def last_passing_values(engine: Engine, concept_id: str) -> dict | None:
     return None if row is None else json.loads(row[0])
 
 
+def titles_of(engine: Engine, ids: list[str]) -> dict[str, dict[str, str]]:
+    """{id: {"en", "zh"}} of the given concepts that exist (retired ones too)."""
+    if not ids:
+        return {}
+    with read(engine) as conn:
+        marks = ", ".join("?" * len(ids))
+        rows = conn.exec_driver_sql(f"SELECT id, title_en, title_zh FROM concept WHERE id IN ({marks})", tuple(ids))
+        return {r[0]: {"en": r[1], "zh": r[2]} for r in rows}
+
+
 def titles_in_category(engine: Engine, category: str) -> list[tuple[str, str]]:
     """(id, English title) of the active concepts of a category: the pool of choice distractors."""
     with read(engine) as conn:

@@ -74,8 +74,9 @@ async def test_open_concept_render_math_and_run_snippet(make_app):
         await settle(app, pilot)
         log = screen.query_one("#output", RichLog)
         logged = "\n".join(line.text for line in log.lines)
-        assert "shape (2, 3)" in logged and "passed on cpu" in logged
-        assert f"(isolation: {app.kb.isolation_level()})" in logged
+        status = text_of(screen.query_one("#run-status", Static))
+        assert "shape (2, 3)" in logged and "passed on cpu" in status and "running" not in status
+        assert f"(isolation: {app.kb.isolation_level()})" in status
         assert "Last run: passed on cpu" in text_of(screen.query_one("#verdict", Static))
         await pilot.press("escape")
         assert type(app.screen).__name__ == "BrowseScreen"
@@ -266,14 +267,15 @@ async def test_untrusted_snippet_is_not_run_until_confined(make_app, app_setting
         await pilot.press("r")
         await settle(app, pilot)
         logged = "\n".join(line.text for line in app.screen.query_one("#output", RichLog).lines)
-        assert "not run: the deck lab is not trusted" in logged and "lab code ran" not in logged
+        status = text_of(app.screen.query_one("#run-status", Static))
+        assert "not run: the deck lab is not trusted" in status and "lab code ran" not in logged
         if sandbox_level() == "rlimits-only":
             return  # no sandbox here: R is refused the same way (tests/kb/test_decks.py covers it)
-        assert "press R" in logged
+        assert "press R" in status
         await pilot.press("R")
         await settle(app, pilot)
         logged = "\n".join(line.text for line in app.screen.query_one("#output", RichLog).lines)
-        assert "lab code ran" in logged and "passed on cpu" in logged
+        assert "lab code ran" in logged and "passed on cpu" in text_of(app.screen.query_one("#run-status", Static))
 
 
 async def test_live_reload_shows_a_deck_imported_in_another_terminal(make_app, app_settings, tmp_path):
@@ -398,3 +400,19 @@ async def test_the_footer_of_a_choice_card_says_choose_then_rate(make_app, deck)
         await settle(app, pilot)
         assert screen.revealed and {"Again", "Hard", "Good", "Easy"} <= set(footer())
         assert "Choose an option" not in footer()
+
+
+async def test_the_concept_screen_shows_sources_and_links_by_title(make_app, deck):
+    from app.screens.concept import ConceptScreen
+
+    write_concept(deck, "sourced", extra="related: [convolution]\nsources:\n"
+                  "  - {title: The paper, url: 'https://example.org/paper'}\n")
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        app.push_screen(ConceptScreen("sourced"))
+        await settle(app, pilot)
+        sources = text_of(app.screen.query_one("#sources", Static))
+        assert "The paper" in sources and "https://example.org/paper" in sources
+        links = app.screen.query_one("#links", OptionList)
+        assert str(links.get_option_at_index(0).prompt) == "related: Convolution · 卷积"
