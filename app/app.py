@@ -62,6 +62,14 @@ class KBApp(App):
     COMMANDS = App.COMMANDS | {lambda: _concept_provider()}
 
     def on_mount(self) -> None:
+        saved = getattr(self.settings, "theme", None)
+        if saved:
+            if saved in self.available_themes:
+                self.theme = saved
+            else:
+                self.notify(f"The saved theme {saved!r} is not available; using {self.theme}.", severity="warning",
+                            markup=False)
+        self.theme_changed_signal.subscribe(self, self._theme_changed)
         self.push_screen(BrowseScreen())
         # Paint the first frame before the heavy imports (sqlmodel ~0.4 s) start in the worker.
         self.call_after_refresh(self.open_knowledge_base)
@@ -238,6 +246,20 @@ class KBApp(App):
             return path
         except Exception:  # a full disk must not turn one error into two
             return None
+
+    def _theme_changed(self, theme) -> None:
+        """Remember the theme (f2, or the palette's theme picker) in $KB_HOME/settings.toml."""
+        if self.settings is None or getattr(self.settings, "theme", None) == theme.name:
+            return
+        from dataclasses import replace
+
+        from kb.service import save_user_setting
+
+        try:
+            save_user_setting(self.settings, "theme", theme.name)
+            self.settings = replace(self.settings, theme=theme.name)
+        except (OSError, ValueError) as exc:
+            self.notify(f"The theme could not be saved: {exc}", severity="warning", markup=False)
 
     def action_toggle_dark(self) -> None:
         self.theme = "textual-light" if self.current_theme.dark else "textual-dark"

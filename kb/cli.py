@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -19,6 +20,16 @@ class UsageError(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # argparse would print usage and exit 2
+        import difflib
+
+        # "invalid choice: 'serch' (choose from ...)": suggest the closest command, as for ids.
+        wrong = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)$", message)
+        if wrong:
+            choices = re.findall(r"'([^']*)'", wrong.group(2))
+            guess = difflib.get_close_matches(wrong.group(1), choices, n=1, cutoff=0.6)
+            what = "command" if "COMMAND" in message else "action" if "ACTION" in message else "choice"
+            message = (f"no {what} {wrong.group(1)!r}" + (f" (did you mean {guess[0]!r}?)" if guess else "")
+                       + f"; the {what}s: {', '.join(choices)}")
         raise UsageError(message)
 
 
@@ -115,6 +126,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plain", action="store_true", help="line-based session on stdin/stdout (scripts, screen readers)")
     p.add_argument("--limit", type=int, default=None, help="stop after N answers")
     p.add_argument("--raw", action="store_true", help="math as LaTeX, as written (default: readable Unicode)")
+
+    p = sub.add_parser("config", help="show or change the settings kept in $KB_HOME/settings.toml")
+    config = p.add_subparsers(dest="config_command", metavar="ACTION", parser_class=_Parser)
+    q = config.add_parser("list", help="every setting, its value and where the value comes from")
+    q.add_argument("--json", action="store_true", help="machine-readable output")
+    q = config.add_parser("get", help="one setting's value")
+    q.add_argument("key", metavar="KEY")
+    q = config.add_parser("set", help="change a setting (checked before it is saved)")
+    q.add_argument("key", metavar="KEY")
+    q.add_argument("value", metavar="VALUE")
+    q = config.add_parser("unset", help="back to the default")
+    q.add_argument("key", metavar="KEY")
+    config.add_parser("reset", help="start a new settings file (the old one is kept as settings.toml.old)")
 
     p = sub.add_parser("stats", help="reviews, retention, due counts")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -766,6 +790,71 @@ def cmd_restore(kb, args) -> int:
 COMMANDS.update({"backup": cmd_backup, "restore": cmd_restore})
 
 
+def cmd_config(args) -> int:
+    """`kb config`: works even when settings.toml is broken (that is when one needs it)."""
+    from dataclasses import fields
+
+    from kb.config import OPTIONS, OPTIONS_BY_KEY, Settings, SettingsError, read_settings_file, write_setting
+
+    home = Path(os.environ["KB_HOME"]).expanduser().resolve() if os.environ.get("KB_HOME") else None
+    if home is None:
+        import platformdirs
+
+        home = platformdirs.user_data_path("kb", appauthor=False)
+    action = args.config_command or "list"
+    if action == "reset":
+        path = home / "settings.toml"
+        if path.exists():
+            path.replace(path.with_name("settings.toml.old"))
+            print(f"settings back to their defaults; the old file is {path.with_name('settings.toml.old')}")
+        else:
+            print("no settings file: every setting is at its default")
+        return EXIT_OK
+    if action in ("set", "unset"):
+        try:
+            path = write_setting(home, args.key, args.value if action == "set" else None)
+        except SettingsError as exc:
+            hint = " (the file itself cannot be read: fix it in an editor, or `kb config reset`)" if ".toml" in str(exc) else ""
+            raise UsageError(str(exc) + hint) from None
+        print(f"{args.key} = {args.value} (in {path})" if action == "set" else f"{args.key}: back to the default (in {path})")
+        variable = OPTIONS_BY_KEY[args.key].variable
+        if os.environ.get(variable):
+            print(f"note: {variable} is set in the environment and overrides it")
+        return EXIT_OK
+    try:
+        stored = read_settings_file(home)
+    except SettingsError as exc:
+        raise UsageError(f"{exc} (fix it with `kb config set` or `kb config unset`, or in an editor; "
+                         "`kb config reset` starts afresh)") from None
+    defaults = {f.name: f.default for f in fields(Settings)}
+    rows = []
+    for option in OPTIONS:
+        env = os.environ.get(option.variable)
+        if env:
+            value, source = env, option.variable
+        elif option.key in stored:
+            value, source = stored[option.key], "settings.toml"
+        else:
+            value, source = defaults.get(option.field), "default"
+        rows.append({"key": option.key, "value": value, "source": source, "help": option.help})
+    if action == "get":
+        if args.key not in OPTIONS_BY_KEY:
+            from kb.config import _unknown_key
+
+            raise UsageError(_unknown_key(args.key))
+        print(next(r["value"] for r in rows if r["key"] == args.key))
+        return EXIT_OK
+    if getattr(args, "json", False):
+        _print_json(rows)
+        return EXIT_OK
+    width = max(len(r["key"]) for r in rows)
+    for r in rows:
+        shown = "(system)" if r["value"] is None else r["value"]
+        print(f"{r['key']:<{width}}  {shown!s:<18} {r['source']:<20} {r['help']}")
+    print(f"file: {home / 'settings.toml'}")
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -773,6 +862,12 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         _err(str(exc))
         return EXIT_FAIL
+    if args.command == "config":
+        try:
+            return cmd_config(args)
+        except UsageError as exc:
+            _err(str(exc))
+            return EXIT_FAIL
     if args.command is None:
         if not (sys.stdin.isatty() and sys.stdout.isatty()):
             parser.print_help()  # no terminal to draw on (a pipe, a script): the commands instead
@@ -782,7 +877,7 @@ def main(argv: list[str] | None = None) -> int:
 
             settings = load_settings()
         except ValueError as exc:
-            _err(str(exc))
+            _err(_settings_problem(exc))
             return EXIT_FAIL
         from app.main import run  # the TUI; kb/ itself never imports textual
 
@@ -799,13 +894,18 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout, sys.stderr = raw_out, raw_err
 
 
+def _settings_problem(exc: ValueError) -> str:
+    hint = " (`kb config` shows the settings and fixes them)" if "settings.toml" in str(exc) else ""
+    return f"{exc}{hint}"
+
+
 def _run_command(args, load_settings, KnowledgeBase, StoreError) -> int:
     from kb.store.errors import StoreCorruptError
 
     try:
         settings = load_settings()
     except ValueError as exc:
-        _err(str(exc))
+        _err(_settings_problem(exc))
         return EXIT_FAIL
     try:
         with KnowledgeBase(settings) as kb:

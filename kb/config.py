@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 def _bundled_content() -> Path:
     """The bundled deck: the package kb.bundled of an installed kb (a wheel), else the checkout's
@@ -54,6 +54,7 @@ class Settings:
     timezone: str | None = None  # an IANA name; None = the system's local zone
     desired_retention: float = 0.9
     leech_lapses: int = 8
+    theme: str | None = None  # the TUI's theme, as last chosen (None: Textual's default)
 
     @property
     def run_limits(self):
@@ -95,8 +96,156 @@ class Settings:
         return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
+SETTINGS_FILE = "settings.toml"
+
+
+class SettingsError(ValueError):
+    """A bad setting: the message names the file (with its line) or the variable, and the key."""
+
+
+def _number(kind: type, low: float, high: float) -> Callable[[object], object]:
+    def parse(value: object) -> object:
+        if isinstance(value, bool) or (kind is int and isinstance(value, float)):
+            raise ValueError(f"expected a {'whole ' if kind is int else ''}number")
+        try:
+            number = kind(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{value!r} is not a {'whole ' if kind is int else ''}number") from None
+        if not low <= number <= high:
+            raise ValueError(f"{value!r} must be between {low:g} and {high:g}")
+        return number
+
+    return parse
+
+
+def _zone(value: object) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(str(value))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{value!r} is not a known time zone (e.g. Asia/Shanghai, Europe/Berlin)") from None
+    return str(value)
+
+
+def _theme(value: object) -> str:
+    text = str(value).strip()
+    if not text or len(text) > 60:
+        raise ValueError("expected the name of a theme (e.g. textual-dark, textual-light, nord)")
+    return text
+
+
+@dataclass(frozen=True)
+class Option:
+    """One user setting: `key` in settings.toml and `kb config`, KB_<KEY> in the environment."""
+
+    key: str
+    field: str
+    parse: Callable[[object], object]
+    help: str
+
+    @property
+    def variable(self) -> str:
+        return f"KB_{self.key.upper()}"
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("new_per_day", "new_per_day", _number(int, 0, 10_000), "new cards a day"),
+    Option("reviews_per_day", "reviews_per_day", _number(int, 0, 100_000), "reviews a day at most"),
+    Option("desired_retention", "desired_retention", _number(float, 0.7, 0.99), "the chance of recall FSRS aims for"),
+    Option("rollover_hour", "rollover_hour", _number(int, 0, 23), "the local hour a study day starts"),
+    Option("tz", "timezone", _zone, "the IANA time zone of study days (default: the system's)"),
+    Option("theme", "theme", _theme, "the TUI's theme (f2 switches dark and light; the palette offers all)"),
+    Option("run_wall_s", "run_wall_s", _number(float, 0.1, 3600), "a snippet's wall-time limit, seconds"),
+    Option("run_cpu_s", "run_cpu_s", _number(float, 1, 3600), "a snippet's CPU-time limit, seconds"),
+    Option("run_memory_mb", "run_memory_mb", _number(int, 256, 1 << 20), "a snippet's memory limit, MiB"),
+)
+OPTIONS_BY_KEY = {o.key: o for o in OPTIONS}
+
+
+def _unknown_key(key: str) -> str:
+    import difflib
+
+    guess = difflib.get_close_matches(key, list(OPTIONS_BY_KEY), n=1)
+    return f"unknown setting {key!r}" + (f" (did you mean {guess[0]!r}?)" if guess else "") + \
+        f"; the settings are: {', '.join(OPTIONS_BY_KEY)}"
+
+
+def read_settings_file(home: Path, *, change: tuple[str, object | None] | None = None) -> dict[str, object]:
+    """The settings in $KB_HOME/settings.toml, validated: {key: value}; {} when there is none.
+
+    `change` (key, value or None to remove) is applied before the values are checked, so a bad
+    value can be replaced or removed.
+    """
+    import tomllib
+
+    path = home / SETTINGS_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        text = ""
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"{path}: cannot read it ({exc})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        import re
+
+        where = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
+        position = f"{where.group(1)}:{where.group(2)}:" if where else ""
+        message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
+        raise SettingsError(f"{path}:{position} {message}") from None
+    if change is not None:
+        key, value = change
+        if value is None:
+            data.pop(key, None)
+        else:
+            data[key] = value
+    out = {}
+    for key, value in data.items():
+        line = next((i for i, row in enumerate(text.splitlines(), 1) if row.strip().startswith(key)), 1)
+        option = OPTIONS_BY_KEY.get(key)
+        if option is None:
+            raise SettingsError(f"{path}:{line}: {_unknown_key(key)}")
+        try:
+            out[key] = option.parse(value)
+        except ValueError as exc:
+            raise SettingsError(f"{path}:{line}: {key}: {exc}") from None
+    return out
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def write_setting(home: Path, key: str, value: object | None) -> Path:
+    """Set (or, with None, remove) one setting in $KB_HOME/settings.toml, validated; returns the file."""
+    option = OPTIONS_BY_KEY.get(key)
+    if option is None:
+        raise SettingsError(_unknown_key(key))
+    if value is not None:
+        try:
+            value = option.parse(value)
+        except ValueError as exc:
+            raise SettingsError(f"{key}: {exc}") from None
+    current = read_settings_file(home, change=(key, value))
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / SETTINGS_FILE
+    lines = ["# kb's settings: `kb config list` shows them all; KB_<NAME> in the environment overrides each.\n"]
+    lines += [f"{k} = {_toml_value(current[k])}\n" for k in OPTIONS_BY_KEY if k in current]
+    temporary = path.with_suffix(".toml.tmp")
+    temporary.write_text("".join(lines), encoding="utf-8")
+    temporary.replace(path)
+    return path
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
-    """Settings from the environment (KB_HOME, KB_CONTENT), with platform defaults."""
+    """Settings: defaults, then $KB_HOME/settings.toml, then the environment (KB_HOME, KB_CONTENT,
+    KB_<SETTING>). A bad value is a SettingsError naming its file and line, or its variable."""
     env = os.environ if env is None else env
     home_text = env.get("KB_HOME")
     if home_text:
@@ -106,32 +255,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 
         home = platformdirs.user_data_path("kb", appauthor=False)
     extra = tuple(Path(p).expanduser().resolve() for p in env.get("KB_CONTENT", "").split(os.pathsep) if p.strip())
-    values: dict = {}
-    for key, name, kind, low, high in (
-        ("KB_RUN_WALL_S", "run_wall_s", float, 0.1, 3600),
-        ("KB_RUN_CPU_S", "run_cpu_s", float, 1, 3600),
-        ("KB_RUN_MEMORY_MB", "run_memory_mb", int, 256, 1 << 20),
-        ("KB_NEW_PER_DAY", "new_per_day", int, 0, 10_000),
-        ("KB_REVIEWS_PER_DAY", "reviews_per_day", int, 0, 100_000),
-        ("KB_ROLLOVER_HOUR", "rollover_hour", int, 0, 23),
-        ("KB_DESIRED_RETENTION", "desired_retention", float, 0.7, 0.99),
-    ):
-        if env.get(key):
+    values: dict = {OPTIONS_BY_KEY[k].field: v for k, v in read_settings_file(home).items()}
+    for option in OPTIONS:
+        raw = env.get(option.variable)
+        if raw:
             try:
-                value = kind(env[key])
-            except ValueError:
-                raise ValueError(f"{key}={env[key]!r} is not a {'whole ' if kind is int else ''}number") from None
-            if not low <= value <= high:
-                raise ValueError(f"{key}={env[key]!r} must be between {low} and {high}")
-            values[name] = value
-    if env.get("KB_TZ"):
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(env["KB_TZ"])
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"KB_TZ={env['KB_TZ']!r} is not a known time zone (e.g. Asia/Shanghai)") from None
-        values["timezone"] = env["KB_TZ"]
+                values[option.field] = option.parse(raw)
+            except ValueError as exc:
+                raise SettingsError(f"{option.variable}={raw!r}: {exc}") from None
     if env.get("KB_BUNDLED_CONTENT"):  # another bundled deck (packagers, tests); default: content/
         values["bundled_content"] = Path(env["KB_BUNDLED_CONTENT"]).expanduser().resolve()
     return Settings(home=home, extra_content=extra, **values)

@@ -46,6 +46,13 @@ class SearchHit:
         }
 
 
+def save_user_setting(settings: Settings, key: str, value: object | None) -> None:
+    """Keep one user setting in $KB_HOME/settings.toml (checked first; SettingsError says why not)."""
+    from kb.config import write_setting
+
+    write_setting(settings.home, key, value)
+
+
 def is_damaged_database(exc: BaseException | None) -> bool:
     """Whether an error raised by the service means the database file was found damaged in use."""
     from kb.store.errors import StoreCorruptError

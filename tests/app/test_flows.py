@@ -416,3 +416,23 @@ async def test_the_concept_screen_shows_sources_and_links_by_title(make_app, dec
         assert "The paper" in sources and "https://example.org/paper" in sources
         links = app.screen.query_one("#links", OptionList)
         assert str(links.get_option_at_index(0).prompt) == "related: Convolution · 卷积"
+
+
+async def test_the_theme_is_kept_across_restarts(make_app, app_settings, deck):
+    from app.app import KBApp
+    from kb.config import load_settings
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        before = app.theme
+        await pilot.press("f2")
+        await settle(app, pilot)
+        chosen = app.theme
+        assert chosen != before
+    assert f'theme = "{chosen}"' in (app_settings.home / "settings.toml").read_text()
+    settings = load_settings({"KB_HOME": str(app_settings.home), "KB_BUNDLED_CONTENT": str(deck)})
+    restarted = KBApp(settings, watch=False, keep_running_on_error=False)
+    async with restarted.run_test(size=SIZE) as pilot:
+        await settle(restarted, pilot)
+        assert restarted.theme == chosen

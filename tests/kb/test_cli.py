@@ -43,7 +43,9 @@ def test_bad_argument_is_one_line_exit_1(capsys):
     assert code == 1
     assert err.count("\n") == 1 and err.startswith("kb: ")
     code, _, err = run(capsys, "frobnicate")
-    assert code == 1 and "invalid choice" in err
+    assert code == 1 and err.startswith("kb: no command 'frobnicate'; the commands: check, sync, search")
+    code, _, err = run(capsys, "serch", "softmax")
+    assert code == 1 and err.startswith("kb: no command 'serch' (did you mean 'search'?)") and err.count("\n") == 1
 
 
 def test_check_reports_typo_with_position(env, capsys, tmp_path):
@@ -371,3 +373,27 @@ def test_cards_that_cannot_be_shown_are_never_counted_as_due(tmp_path, monkeypat
     monkeypatch.setattr("sys.stdin", io.StringIO("q\n"))
     code, out, _ = run(capsys, "quiz", "--plain")
     assert "computed cards waiting for their snippet to give a value (late-value)" in out
+
+
+def test_kb_config_sets_checks_lists_and_overrides(tmp_path, monkeypatch, capsys):
+    home = tmp_path / "cfg-home"
+    monkeypatch.setenv("KB_HOME", str(home))
+    monkeypatch.delenv("KB_NEW_PER_DAY", raising=False)
+    assert run(capsys, "config", "set", "new_per_day", "7")[0] == 0
+    assert (home / "settings.toml").read_text().splitlines()[1:] == ["new_per_day = 7"]
+    from kb.config import load_settings
+
+    assert load_settings().new_per_day == 7
+    code, out, err = run(capsys, "config", "set", "new_per_day", "lots")
+    assert code == 1 and err == "kb: new_per_day: 'lots' is not a whole number\n"
+    code, out, err = run(capsys, "config", "set", "new_per_dya", "3")
+    assert code == 1 and "unknown setting 'new_per_dya' (did you mean 'new_per_day'?)" in err
+    monkeypatch.setenv("KB_NEW_PER_DAY", "9")  # the environment overrides the file
+    code, out, _ = run(capsys, "config", "list", "--json")
+    row = next(r for r in json.loads(out) if r["key"] == "new_per_day")
+    assert (row["value"], row["source"]) == ("9", "KB_NEW_PER_DAY")
+    monkeypatch.delenv("KB_NEW_PER_DAY")
+    (home / "settings.toml").write_text("new_per_day = -4\n")
+    code, out, err = run(capsys, "stats")
+    assert code == 1 and err.startswith(f"kb: {home / 'settings.toml'}:1: new_per_day: -4 must be between 0 and 10000")
+    assert run(capsys, "config", "unset", "new_per_day")[0] == 0 and run(capsys, "stats")[0] == 0
