@@ -28,6 +28,7 @@ class DecksChanged(Message):
 class ConceptsListed(Message):
     concepts: list
     query: str
+    everywhere: int | None = None  # matches of the query in every category, when a category filters
 
 
 @dataclass

@@ -33,6 +33,8 @@ class BrowseScreen(Screen):
         Binding("a", "add_note", "Add note", id="add-note", tooltip="Write a new concept in YAML"),
         Binding("ctrl+p", "command_palette", "Find", id="find", tooltip="Find a concept by title, alias or tag"),
         Binding("escape", "clear_search", "Clear", id="clear", show=False),
+        Binding("x", "clear_filter", "All categories", id="clear-filter",
+                tooltip="Stop filtering by the selected category"),
     ]
 
     def __init__(self) -> None:
@@ -53,6 +55,7 @@ class BrowseScreen(Screen):
             yield tree
             with Vertical(id="middle"):
                 yield Input(placeholder="/ search: softmax, 注意力, 卷积 …", id="search")
+                yield Static("", id="filter")
                 yield OptionList(id="concepts")
                 yield Static("", id="count")
             with VerticalScroll(id="preview"):
@@ -61,6 +64,7 @@ class BrowseScreen(Screen):
 
     def on_mount(self) -> None:
         self.query_one("#concepts", OptionList).focus()
+        self.query_one("#filter", Static).display = False
         if getattr(self.app, "kb", None) is not None:
             self.knowledge_base_ready()
             return
@@ -94,18 +98,20 @@ class BrowseScreen(Screen):
         if kb is None:
             return
         query, category = self.query_text.strip(), self.category
+        everywhere = None
         try:
             if query:
                 hits = kb.search(query, limit=500)
                 concepts = [{"id": h.id, "title": {"en": h.title_en, "zh": h.title_zh}, "category": h.category,
                              "snippet": h.snippet_text} for h in hits
                             if category == ALL or h.category == category]
+                everywhere = len(hits) if category != ALL else None
             else:
                 concepts = kb.list_concepts(None if category == ALL else category)
         except Exception as exc:
             self.post_message(WorkFailed(str(exc), exc))
             return
-        self.post_message(ConceptsListed(concepts, query))
+        self.post_message(ConceptsListed(concepts, query, everywhere))
 
     @on(ConceptsListed)
     def _listed(self, message: ConceptsListed) -> None:
@@ -124,6 +130,14 @@ class BrowseScreen(Screen):
         if message.query:
             label += f" matching {message.query!r}"
         self.query_one("#count", Static).update(plain(label))
+        # The category is a filter the user can see, and clear: never a silent limit on a search.
+        shown = self.query_one("#filter", Static)
+        shown.display = self.category != ALL
+        self.refresh_bindings()
+        if self.category != ALL:
+            elsewhere = (message.everywhere or 0) - len(message.concepts) if message.query else 0
+            more = f"; {elsewhere} more in other categories" if elsewhere > 0 else ""
+            shown.update(plain(f"only {self.category}{more} · x: every category"))
         if message.concepts:
             options.highlighted = 0
         else:
@@ -210,6 +224,19 @@ class BrowseScreen(Screen):
         options = self.query_one("#concepts", OptionList)
         if options.highlighted is not None:
             self.open_concept(options.get_option_at_index(options.highlighted).id)
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        if action == "clear_filter":
+            return self.category != ALL  # shown only while a category filters the list
+        return True
+
+    def action_clear_filter(self) -> None:
+        if self.category == ALL:
+            return
+        self.category = ALL
+        tree = self.query_one("#categories", Tree)
+        tree.move_cursor(tree.root)
+        self.load_concepts()
 
     def action_search(self) -> None:
         self.query_one("#search", Input).focus()

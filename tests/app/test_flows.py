@@ -436,3 +436,24 @@ async def test_the_theme_is_kept_across_restarts(make_app, app_settings, deck):
     async with restarted.run_test(size=SIZE) as pilot:
         await settle(restarted, pilot)
         assert restarted.theme == chosen
+
+
+async def test_a_selected_category_is_a_visible_filter_that_x_clears(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        screen = app.screen
+        tree = screen.query_one("#categories")
+        node = next(n for n in tree.root.children if n.data == "layers")
+        tree.select_node(node)
+        await settle(app, pilot)
+        await pilot.press("slash", *"attention")
+        await settle(app, pilot)
+        options = screen.query_one("#concepts", OptionList)
+        shown = text_of(screen.query_one("#filter", Static))
+        assert options.option_count == 0  # Self-Attention is not in layers ...
+        assert screen.query_one("#filter").display and "only layers; 1 more in other categories" in shown  # ... and it says so
+        await pilot.press("enter", "x")
+        await settle(app, pilot)
+        assert not screen.query_one("#filter").display
+        assert [options.get_option_at_index(i).id for i in range(options.option_count)] == ["self-attention"]
