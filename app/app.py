@@ -56,6 +56,7 @@ class KBApp(App):
         self.watch_decks = watch
         self.kb = None  # kb.service.KnowledgeBase, set once the worker opened it
         self.open_error: str | None = None  # why it could not be opened, while that is so
+        self.warmed_up = threading.Event()  # set once the first-use imports are done (bench/startup.py)
         self._known_errors: set[str] = set()
 
     # The palette (ctrl+p) finds concepts by title, alias or tag; imported when first opened.
@@ -91,6 +92,9 @@ class KBApp(App):
             self.post_message(KnowledgeBaseFailed(str(exc) or type(exc).__name__))
             return
         self.post_message(KnowledgeBaseOpened(kb, report, notices + ([moved] if moved else [])))
+        _warm_up()
+        self.warmed_up.set()
+
 
     @on(KnowledgeBaseFailed)
     def _open_failed(self, message: KnowledgeBaseFailed) -> None:
@@ -105,6 +109,27 @@ class KBApp(App):
                 self.open_knowledge_base()
 
         self.push_screen(OpenFailedScreen(message.error), chosen)
+
+    def open_concept(self, concept_id: str) -> None:
+        """Show a concept on the one concept screen, installed on first use and reused after."""
+        from app.screens.concept import ConceptScreen
+
+        if not self.is_screen_installed("concept"):
+            self.install_screen(ConceptScreen(), name="concept")
+        screen = self.get_screen("concept")
+        if self.screen is screen:
+            screen.show_concept(concept_id, history=True)
+            return
+        if screen in self.screen_stack:  # under another screen (a note opened from it): start afresh
+            while self.screen is not screen:
+                self.pop_screen()
+            screen.show_concept(concept_id)
+            return
+        self.push_screen(screen)
+        if screen.is_mounted:
+            screen.show_concept(concept_id)
+        else:
+            screen.concept_id = concept_id  # loaded on mount
 
     def not_ready_message(self) -> str:
         """What a key that needs the knowledge base says before it is open."""
@@ -277,3 +302,21 @@ class KBApp(App):
             watchdog = threading.Timer(EXIT_GRACE_S, os._exit, args=(0,))
             watchdog.daemon = True
             watchdog.start()
+
+
+def _warm_up() -> None:
+    """Import, off the UI thread and while the user reads the list, what opening a concept and the
+    quiz need the first time (the concept screen, Pygments' Python lexer, flatlatex, the Markdown
+    parser): the first concept then opens as fast as the tenth."""
+    try:
+        from rich.syntax import Syntax
+        from textual.widgets import Markdown  # noqa: F401
+
+        import app.screens.concept  # noqa: F401
+        import app.screens.quiz  # noqa: F401
+        from kb.render.markdown import markdown_with_math
+
+        Syntax("import torch\nx = 1\n", "python").highlight("x = 1")
+        markdown_with_math("$\\frac{a}{b} + \\sqrt{x_i}$")
+    except Exception:  # a warm-up only saves time; it must never cost anything else
+        pass

@@ -41,4 +41,4 @@ class ConceptProvider(Provider):
     def _open(self, concept_id: str) -> None:
         from app.screens.concept import ConceptScreen
 
-        self.app.push_screen(ConceptScreen(concept_id))
+        self.app.open_concept(concept_id)

@@ -7,11 +7,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input, OptionList, Static, Tree
+from textual.widgets import Footer, Header, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from app.messages import ConceptLoaded, ConceptsListed, WorkFailed
 from app.text import plain
+from app.widgets import ChoiceList
 from kb.categories import CATEGORIES
 
 ALL = "all"
@@ -23,7 +24,7 @@ def _option(concept: dict) -> Option:
 
 
 class BrowseScreen(Screen):
-    """Categories (a Tree) | concepts (an OptionList, fine with 10,000) | a preview."""
+    """Categories | concepts (an OptionList, fine with 10,000) | a preview."""
 
     BINDINGS = [
         Binding("slash", "search", "Search", id="search", tooltip="Search as you type (English or 中文)"),
@@ -47,12 +48,7 @@ class BrowseScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal(id="browse"):
-            tree: Tree[str] = Tree("Categories", id="categories", data=ALL)
-            tree.root.expand()
-            tree.show_root = True
-            for name in CATEGORIES:
-                tree.root.add_leaf(name, data=name)
-            yield tree
+            yield ChoiceList([(ALL, "All categories"), *((name, name) for name in CATEGORIES)], id="categories")
             with Vertical(id="middle"):
                 yield Input(placeholder="/ search: softmax, 注意力, 卷积 …", id="search")
                 yield Static("", id="filter")
@@ -193,9 +189,9 @@ class BrowseScreen(Screen):
 
     # --- actions ------------------------------------------------------------------------------
 
-    @on(Tree.NodeSelected, "#categories")
-    def _category(self, event: Tree.NodeSelected) -> None:
-        self.category = event.node.data or ALL
+    @on(ChoiceList.Chosen, "#categories")
+    def _category(self, event: ChoiceList.Chosen) -> None:
+        self.category = event.choice_id
         self.load_concepts()
 
     @on(Input.Changed, "#search")
@@ -218,7 +214,7 @@ class BrowseScreen(Screen):
         if concept_id:
             from app.screens.concept import ConceptScreen
 
-            self.app.push_screen(ConceptScreen(concept_id))
+            self.app.open_concept(concept_id)
 
     def action_open(self) -> None:
         options = self.query_one("#concepts", OptionList)
@@ -234,8 +230,8 @@ class BrowseScreen(Screen):
         if self.category == ALL:
             return
         self.category = ALL
-        tree = self.query_one("#categories", Tree)
-        tree.move_cursor(tree.root)
+        categories = self.query_one("#categories", ChoiceList)
+        categories.highlighted = categories.chosen = 0
         self.load_concepts()
 
     def action_search(self) -> None:

@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Markdown, OptionList, RichLog, Static
+from textual.widgets import Footer, Header, OptionList, RichLog, Static
 from textual.widgets.option_list import Option
 
 from app.messages import ConceptLoaded, SnippetFinished, SnippetOutput, WorkFailed
@@ -18,8 +18,15 @@ from app.text import plain, safe
 
 
 class ConceptScreen(Screen):
+    """One concept. The app keeps a single instance installed and shows each concept in it (a new
+    screen costs Textual 0.2-0.3 s to compose and style); links keep a back/forward history."""
+
     BINDINGS = [
-        Binding("escape", "back", "Back", id="back"),
+        Binding("escape", "back", "Back", id="back", tooltip="The previous concept, or the list"),
+        Binding("left_square_bracket,alt+left", "history(-1)", "Back", id="history-back", show=False,
+                tooltip="The previous concept of this history"),
+        Binding("right_square_bracket,alt+right", "history(1)", "Forward", id="history-forward", show=False,
+                tooltip="The next concept of this history"),
         Binding("r", "run", "Run snippet", id="run", tooltip="Run the snippet in an isolated worker"),
         Binding("R", "run_confined", "Run confined", id="run-confined", show=False,
                 tooltip="Run an untrusted deck's snippet confined (kb verify --sandbox)"),
@@ -28,20 +35,50 @@ class ConceptScreen(Screen):
         Binding("q", "quiz", "Quiz", id="quiz", show=False),
     ]
 
-    def __init__(self, concept_id: str) -> None:
+    def __init__(self, concept_id: str | None = None) -> None:
         super().__init__()
         self.concept_id = concept_id
         self.concept: dict | None = None
         self.raw_latex = False
         self.running = False
+        self.back_stack: list[str] = []  # concepts visited before this one, through links
+        self.forward_stack: list[str] = []
+
+    def show_concept(self, concept_id: str, *, history: bool = False) -> None:
+        """Show another concept here; with `history`, the current one can be gone back to."""
+        if history and self.concept_id and concept_id != self.concept_id:
+            self.back_stack.append(self.concept_id)
+            self.forward_stack.clear()
+        elif not history:
+            self.back_stack.clear()
+            self.forward_stack.clear()
+        self.concept_id = concept_id
+        self.concept = None
+        self.query_one("#output", RichLog).display = False
+        self.query_one("#run-status", Static).update("")
+        self.query_one("#concept", VerticalScroll).scroll_home(animate=False)
+        self.load()
+
+    def action_history(self, step: int) -> None:
+        source, target = (self.back_stack, self.forward_stack) if step < 0 else (self.forward_stack, self.back_stack)
+        if not source:
+            return
+        target.append(self.concept_id)
+        concept_id = source.pop()
+        self.concept_id = concept_id
+        self.concept = None
+        self.query_one("#concept", VerticalScroll).scroll_home(animate=False)
+        self.load()
 
     def compose(self) -> ComposeResult:
         yield Header()
         with VerticalScroll(id="concept"):
             yield Static("", id="titles")
             yield Static("", id="summary")
-            yield Markdown("", id="definition")
-            yield Markdown("", id="definition-zh")
+            # A Static holding rich's Markdown: one widget per definition. Textual's Markdown widget
+            # mounts one per block (and parses their CSS on first use): 0.3-0.9 s for an entry.
+            yield Static("", id="definition")
+            yield Static("", id="definition-zh")
             yield Static("", id="formulas")
             yield Static("", id="pitfalls")
             yield Static("Related and prerequisite concepts (enter opens):", id="links-label", classes="label")
@@ -55,7 +92,8 @@ class ConceptScreen(Screen):
 
     def on_mount(self) -> None:
         self.query_one("#output", RichLog).display = False
-        self.load()
+        if self.concept_id:
+            self.load()
 
     def decks_changed(self, report) -> None:
         if self.concept_id in report.updated or self.concept_id in report.retired:
@@ -89,10 +127,22 @@ class ConceptScreen(Screen):
             f"{concept['title']['en']}  ·  {concept['title']['zh']}{unverified}{retired}", "bold"))
         summary = f"{concept['summary']['en']}\n{concept['summary']['zh']}"
         self.query_one("#summary", Static).update(plain(summary, "italic"))
-        self.query_one("#definition", Markdown).update(markdown_with_math(safe(concept["definition"])))
+        self.query_one("#definition", Static).update(self._markdown(concept["definition"]))
         zh = concept.get("definition_zh")
-        self.query_one("#definition-zh", Markdown).update(markdown_with_math(safe(zh)) if zh else "")
-        self.query_one("#definition-zh", Markdown).display = bool(zh)
+        self.query_one("#definition-zh", Static).update(self._markdown(zh) if zh else "")
+        self.query_one("#definition-zh", Static).display = bool(zh)
+        # The first screenful (titles, summary, definitions) paints now; what lies below the fold
+        # (formulas, pitfalls, links, sources, the snippet) right after, so the key feels instant.
+        for section in ("#formulas", "#pitfalls", "#links-label", "#links", "#sources", "#snippet", "#verdict"):
+            self.query_one(section).display = False
+        self.call_after_refresh(self._fill_the_rest, concept["id"])
+
+    def _fill_the_rest(self, concept_id: str) -> None:
+        concept = self.concept
+        if concept is None or concept["id"] != concept_id:
+            return  # another concept was opened meanwhile
+        for section in ("#formulas", "#pitfalls", "#snippet", "#verdict"):
+            self.query_one(section).display = True
         self._show_formulas()
         pitfalls = concept.get("pitfalls") or []
         self.query_one("#pitfalls", Static).update(
@@ -116,6 +166,15 @@ class ConceptScreen(Screen):
         links.display = has_links
         self.query_one("#links-label").display = has_links
         self._show_snippet()
+
+    def _markdown(self, text: str):
+        """Deck Markdown with math as text, rendered by rich (control characters escaped first)."""
+        from rich.markdown import Markdown as RichMarkdown
+
+        from kb.render.markdown import markdown_with_math
+
+        theme = "ansi_dark" if self.app.current_theme.dark else "ansi_light"
+        return RichMarkdown(markdown_with_math(safe(text)), code_theme=theme, hyperlinks=False)
 
     def _show_formulas(self) -> None:
         from kb.render.latex import tex_to_text
@@ -142,13 +201,9 @@ class ConceptScreen(Screen):
             self.query_one("#snippet", Static).update(plain("No snippet.", "dim"))
             self.query_one("#verdict", Static).update("")
             return
-        from rich.syntax import Syntax
-
         # Line numbers are the YAML file's, so a failure's line can be found in the editor.
         start = concept.get("snippet_line_offset", 0) + 1
-        self.query_one("#snippet", Static).update(
-            Syntax(snippet["code"].rstrip(), "python", line_numbers=True, start_line=start, word_wrap=True,
-                   theme="ansi_dark" if self.app.current_theme.dark else "ansi_light"))
+        self.query_one("#snippet", Static).update(_numbered_python(snippet["code"].rstrip(), start, dark=self.app.current_theme.dark))
         run = concept.get("last_run")
         if run and not run.get("current", True):
             text = (f"Last run: {run['status']} on {run['device']}, {run['created_at'][:19]}, of an earlier version "
@@ -167,6 +222,9 @@ class ConceptScreen(Screen):
     # --- actions ------------------------------------------------------------------------------
 
     def action_back(self) -> None:
+        if self.back_stack:
+            self.action_history(-1)
+            return
         self.app.pop_screen()
 
     def action_toggle_latex(self) -> None:
@@ -233,7 +291,7 @@ class ConceptScreen(Screen):
     @on(OptionList.OptionSelected, "#links")
     def _link(self, event: OptionList.OptionSelected) -> None:
         if event.option_id:
-            self.app.push_screen(ConceptScreen(event.option_id))
+            self.show_concept(event.option_id, history=True)
 
     def action_edit(self) -> None:
         if not self.concept:
@@ -252,3 +310,25 @@ class ConceptScreen(Screen):
         from app.screens.quiz import QuizScreen
 
         self.app.push_screen(QuizScreen())
+
+
+def _numbered_python(code: str, start: int, *, dark: bool):
+    """The snippet highlighted once, as Text with the YAML file's line numbers.
+
+    rich's Syntax renderable would run Pygments again on every layout pass of the screen (18 times
+    on opening one concept); a Text is only wrapped.
+    """
+    from rich.syntax import Syntax
+    from rich.text import Text
+
+    highlighted = Syntax(code, "python", theme="ansi_dark" if dark else "ansi_light").highlight(code)
+    highlighted.rstrip()  # Pygments ends the text with a newline: no empty numbered line after the code
+    lines = highlighted.split("\n", allow_blank=True)
+    width = len(str(start + len(lines) - 1))
+    out = Text(no_wrap=False)
+    for number, line in enumerate(lines, start):
+        out.append(f"{number:>{width}} ", style="dim")
+        out.append_text(line)
+        out.append("\n")
+    out.rstrip()
+    return out

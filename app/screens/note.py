@@ -116,7 +116,7 @@ class NoteEditorScreen(Screen):
         self.app.pop_screen()
         from app.screens.concept import ConceptScreen
 
-        self.app.push_screen(ConceptScreen(concept_id))
+        self.app.open_concept(concept_id)
         self.app.refresh_due()
 
     def action_cancel(self) -> None:

@@ -9,6 +9,8 @@ import pytest
 from helpers import settle, write_concept
 from textual.widgets import Input, Markdown, OptionList, RichLog, Static, TextArea
 
+from kb.categories import CATEGORIES
+
 SIZE = (100, 30)
 
 
@@ -443,9 +445,9 @@ async def test_a_selected_category_is_a_visible_filter_that_x_clears(make_app):
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         screen = app.screen
-        tree = screen.query_one("#categories")
-        node = next(n for n in tree.root.children if n.data == "layers")
-        tree.select_node(node)
+        categories = screen.query_one("#categories")
+        categories.focus()
+        await pilot.press(*["down"] * (1 + CATEGORIES.index("layers")), "enter")
         await settle(app, pilot)
         await pilot.press("slash", *"attention")
         await settle(app, pilot)
@@ -455,5 +457,53 @@ async def test_a_selected_category_is_a_visible_filter_that_x_clears(make_app):
         assert screen.query_one("#filter").display and "only layers; 1 more in other categories" in shown  # ... and it says so
         await pilot.press("enter", "x")
         await settle(app, pilot)
-        assert not screen.query_one("#filter").display
+        assert not screen.query_one("#filter").display and categories.chosen == 0
         assert [options.get_option_at_index(i).id for i in range(options.option_count)] == ["self-attention"]
+
+
+async def test_links_open_on_the_same_screen_with_back_and_forward(make_app):
+    from app.screens.concept import ConceptScreen
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("slash", *"attention", "enter", "enter")
+        await settle(app, pilot)
+        screen = app.screen
+        assert isinstance(screen, ConceptScreen) and screen.concept_id == "self-attention"
+        links = screen.query_one("#links", OptionList)
+        links.focus()
+        links.highlighted = 0  # prerequisite: Convolution
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert app.screen is screen and screen.concept_id == "convolution"
+        assert "Convolution" in text_of(screen.query_one("#titles", Static))
+        assert "Self-Attention" not in text_of(screen.query_one("#titles", Static))
+        assert not screen.query_one("#formulas", Static).display or "softmax" not in text_of(
+            screen.query_one("#formulas", Static))  # nothing of the previous concept is left behind
+        await pilot.press("left_square_bracket")
+        await settle(app, pilot)
+        assert screen.concept_id == "self-attention" and "Self-Attention" in text_of(screen.query_one("#titles", Static))
+        await pilot.press("right_square_bracket")
+        await settle(app, pilot)
+        assert screen.concept_id == "convolution"
+        await pilot.press("escape")  # back through the links first ...
+        await settle(app, pilot)
+        assert app.screen is screen and screen.concept_id == "self-attention"
+        await pilot.press("escape")  # ... then to the list
+        await settle(app, pilot)
+        assert type(app.screen).__name__ == "BrowseScreen"
+        await pilot.press("down", "enter")  # another concept from the list starts a new history
+        await settle(app, pilot)
+        assert app.screen is screen and not screen.back_stack
+
+
+async def test_a_click_on_a_category_filters_the_list(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.click("#categories", offset=(4, 1 + CATEGORIES.index("attention")))
+        await settle(app, pilot)
+        options = app.screen.query_one("#concepts", OptionList)
+        assert [options.get_option_at_index(i).id for i in range(options.option_count)] == ["self-attention"]
+        assert "only attention" in text_of(app.screen.query_one("#filter", Static))
