@@ -258,7 +258,7 @@ def test_cli_export_and_import(env, tmp_path, capsys):
 
 @pytest.mark.parametrize("args, message", [
     (("export", "anki", "x.apkg", "--category", "nope"), "--category must be one of"),
-    (("export", "pdf", "x"), "invalid choice"),
+    (("export", "pdf", "x"), "no choice 'pdf'; the choices: anki, json, markdown"),
     (("import", "missing.apkg"), "no such file"),
     (("import", "bad.apkg"), "not an Anki package"),
 ])
