@@ -53,7 +53,11 @@ class Settings:
     rollover_hour: int = 4  # the study day starts at this local hour
     timezone: str | None = None  # an IANA name; None = the system's local zone
     desired_retention: float = 0.9
+    learning_steps: str = "1m 10m"  # Anki's defaults; parse_steps turns them into durations
+    relearning_steps: str = "10m"
+    maximum_interval: int = 36500  # days
     leech_lapses: int = 8
+    leech_action: str = "suspend"  # or "tag": mark the card a leech and keep showing it
     theme: str | None = None  # the TUI's theme, as last chosen (None: Textual's default)
 
     @property
@@ -128,6 +132,43 @@ def _zone(value: object) -> str:
     return str(value)
 
 
+STEP_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_steps(text: str) -> tuple:
+    """Learning steps as Anki writes them ("1m 10m", "30s 5m 1h", "" for none) as timedeltas."""
+    import re
+    from datetime import timedelta
+
+    steps = []
+    for word in str(text).replace(",", " ").split():
+        match = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd])", word)
+        if not match:
+            raise ValueError(f"{word!r} is not a step: write each as a number and a unit, e.g. 1m 10m 1h (s, m, h, d)")
+        seconds = float(match.group(1)) * STEP_UNITS[match.group(2)]
+        if not 1 <= seconds <= 30 * 86400:
+            raise ValueError(f"{word!r}: a step lasts from 1s to 30d")
+        steps.append(timedelta(seconds=seconds))
+    if len(steps) > 20:
+        raise ValueError("at most 20 steps")
+    return tuple(steps)
+
+
+def _steps(value: object) -> str:
+    parse_steps(str(value))
+    return " ".join(str(value).replace(",", " ").split())
+
+
+def _choice(*choices: str) -> Callable[[object], str]:
+    def parse(value: object) -> str:
+        text = str(value).strip().lower()
+        if text not in choices:
+            raise ValueError(f"{value!r} must be one of: {', '.join(choices)}")
+        return text
+
+    return parse
+
+
 def _theme(value: object) -> str:
     text = str(value).strip()
     if not text or len(text) > 60:
@@ -153,6 +194,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("new_per_day", "new_per_day", _number(int, 0, 10_000), "new cards a day"),
     Option("reviews_per_day", "reviews_per_day", _number(int, 0, 100_000), "reviews a day at most"),
     Option("desired_retention", "desired_retention", _number(float, 0.7, 0.99), "the chance of recall FSRS aims for"),
+    Option("learning_steps", "learning_steps", _steps, "the steps of a new card before it graduates (e.g. 1m 10m)"),
+    Option("relearning_steps", "relearning_steps", _steps, "the steps of a forgotten card (e.g. 10m; empty: none)"),
+    Option("maximum_interval", "maximum_interval", _number(int, 1, 36500), "the longest interval, days"),
+    Option("leech_threshold", "leech_lapses", _number(int, 1, 99), "lapses that make a card a leech (again every half as many after)"),
+    Option("leech_action", "leech_action", _choice("suspend", "tag"), "what a leech gets: suspend, or tag and keep showing it"),
     Option("rollover_hour", "rollover_hour", _number(int, 0, 23), "the local hour a study day starts"),
     Option("tz", "timezone", _zone, "the IANA time zone of study days (default: the system's)"),
     Option("theme", "theme", _theme, "the TUI's theme (f2 switches dark and light; the palette offers all)"),

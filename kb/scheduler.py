@@ -1,5 +1,11 @@
 """FSRS-6 scheduling of one card, wrapping `fsrs`. Pure: the clock and the fuzz seed are passed in.
 
+Time between reviews is counted in study days, as Anki counts it: the days between the study days
+(local days starting at the rollover hour) of the two reviews, whatever the hours. `fsrs` itself
+counts whole 24-hour periods, so a card answered a few minutes earlier in the day than last time
+would count a day short (a 1-day interval read as a same-day review); `answer` therefore hands fsrs
+a last-review time exactly that many days back, and places a review's due time on its study day.
+
 Like Anki's `scheduler/states`, `next_states` gives what each rating would do, and `answer` applies one;
 neither touches a database. Fuzz is deterministic: it depends only on the inputs, never on `random`'s
 global state (see `_fuzzed_days`).
@@ -15,18 +21,21 @@ import hashlib
 import math
 import random
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
 from typing import TypedDict
 
 from fsrs import Card, Rating, Scheduler, State
 from fsrs.scheduler import DEFAULT_PARAMETERS, FUZZ_RANGES
 
+from kb.studyday import DEFAULT_ROLLOVER_HOUR, day_start, study_day
+
 RATINGS = {1: "again", 2: "hard", 3: "good", 4: "easy"}
 STATES = {State.Learning: "learning", State.Review: "review", State.Relearning: "relearning"}
 STATE_BY_NAME = {name: state for state, name in STATES.items()}
 CARD_ID = 1  # fsrs cards need an id; a fixed one keeps its clock-derived default out
 MIN_FUZZ_DAYS = 2.5  # fsrs leaves shorter intervals unfuzzed
+SAME_DAY_AT_MOST = timedelta(hours=23, minutes=59)  # a study day can last 25 h around a clock change
 
 SECOND = 1.0
 MINUTE = 60 * SECOND
@@ -48,6 +57,8 @@ class SchedulerConfig:
         enable_fuzzing: Whether review intervals get fsrs's small, here deterministic, fuzz.
         parameters: The 21 FSRS-6 weights, or None for `fsrs.scheduler.DEFAULT_PARAMETERS`.
         leech_lapses: Lapses from which a card counts as a leech (Anki's threshold is 8).
+        zone: The time zone of study days.
+        rollover_hour: The local hour a study day starts.
     """
 
     desired_retention: float = 0.9
@@ -57,6 +68,8 @@ class SchedulerConfig:
     enable_fuzzing: bool = True
     parameters: tuple[float, ...] | None = None
     leech_lapses: int = 8
+    zone: tzinfo = timezone.utc
+    rollover_hour: int = DEFAULT_ROLLOVER_HOUR
 
     def __post_init__(self) -> None:
         if not 0 < self.desired_retention < 1:
@@ -65,8 +78,11 @@ class SchedulerConfig:
             raise ValueError(f"maximum_interval_days must be >= 1, got {self.maximum_interval_days}")
         if self.leech_lapses < 1:
             raise ValueError(f"leech_lapses must be >= 1, got {self.leech_lapses}")
-        if any(step <= timedelta(0) for step in self.learning_steps + self.relearning_steps):
+        if any(step <= timedelta(0) for step in tuple(self.learning_steps) + tuple(self.relearning_steps)):
             raise ValueError("learning and relearning steps must be positive")
+        if isinstance(self.rollover_hour, bool) or not isinstance(self.rollover_hour, int) \
+                or not 0 <= self.rollover_hour <= 23:
+            raise ValueError(f"rollover_hour must be an integer in 0..23, got {self.rollover_hour!r}")
         object.__setattr__(self, "learning_steps", tuple(self.learning_steps))
         object.__setattr__(self, "relearning_steps", tuple(self.relearning_steps))
         if self.parameters is not None:
@@ -171,14 +187,14 @@ def answer(
     now = _utc(now, name="now")
     if not isinstance(rating, int) or isinstance(rating, bool) or rating not in RATINGS:
         raise ValueError(f"rating must be one of 1-4, got {rating!r}")
-    card = _to_card(state, now)
-    if card.last_review is not None and card.last_review > now:
-        card.last_review = now  # RELIABILITY I4: clamp the elapsed time to 0
+    card = _to_card(state, now, config)
     new_card, _ = _fsrs_scheduler(config).review_card(card, Rating(rating), review_datetime=now)
-    if config.enable_fuzzing and new_card.state == State.Review:
-        days = (new_card.due - now).days  # fsrs's review intervals are whole days
-        seed = (fuzz_seed, 0 if state is None else state.reps, rating)
-        new_card.due = now + timedelta(days=_fuzzed_days(days, config=config, seed=seed))
+    due = max(new_card.due, now)
+    if new_card.state == State.Review:
+        days = max(1, round((new_card.due - now).total_seconds() / DAY))  # fsrs's intervals are whole days
+        if config.enable_fuzzing:
+            days = _fuzzed_days(days, config=config, seed=(fuzz_seed, 0 if state is None else state.reps, rating))
+        due = _on_study_day(now, days, config)
     reps = 0 if state is None else state.reps
     lapses = 0 if state is None else state.lapses
     lapsed = state is not None and state.state == "review" and rating == 1
@@ -187,16 +203,29 @@ def answer(
         step=new_card.step,
         stability=new_card.stability,
         difficulty=new_card.difficulty,
-        due=max(new_card.due, now),
+        due=due,
         last_review=now,
         reps=reps + 1,
         lapses=lapses + lapsed,
     )
 
 
+def study_days_between(earlier: datetime, later: datetime, config: SchedulerConfig) -> int:
+    """Study days from `earlier` to `later` (0 on the same study day; never negative)."""
+    return max(0, (_day(later, config) - _day(earlier, config)).days)
+
+
 def is_leech(state: CardState, config: SchedulerConfig) -> bool:
     """Whether the card has lapsed `config.leech_lapses` times or more (Anki's leech)."""
     return state.lapses >= config.leech_lapses
+
+
+def became_leech(before: CardState | None, after: CardState, config: SchedulerConfig) -> bool:
+    """Whether this answer makes the card a leech, as Anki decides it: the lapse that reaches the
+    threshold, then every half threshold after (8, 12, 16, ... with the default 8)."""
+    lapsed = after.lapses > (before.lapses if before is not None else 0)
+    threshold = config.leech_lapses
+    return lapsed and after.lapses >= threshold and (after.lapses - threshold) % max(threshold // 2, 1) == 0
 
 
 def retrievability(state: CardState | None, now: datetime, *, config: SchedulerConfig) -> float:
@@ -206,7 +235,7 @@ def retrievability(state: CardState | None, now: datetime, *, config: SchedulerC
         return 0.0
     if state.stability is None:
         return 1.0
-    return float(_fsrs_scheduler(config).get_card_retrievability(_to_card(state, now), current_datetime=now))
+    return float(_fsrs_scheduler(config).get_card_retrievability(_to_card(state, now, config), current_datetime=now))
 
 
 def format_interval(now: datetime, due: datetime) -> str:
@@ -256,10 +285,22 @@ def _seeded_rng(seed: tuple[int, ...]) -> random.Random:
     return random.Random(int.from_bytes(digest, "big"))
 
 
-def _to_card(state: CardState | None, now: datetime) -> Card:
-    """The fsrs card for `state`; a new card is due `now`."""
+def _to_card(state: CardState | None, now: datetime, config: SchedulerConfig) -> Card:
+    """The fsrs card for `state` at `now`; a new card is due `now`.
+
+    Its last review is moved so that fsrs, which counts whole 24-hour periods, counts the study days
+    since it: exactly that many days back, or within the last 24 hours on the same study day. A
+    `now` before the last review (a clock set back) counts as no time elapsed.
+    """
     if state is None:
         return Card(card_id=CARD_ID, due=now)
+    last_review = state.last_review
+    if last_review is not None:
+        days = study_days_between(last_review, now, config)
+        if days:
+            last_review = now - timedelta(days=days)
+        else:
+            last_review = now - min(max(now - last_review, timedelta(0)), SAME_DAY_AT_MOST)
     return Card(
         card_id=CARD_ID,
         state=STATE_BY_NAME[state.state],
@@ -267,8 +308,24 @@ def _to_card(state: CardState | None, now: datetime) -> Card:
         stability=state.stability,
         difficulty=state.difficulty,
         due=state.due,
-        last_review=state.last_review,
+        last_review=last_review,
     )
+
+
+def _day(moment: datetime, config: SchedulerConfig) -> date:
+    return study_day(moment, tz=config.zone, rollover_hour=config.rollover_hour)
+
+
+def _on_study_day(now: datetime, days: int, config: SchedulerConfig) -> datetime:
+    """A due time `days` study days after `now`'s: the same local time of day, or, where a time
+    change moves that into another study day, the start of the right one."""
+    target = _day(now, config) + timedelta(days=days)
+    local = now.astimezone(config.zone)
+    wall = local.replace(tzinfo=None) + timedelta(days=days)
+    due = wall.replace(tzinfo=config.zone, fold=local.fold).astimezone(timezone.utc)
+    if _day(due, config) != target:
+        due = day_start(target, tz=config.zone, rollover_hour=config.rollover_hour)
+    return max(due, now)
 
 
 def _utc(moment: datetime, *, name: str) -> datetime:
@@ -295,8 +352,10 @@ __all__ = [
     "CardState",
     "SchedulerConfig",
     "answer",
+    "became_leech",
     "format_interval",
     "is_leech",
     "next_states",
     "retrievability",
+    "study_days_between",
 ]

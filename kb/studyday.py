@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -49,6 +50,11 @@ def day_start(day: date, *, tz: tzinfo, rollover_hour: int = DEFAULT_ROLLOVER_HO
         ValueError: If `rollover_hour` is not in 0..23.
     """
     _check_hour(rollover_hour)
+    return _day_start(day, tz, rollover_hour)
+
+
+@lru_cache(maxsize=4096)  # every answer asks for a few; a time zone's rules do not change while kb runs
+def _day_start(day: date, tz: tzinfo, rollover_hour: int) -> datetime:
     wall = datetime.combine(day, time(rollover_hour))
     first = wall.replace(tzinfo=tz, fold=0).astimezone(timezone.utc)  # fold=0: the first of a repeat
     if _wall(first, tz) == wall:

@@ -197,7 +197,7 @@ class QuizScreen(Screen):
         self.session_reviews.append(message.outcome.review_id)
         self.recalled += message.outcome.rating > 1
         if message.outcome.leech:
-            self.notify("Leech: this card lapsed too often and is suspended.", severity="warning")
+            self.notify(message.outcome.leech_message.capitalize() + ".", severity="warning", markup=False)
         self.app.refresh_due()
         self.next_card()
 

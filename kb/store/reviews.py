@@ -208,7 +208,8 @@ class NextState:
     due: datetime
     lapses: int
     reps: int
-    leech: bool
+    leech: bool  # this answer makes the card a leech (the lapse that reaches the threshold, and so on)
+    suspend_leech: bool = True  # ... and a leech is suspended (else only marked)
 
 
 # BEGIN IMMEDIATE waits up to the busy timeout (5 s) for another writer (a second kb, a long
@@ -262,9 +263,8 @@ def _record_answer(engine: Engine, card_id: str, *, rating: int, now: datetime, 
         pk, content_hash, before_json, suspended, leech = row
         before = json.loads(before_json) if before_json else None
         nxt = decide(before)
-        becomes_leech = nxt.leech and not leech
-        values = (nxt.state, _iso(nxt.due), nxt.lapses, nxt.reps, bool(suspended) or becomes_leech,
-                  bool(leech) or becomes_leech, json.dumps(nxt.data))
+        values = (nxt.state, _iso(nxt.due), nxt.lapses, nxt.reps,
+                  bool(suspended) or (nxt.leech and nxt.suspend_leech), bool(leech) or nxt.leech, json.dumps(nxt.data))
         if before is None:
             conn.exec_driver_sql(
                 "INSERT INTO card_state (state, due, lapses, reps, suspended, leech, data_json, card_pk) "

@@ -375,6 +375,24 @@ def test_cards_that_cannot_be_shown_are_never_counted_as_due(tmp_path, monkeypat
     assert "computed cards waiting for their snippet to give a value (late-value)" in out
 
 
+@pytest.mark.parametrize("key, good, bad, message", [
+    ("learning_steps", "30s 5m 1h", "5 minutes", "'5' is not a step"),
+    ("relearning_steps", "", "1x", "'1x' is not a step"),
+    ("maximum_interval", "365", "0", "must be between 1 and 36500"),
+    ("leech_threshold", "5", "0", "must be between 1 and 99"),
+    ("leech_action", "tag", "delete", "must be one of: suspend, tag"),
+    ("desired_retention", "0.85", "0.5", "must be between 0.7 and 0.99"),
+])
+def test_kb_config_scheduling_settings(tmp_path, monkeypatch, capsys, key, good, bad, message):
+    monkeypatch.setenv("KB_HOME", str(tmp_path / "cfg-home"))
+    assert run(capsys, "config", "set", key, good)[0] == 0
+    code, out, _ = run(capsys, "config", "get", key)
+    assert code == 0 and out.strip() == good
+    code, _, err = run(capsys, "config", "set", key, bad)
+    assert code == 1 and err.startswith(f"kb: {key}: ") and message in err and err.count("\n") == 1
+    assert run(capsys, "config", "get", key)[1].strip() == good  # the bad value stored nothing
+
+
 def test_kb_config_sets_checks_lists_and_overrides(tmp_path, monkeypatch, capsys):
     home = tmp_path / "cfg-home"
     monkeypatch.setenv("KB_HOME", str(home))

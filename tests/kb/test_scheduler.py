@@ -19,10 +19,12 @@ from kb.scheduler import (
     CardState,
     SchedulerConfig,
     answer,
+    became_leech,
     format_interval,
     is_leech,
     next_states,
     retrievability,
+    study_days_between,
 )
 
 NOW = datetime(2026, 5, 10, 12, 0, tzinfo=timezone.utc)
@@ -389,3 +391,117 @@ def test_retrievability_of_new_and_unstable_cards():
 )
 def test_format_interval(delta, text):
     assert format_interval(NOW, NOW + delta) == text
+
+
+# --- time between reviews is counted in study days ------------------------------------------------
+
+BERLIN = ZoneInfo("Europe/Berlin")
+BERLIN_NO_FUZZ = SchedulerConfig(enable_fuzzing=False, zone=BERLIN)
+
+
+def at(day: str, clock: str, zone=BERLIN) -> datetime:
+    return datetime.fromisoformat(f"{day}T{clock}").replace(tzinfo=zone)
+
+
+def test_answering_a_little_earlier_in_the_day_than_last_time_changes_nothing():
+    # Learnt at 20:00, graduated at 20:11; on the day it falls due, answered at 20:05 or at 20:16.
+    learnt = answer(None, 3, at("2026-05-04", "20:00"), config=BERLIN_NO_FUZZ)
+    graduated = answer(learnt, 3, at("2026-05-04", "20:11"), config=BERLIN_NO_FUZZ)
+    assert graduated.state == "review"
+    due_day = graduated.due.astimezone(BERLIN).date().isoformat()
+    earlier = answer(graduated, 3, at(due_day, "20:05"), config=BERLIN_NO_FUZZ)
+    later = answer(graduated, 3, at(due_day, "20:16"), config=BERLIN_NO_FUZZ)
+    assert earlier.stability == pytest.approx(later.stability)
+    assert earlier.due.astimezone(BERLIN).date() == later.due.astimezone(BERLIN).date()
+    assert format_interval(at(due_day, "20:05"), earlier.due) == format_interval(at(due_day, "20:16"), later.due)
+
+
+def test_a_one_day_interval_answered_earlier_the_next_evening_is_an_inter_day_review():
+    card = CardState("review", None, 0.5, 6.0, at("2026-05-05", "20:00"), at("2026-05-04", "20:11"), reps=3)
+    next_evening = answer(card, 3, at("2026-05-05", "19:55"), config=BERLIN_NO_FUZZ)
+    same_evening = answer(card, 3, at("2026-05-04", "21:55"), config=BERLIN_NO_FUZZ)
+    # A day apart, the long-term formula applies (stability grows a lot); not the same-day one.
+    assert next_evening.stability > 2 * same_evening.stability
+    assert retrievability(card, at("2026-05-05", "19:55"), config=BERLIN_NO_FUZZ) < 1.0
+    assert retrievability(card, at("2026-05-04", "23:55"), config=BERLIN_NO_FUZZ) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("before, after, quiet_before, quiet_after", [
+    # Spring forward (29 March 2026): 20:05 to 20:05 is 23 hours, still one study day.
+    (("2026-03-28", "20:05"), ("2026-03-29", "20:05"), ("2026-04-11", "20:05"), ("2026-04-12", "20:05")),
+    # Fall back (25 October 2026): the study day lasts 25 hours; 04:30 to 04:20 the next study day.
+    (("2026-10-24", "04:30"), ("2026-10-25", "04:20"), ("2026-10-10", "04:30"), ("2026-10-11", "04:20")),
+])
+def test_a_clock_change_does_not_change_the_elapsed_days(before, after, quiet_before, quiet_after):
+    def review(last, now):
+        card = CardState("review", None, 3.0, 5.0, at(*now), at(*last), reps=4)
+        return answer(card, 3, at(*now), config=BERLIN_NO_FUZZ)
+
+    across, quiet = review(before, after), review(quiet_before, quiet_after)
+    assert across.stability == pytest.approx(quiet.stability)
+    gap = (quiet.due.astimezone(BERLIN).date() - at(*quiet_after).date())
+    assert across.due.astimezone(BERLIN).date() - at(*after).date() == gap
+
+
+def test_a_study_day_of_25_hours_is_still_one_day():
+    # 24 October 2026 in Berlin: from 04:00 to the next 04:00 is 25 hours (the clocks go back at
+    # 03:00 on the 25th), one study day.
+    start = at("2026-10-24", "04:00").astimezone(timezone.utc)
+    card = CardState("relearning", 0, 2.0, 5.0, start, start, reps=5, lapses=1)
+    late = start + timedelta(hours=24, minutes=50)
+    assert late.astimezone(BERLIN).isoformat() == "2026-10-25T03:50:00+01:00"  # the next morning
+    same_day = answer(card, 3, late, config=BERLIN_NO_FUZZ)
+    utc_start, utc_late = start.astimezone(timezone.utc), late.astimezone(timezone.utc)
+    reference, _ = Scheduler(enable_fuzzing=False).review_card(
+        Card(card_id=1, state=3, step=0, stability=2.0, difficulty=5.0, due=utc_start,
+             last_review=utc_late - timedelta(hours=1)),
+        Rating.Good, review_datetime=utc_late)
+    assert same_day.stability == pytest.approx(reference.stability)  # the same-day (short-term) formula
+
+
+def test_a_review_falls_due_on_a_study_day_whatever_the_time_change():
+    for now in (at("2026-03-28", "03:30"), at("2026-03-28", "04:10"), at("2026-10-24", "04:10"),
+                at("2026-10-24", "23:59"), at("2026-03-27", "02:30")):
+        card = CardState("review", None, 10.0, 5.0, now, now - timedelta(days=10), reps=4)
+        for rating in (2, 3, 4):
+            state = answer(card, rating, now, config=SchedulerConfig(zone=BERLIN))
+            days = round((state.due - now).total_seconds() / 86400)
+            from kb.studyday import study_day
+
+            assert (study_day(state.due, tz=BERLIN) - study_day(now, tz=BERLIN)).days == days
+
+
+def test_leech_again_every_half_threshold():
+    """Anki's rule: the lapse that reaches the threshold, then every half threshold after."""
+    config = SchedulerConfig(enable_fuzzing=False, leech_lapses=4)
+    state, flagged = graduate(config), []
+    for _ in range(10):
+        before = state
+        state = answer(state, 1, state.due, config=config)
+        if became_leech(before, state, config):
+            flagged.append(state.lapses)
+        state = answer(state, 3, state.due, config=config)
+    assert flagged == [4, 6, 8, 10]
+
+
+def test_learning_steps_and_maximum_interval_are_used():
+    from kb.config import parse_steps
+
+    config = SchedulerConfig(enable_fuzzing=False, learning_steps=parse_steps("30s 2h"), maximum_interval_days=3)
+    state = answer(None, 3, NOW, config=config)
+    assert state.due - NOW == timedelta(hours=2)
+    state = answer(state, 3, state.due, config=config)
+    assert state.state == "review"
+    for _ in range(4):
+        state = answer(state, 4, state.due, config=config)
+        assert study_days_between(state.last_review, state.due, config) <= 3
+
+
+@pytest.mark.parametrize("text, message", [
+    ("1m 10", "'10' is not a step"), ("0s", "'0s': a step lasts from 1s to 30d"), ("5y", "'5y' is not a step"),
+])
+def test_bad_steps_are_one_clear_message(text, message):
+    from kb.config import parse_steps
+
+    with pytest.raises(ValueError, match=message):
+        parse_steps(text)
