@@ -498,7 +498,7 @@ def cmd_quiz(kb, args) -> int:
         answered += 1
         correct += rating > 1
         out.write(f"recorded: {RATING_NAMES[rating]}, next in {outcome.interval}"
-                  + (" (leech: suspended after repeated lapses)" if outcome.leech else "") + "\n")
+                  + (f" ({outcome.leech_message})" if outcome.leech else "") + "\n")
         out.flush()
     minutes = (time.monotonic() - started) / 60
     stats = kb.stats()
@@ -525,17 +525,48 @@ def cmd_stats(kb, args) -> int:
     print(f"reviews: {stats['reviews_total']} in all, {stats['reviews_today']} today; streak {stats['streak_days']} day(s)")
     print(f"due today: {stats['due_today']}; next 7 days: {' '.join(map(str, stats['forecast_7d']))}")
     print(f"retention (last 30 days, review cards): {retention}; FSRS parameters: {stats['parameters']}")
+    print()
+    from kb.service import true_retention_lines
+
+    for line in true_retention_lines(stats["true_retention"]):
+        print(line)
     return EXIT_OK
+
 
 
 def cmd_optimize(kb, args) -> int:
     from kb.service import OptimizeError
 
+    progress = task = None
+    if sys.stderr.isatty():
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        progress = Progress(TextColumn("fitting FSRS parameters"), BarColumn(), MofNCompleteColumn(),
+                            TimeElapsedColumn(), console=_console(stderr=True), transient=True)
+        progress.start()
+
+    def advance(done: int, total: int) -> None:
+        nonlocal task
+        if progress is not None:
+            if task is None:
+                task = progress.add_task("fit", total=total)
+            progress.update(task, completed=done)
+
     try:
-        result = kb.optimize()
+        result = kb.optimize(on_progress=advance)
     except OptimizeError as exc:
         raise UsageError(f"optimize: {exc}") from None
+    finally:
+        if progress is not None:
+            progress.stop()
     print(result["message"])
+    if result["evaluations"]:
+        # Lower is better for both: log loss of the recall predictions, and RMSE between predicted and
+        # actual recall over bins of (interval, reviews, lapses).
+        print(f"{'parameters':<12}{'log loss':>10}{'RMSE(bins)':>12}")
+        for name, figures in result["evaluations"].items():
+            mark = "  <- in use" if name == result["chosen"] else ""
+            print(f"{name:<12}{figures['log_loss']:>10.4f}{figures['rmse_bins']:>12.4f}{mark}")
     return EXIT_OK
 
 

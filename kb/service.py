@@ -508,14 +508,20 @@ class KnowledgeBase:
         return day, start, end
 
     def scheduler_config(self):
+        from kb.config import parse_steps
         from kb.scheduler import SchedulerConfig
         from kb.store.reviews import get_setting
 
         parameters = get_setting(self.engine, "fsrs_parameters")
         return SchedulerConfig(
             desired_retention=self.settings.desired_retention,
+            learning_steps=parse_steps(self.settings.learning_steps),
+            relearning_steps=parse_steps(self.settings.relearning_steps),
+            maximum_interval_days=self.settings.maximum_interval,
             leech_lapses=self.settings.leech_lapses,
             parameters=tuple(parameters) if parameters else None,
+            zone=self.zone(),
+            rollover_hour=self.settings.rollover_hour,
         )
 
     def due_queue(self, now: datetime | None = None):
@@ -595,7 +601,7 @@ class KnowledgeBase:
         With `shown_state` (QuizItem.shown_state), the answer is refused with AnsweredElsewhere when
         the card's state changed since it was shown: two quizzes at once never answer a card twice.
         """
-        from kb.scheduler import CardState, answer, format_interval, is_leech
+        from kb.scheduler import CardState, answer, became_leech, format_interval
         from kb.store.reviews import NextState, get_card, record_answer
 
         if rating not in (1, 2, 3, 4):
@@ -610,15 +616,17 @@ class KnowledgeBase:
         def decide(before: dict | None) -> NextState:
             if shown_state is not ... and before != shown_state:  # checked inside the write transaction
                 raise AnsweredElsewhere(card_id)
-            state = answer(CardState.from_dict(before) if before else None, rating, now, config=config,
-                           fuzz_seed=stored.card_pk)
-            decided.append(state)
-            return NextState(state.to_dict(), state.state, state.due, state.lapses, state.reps, is_leech(state, config))
+            previous = CardState.from_dict(before) if before else None
+            state = answer(previous, rating, now, config=config, fuzz_seed=stored.card_pk)
+            leech = became_leech(previous, state, config)
+            decided.append((state, leech))
+            return NextState(state.to_dict(), state.state, state.due, state.lapses, state.reps, leech,
+                             suspend_leech=self.settings.leech_action == "suspend")
 
         review_id = record_answer(self.engine, card_id, rating=rating, now=now, duration_ms=duration_ms, decide=decide)
-        state = decided[-1]
-        return AnswerOutcome(review_id, card_id, rating, state.due, format_interval(now, state.due),
-                             is_leech(state, config))
+        state, leech = decided[-1]
+        return AnswerOutcome(review_id, card_id, rating, state.due, format_interval(now, state.due), leech,
+                             suspended=leech and self.settings.leech_action == "suspend")
 
     def undo(self, review_id: int) -> str | None:
         """Take back one answer of the caller's session (its review id, from AnswerOutcome); returns the
@@ -651,7 +659,51 @@ class KnowledgeBase:
                 forecast[offset] += 1
         raw["retention_30d"] = None if raw["retention_30d"] is None else round(raw["retention_30d"], 4)
         return {**raw, "streak_days": streak, "forecast_7d": forecast,
-                "parameters": "optimized" if get_setting(self.engine, "fsrs_parameters") else "default"}
+                "parameters": "optimized" if get_setting(self.engine, "fsrs_parameters") else "default",
+                "true_retention": self.true_retention()}
+
+    def true_retention(self, *, weeks: int = 4, months: int = 6) -> dict:
+        """Anki's "true retention": of the reviews on a later study day than the card's previous
+        review, the share recalled (rated Hard or better), by study week and by calendar month.
+
+        Each period is {"period", "passed", "reviews", "retention"} (retention None when empty);
+        weeks are the last `weeks` runs of 7 study days ending today, months the last `months`.
+        """
+        from datetime import timedelta
+
+        from kb.store.reviews import review_history
+
+        today = self.study_day(self.clock())
+        week_starts = [today - timedelta(days=7 * i + 6) for i in range(weeks)]
+        month_keys = []
+        year, month = today.year, today.month
+        for _ in range(months):
+            month_keys.append((year, month))
+            year, month = (year, month - 1) if month > 1 else (year - 1, 12)
+        by_week = {start: [0, 0] for start in week_starts}
+        by_month = {key: [0, 0] for key in month_keys}
+        last_day: dict[str, object] = {}
+        for card, rating, at, _ in review_history(self.engine):
+            day = self.study_day(at)
+            previous, last_day[card] = last_day.get(card), day
+            if previous is None or day <= previous:
+                continue  # a first review, or another on the same study day: no test of memory
+            passed = rating > 1
+            week = today - timedelta(days=(today - day).days // 7 * 7 + 6)
+            for bucket in (by_week.get(week), by_month.get((day.year, day.month))):
+                if bucket is not None:
+                    bucket[0] += passed
+                    bucket[1] += 1
+
+        def row(label: str, counts: list[int]) -> dict:
+            passed, total = counts
+            return {"period": label, "passed": passed, "reviews": total,
+                    "retention": round(passed / total, 4) if total else None}
+
+        return {"target": self.settings.desired_retention,
+                "weeks": [row(f"{start.isoformat()}..{(start + timedelta(days=6)).isoformat()}", by_week[start])
+                          for start in week_starts],
+                "months": [row(f"{y:04d}-{m:02d}", by_month[(y, m)]) for y, m in month_keys]}
 
     def reviews_per_day(self, days: int = 30) -> list[tuple[str, int]]:
         """(study day ISO date, number of reviews) for the last `days` study days, oldest first."""
@@ -715,28 +767,68 @@ class KnowledgeBase:
         self.sync()
         return target, concept.id, []
 
-    def optimize(self) -> dict:
-        """Fit FSRS parameters to the review log in a subprocess (the optimizer imports torch)."""
+    def optimize(self, on_progress=None) -> dict:
+        """Fit FSRS parameters to the review log, counted in study days, and keep the best predictor.
+
+        Only reviews on a later study day than the card's previous review test memory; below the
+        optimizer's minimum of those, nothing is fitted and the parameters in use are kept (and
+        said to be the defaults when they are). The fit runs in a subprocess: it imports torch.
+        `on_progress(done, total)` follows the fit's steps.
+        """
         import json
         import subprocess
+        import tempfile
 
-        from kb.store.reviews import review_history, set_setting
+        from kb.optimizer import MIN_INTER_DAY_REVIEWS, PROGRESS_PREFIX, sequences
+        from kb.store.reviews import get_setting, review_history, set_setting
 
-        history = review_history(self.engine)
-        if len(history) < OPTIMIZER_MIN_REVIEWS:
-            return {"optimized": False, "reviews": len(history),
-                    "message": f"{len(history)} reviews so far; the optimizer needs at least "
-                               f"{OPTIMIZER_MIN_REVIEWS}. Keeping the current parameters."}
-        payload = json.dumps([[c, r, t.isoformat(), d] for c, r, t, d in history])
-        proc = subprocess.run([sys.executable, "-m", "kb.optimizer"], input=payload, capture_output=True, text=True)
-        if proc.returncode != 0:
-            last = (proc.stderr.strip().splitlines() or ["the optimizer failed"])[-1]
-            raise OptimizeError(last)
-        parameters = json.loads(proc.stdout)
-        self.backup()  # new parameters change every interval from now on: keep the state before
-        set_setting(self.engine, "fsrs_parameters", parameters)
-        return {"optimized": True, "reviews": len(history), "parameters": parameters,
-                "message": f"fitted FSRS parameters to {len(history)} reviews; they are used from now on"}
+        zone, hour = self.zone(), self.settings.rollover_hour
+        rows = [(card, rating, self.study_day(at).toordinal()) for card, rating, at, _ in review_history(self.engine)]
+        current = get_setting(self.engine, "fsrs_parameters")
+        seqs = sequences(rows, zone=zone, rollover_hour=hour)
+        inter_day = seqs.inter_day_reviews
+        in_use = "optimized" if current else "default"
+        result = {"fitted": False, "chosen": "current" if current else "default", "reviews": len(rows),
+                  "inter_day_reviews": inter_day, "minimum": MIN_INTER_DAY_REVIEWS, "evaluations": {}}
+        if inter_day < MIN_INTER_DAY_REVIEWS:
+            result["message"] = (f"nothing fitted: {inter_day} of your {len(rows)} reviews came on a later study day "
+                                 f"than the card's previous review, and a fit needs at least {MIN_INTER_DAY_REVIEWS}; "
+                                 f"keeping the {in_use} parameters")
+            return result
+        payload = json.dumps({"reviews": rows, "current": current})
+        with tempfile.TemporaryFile("w+") as out:
+            with subprocess.Popen(list(OPTIMIZER_COMMAND), stdin=subprocess.PIPE, stdout=out,
+                                  stderr=subprocess.PIPE, text=True) as proc:
+                proc.stdin.write(payload)
+                proc.stdin.close()
+                said = []
+                for line in proc.stderr:
+                    if line.startswith(PROGRESS_PREFIX):
+                        done, _, total = line[len(PROGRESS_PREFIX):].strip().partition("/")
+                        if on_progress is not None:
+                            on_progress(int(done), int(total))
+                    else:
+                        said.append(line.rstrip())
+            if proc.returncode != 0:
+                raise OptimizeError(([s for s in said if s.strip()] or ["the optimizer failed"])[-1])
+            out.seek(0)
+            report = json.load(out)
+        evaluations = {name: report[key] for name, key in (("default", "default"), ("current", "current"),
+                                                           ("fitted", "candidate")) if report.get(key)}
+        chosen = report["chosen"]
+        result.update(fitted=True, chosen=chosen, evaluations=evaluations, parameters=report["weights"])
+        if chosen != "current":
+            self.backup()  # new parameters change every interval from now on: keep the state before
+            set_setting(self.engine, "fsrs_parameters", report["weights"] if chosen == "fitted" else None)
+        set_setting(self.engine, "fsrs_fit", {"chosen": chosen, "inter_day_reviews": inter_day,
+                                              "at": self.clock().isoformat()})
+        message = {"fitted": "the fitted parameters predict your history best; they are used from now on",
+                   "current": "the parameters in use predict your history at least as well as the fitted ones; "
+                              "keeping them",
+                   "default": "the default parameters predict your history at least as well as the fitted ones; "
+                              "using the defaults"}[chosen]
+        result["message"] = f"fitted to {inter_day} inter-day reviews ({len(rows)} reviews in all): {message}"
+        return result
 
     # --- diagnostics ---------------------------------------------------------------------------
 
@@ -935,11 +1027,28 @@ class AnswerOutcome:
     rating: int
     due: datetime
     interval: str
-    leech: bool
+    leech: bool  # this answer made the card a leech
+    suspended: bool = False  # ... and it was suspended for it (the leech action "suspend")
+
+    @property
+    def leech_message(self) -> str:
+        if not self.leech:
+            return ""
+        return ("leech: suspended after repeated lapses" if self.suspended
+                else "leech: marked after repeated lapses; it stays in the quiz")
 
 
-# fsrs's optimizer trains in mini-batches of 512 reviews and keeps the defaults below that.
-OPTIMIZER_MIN_REVIEWS = 512
+def true_retention_lines(table: dict) -> list[str]:
+    """Anki's True Retention table as text: by week and by month, beside the target."""
+    lines = [f"True retention (recalled / reviews on a later day than the card's last; target {table['target']:.0%})"]
+    for title, rows in (("week", table["weeks"]), ("month", table["months"])):
+        lines.append(f"  {'by ' + title:<24}{'passed':>8}{'reviews':>9}{'retention':>11}")
+        for row in rows:
+            shown = "-" if row["retention"] is None else f"{row['retention']:.1%}"
+            lines.append(f"  {row['period']:<24}{row['passed']:>8}{row['reviews']:>9}{shown:>11}")
+    return lines
+
+OPTIMIZER_COMMAND = (sys.executable, "-m", "kb.optimizer")
 
 
 class OptimizeError(Exception):

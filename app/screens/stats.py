@@ -11,6 +11,7 @@ from textual.widgets import Footer, Header, Static
 
 from app.messages import StatsLoaded, WorkFailed
 from app.text import plain
+from kb.service import true_retention_lines
 
 
 class StatsScreen(Screen):
@@ -54,6 +55,8 @@ class StatsScreen(Screen):
             f"Retention  {retention:>6}   (review cards, last 30 days; desired "
             f"{self.app.kb.settings.desired_retention:.0%}); FSRS parameters: {s['parameters']}",
             "Reviews per day (last 30): " + " ".join(str(n) for _, n in message.per_day),
+            "",
+            *true_retention_lines(s["true_retention"]),
         ]
         self.query_one("#numbers", Static).update(plain("\n".join(lines)))
         per_day = self.query_one("#per-day", PlotextPlot)

@@ -276,16 +276,22 @@ def test_periodic_backup_at_most_every_30_minutes_of_use(tmp_path, deck):
 
 
 def test_optimize_backs_up_before_storing_parameters(tmp_path, deck, monkeypatch):
-    import kb.service as service
-
     clock = Clock(FIXED_NOW)
     settings = populated_kb(tmp_path, deck, clock, answers=2)
-    monkeypatch.setattr(service, "OPTIMIZER_MIN_REVIEWS", 1)
-    monkeypatch.setattr(subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, json.dumps([0.5] * 21), ""))
+    import kb.optimizer as optimizer
+
+    monkeypatch.setattr(optimizer, "MIN_INTER_DAY_REVIEWS", 0)
+    scores = {"log_loss": 0.3, "rmse_bins": 0.02}
+    report = {"weights": [0.5] * 21, "chosen": "fitted", "default": scores, "current": None, "candidate": scores}
+    import kb.service as service
+
+    # An optimizer that reads its request and answers with a fixed report (the fit itself is tested elsewhere).
+    script = f"import sys, json; json.load(sys.stdin); print(json.dumps({report!r}))"
+    monkeypatch.setattr(service, "OPTIMIZER_COMMAND", (sys.executable, "-c", script))
     with KnowledgeBase(settings, clock=clock) as kb:
         kb.stats()  # opened (and backed up, as every 30 minutes) before
         first = set(kb.backups())
-        assert kb.optimize()["optimized"] is True
+        assert kb.optimize()["chosen"] == "fitted"
         new = [p for p in kb.backups() if p not in first]
     assert len(new) == 1
     conn = sqlite3.connect(new[0])
