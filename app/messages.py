@@ -55,12 +55,18 @@ class QuizItemReady(Message):
 
 @dataclass
 class AnswerRecorded(Message):
-    outcome: Any
+    outcome: Any  # None: not recorded, because another session answered the card first
+    refused: str = ""  # then, why
 
 
 @dataclass
 class AnswerUndone(Message):
     card_id: str | None
+
+
+@dataclass
+class QuizSummarized(Message):
+    summary: Any  # kb.service.session.SessionSummary
 
 
 @dataclass

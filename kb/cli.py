@@ -415,15 +415,11 @@ def cmd_decks(kb, args) -> int:
     return EXIT_OK
 
 
-RATING_WORDS = {"1": 1, "2": 2, "3": 3, "4": 4, "again": 1, "hard": 2, "good": 3, "easy": 4}
-RATING_NAMES = {1: "again", 2: "hard", 3: "good", 4: "easy"}
-
-
 def cmd_quiz(kb, args) -> int:
     """A line-based quiz: prompt, answer line, the answer and verdict, rating line; q quits."""
-    import time
-
+    from kb.scheduler import parse_rating, rating_name
     from kb.service import AnsweredElsewhere
+    from kb.service.session import QuizSession
 
     if args.limit is not None and args.limit < 1:
         raise UsageError("--limit must be at least 1")
@@ -437,78 +433,65 @@ def cmd_quiz(kb, args) -> int:
         line = sys.stdin.readline()
         return None if line == "" else line.rstrip("\r\n")
 
-    answered, correct, started = 0, 0, time.monotonic()
-    session_reviews: list[int] = []  # the review ids of this session's answers, for undo
-    skip: set[str] = set()
+    session = QuizSession(kb, limit=args.limit)
     quit_requested = False
-    while not quit_requested and (args.limit is None or answered < args.limit):
-        item = kb.next_quiz_item(skip=skip)
+    while not quit_requested:
+        item = session.next()
         if item is None:
             break
         card = item.card
-        remaining = len(kb.due_queue())
-        out.write(f"\n[{answered + 1}] {card.card_id} ({item.state}; {remaining} left today)\n{math(card.prompt)}\n")
+        out.write(f"\n[{session.answered + 1}] {card.card_id} ({item.state}; {session.remaining} left today)\n"
+                  f"{math(card.prompt)}\n")
         for i, option in enumerate(card.options, 1):
             out.write(f"  {i}. {math(option)}\n")
-        shown = time.monotonic()
         response = ask("answer> ")
-        if response is None:
+        if response is None or response.strip().lower() == "q":
             break
-        if response.strip().lower() == "q":
-            break
+        graded = session.reveal(response)
         out.write(f"--- answer ---\n{math(card.answer)}\n")
         if card.note:
             out.write(f"note: {math(card.note)}\n")
-        graded = kb.grade(card, response) if card.auto_graded else None
-        proposed = graded.proposed_rating if graded else None
         if graded:
             out.write(f"verdict: {graded.feedback}\n")
-        buttons = " | ".join(f"{r} {RATING_NAMES[r]} {item.intervals[r]}" for r in (1, 2, 3, 4))
-        default = f" (enter = {RATING_NAMES[proposed]})" if proposed else ""
-        while True:
+        proposed = session.proposed_rating
+        default = f" (enter = {rating_name(proposed).lower()})" if proposed else ""
+        buttons = session.buttons(lowercase=True)
+        rating = undone = None
+        while rating is None and undone is None:
             line = ask(f"rate [{buttons}]{default}, u undo, q quit> ")
             if line is None or line.strip().lower() == "q":
                 quit_requested = True
-                rating = None
                 break
             word = line.strip().lower()
             if word == "u":
-                # Only this session's answers: earlier days and other sessions are never taken back.
-                undone = kb.undo(session_reviews.pop()) if session_reviews else None
+                # As in Anki, the card taken back is shown again (it is due again, first).
+                undone = session.undo()
                 out.write(f"undid the answer to {undone}\n" if undone else "nothing to undo in this session\n")
-                if undone:
-                    answered = max(0, answered - 1)
-                continue
-            if word == "" and proposed:
+            elif word == "" and proposed:
                 rating = proposed
-                break
-            if word in RATING_WORDS:
-                rating = RATING_WORDS[word]
-                break
-            out.write("please answer 1-4, again/hard/good/easy, u or q\n")
+            else:
+                rating = parse_rating(word)
+                if rating is None:
+                    out.write("please answer 1-4, again/hard/good/easy, u or q\n")
+        if undone is not None:
+            continue
         if rating is None:
             break
         try:
-            outcome = kb.answer(card.card_id, rating, duration_ms=int((time.monotonic() - shown) * 1000),
-                                shown_state=item.shown_state)
+            outcome = session.answer(rating)
         except AnsweredElsewhere as exc:
             out.write(f"not recorded: {exc}; next card\n")
             continue
-        session_reviews.append(outcome.review_id)
-        answered += 1
-        correct += rating > 1
-        out.write(f"recorded: {RATING_NAMES[rating]}, next in {outcome.interval}"
+        out.write(f"recorded: {rating_name(rating).lower()}, next in {outcome.interval}"
                   + (f" ({outcome.leech_message})" if outcome.leech else "") + "\n")
         out.flush()
-    minutes = (time.monotonic() - started) / 60
-    stats = kb.stats()
-    out.write(f"\n{answered} reviewed, {correct} recalled, {minutes:.1f} min; "
-              f"{stats['due_today']} still due today, next 7 days: {stats['forecast_7d']}\n")
+    summary = session.summary()
+    out.write(f"\n{summary.answered} reviewed, {summary.recalled} recalled, {summary.minutes:.1f} min; "
+              f"{summary.due_today} still due today, next 7 days: {summary.forecast_7d}\n")
     if not quit_requested:
-        waiting = kb.due_overview().waiting_line()
-        if waiting:
-            out.write(waiting + "\n")
-        elif answered == 0:
+        if summary.waiting_line:
+            out.write(summary.waiting_line + "\n")
+        elif summary.answered == 0:
             out.write("nothing due right now: come back tomorrow, or add notes\n")
     return EXIT_OK
 

@@ -30,7 +30,20 @@ from fsrs.scheduler import DEFAULT_PARAMETERS, FUZZ_RANGES
 
 from kb.studyday import DEFAULT_ROLLOVER_HOUR, day_start, study_day
 
-RATINGS = {1: "again", 2: "hard", 3: "good", 4: "easy"}
+RATINGS = {1: "again", 2: "hard", 3: "good", 4: "easy"}  # the one vocabulary of ratings, as Anki names them
+
+
+def rating_name(rating: int) -> str:
+    """"Again", "Hard", "Good" or "Easy" (as a button shows it)."""
+    return RATINGS[rating].capitalize()
+
+
+def parse_rating(word: str) -> int | None:
+    """A typed rating ("1"-"4" or a name, any case) as 1-4; None when it is neither."""
+    text = word.strip().lower()
+    if text in ("1", "2", "3", "4"):
+        return int(text)
+    return next((rating for rating, name in RATINGS.items() if name == text), None)
 STATES = {State.Learning: "learning", State.Review: "review", State.Relearning: "relearning"}
 STATE_BY_NAME = {name: state for state, name in STATES.items()}
 CARD_ID = 1  # fsrs cards need an id; a fixed one keeps its clock-derived default out
@@ -349,6 +362,8 @@ def _one_decimal(value: float) -> str:
 
 __all__ = [
     "RATINGS",
+    "parse_rating",
+    "rating_name",
     "CardState",
     "SchedulerConfig",
     "answer",

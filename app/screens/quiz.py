@@ -6,7 +6,6 @@ are answered with their number keys. Every answer is stored as soon as it is gra
 
 from __future__ import annotations
 
-import time
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -15,11 +14,11 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Markdown, Static
 
-from app.messages import AnswerRecorded, AnswerUndone, QuizItemReady, WorkFailed
+from app.messages import AnswerRecorded, AnswerUndone, QuizItemReady, QuizSummarized, WorkFailed
 from app.text import plain, safe
 from kb.render.markdown import markdown_with_math, plain_with_math
-
-RATING_NAMES = {1: "Again", 2: "Hard", 3: "Good", 4: "Easy"}
+from kb.scheduler import rating_name
+from kb.service.session import QuizSession
 
 
 class QuizScreen(Screen):
@@ -29,10 +28,7 @@ class QuizScreen(Screen):
         # rate. check_action enables one binding of each key at a time, so the footer says which.
         Binding("1", "choose(1)", "Choose an option", id="choose", key_display="1-6"),
         *(Binding(str(n), f"choose({n})", str(n), show=False) for n in range(2, 7)),
-        Binding("1", "rate(1)", "Again", id="again"),
-        Binding("2", "rate(2)", "Hard", id="hard"),
-        Binding("3", "rate(3)", "Good", id="good"),
-        Binding("4", "rate(4)", "Easy", id="easy"),
+        *(Binding(str(r), f"rate({r})", rating_name(r), id=rating_name(r).lower()) for r in (1, 2, 3, 4)),
         Binding("enter", "accept", "Accept proposed", id="accept", show=False),
         Binding("u", "undo", "Undo", id="undo"),
         Binding("escape", "leave", "Leave", id="leave"),
@@ -40,16 +36,25 @@ class QuizScreen(Screen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.item = None
-        self.revealed = False
-        self.grade = None
-        self.answered = 0
-        self.recalled = 0
-        self.session_reviews: list[int] = []  # review ids of this session's answers: all that undo may take back
-        self.started = time.monotonic()
-        self.shown_at = time.monotonic()
-        self.remaining = 0
+        self.session: QuizSession | None = None
+        self.busy = True  # a worker is loading or storing: keys that would answer wait for it
         self.finished = False
+
+    @property
+    def item(self):
+        return None if self.session is None or self.busy else self.session.current
+
+    @property
+    def revealed(self) -> bool:
+        return self.session is not None and self.session.revealed
+
+    @property
+    def grade(self):
+        return None if self.session is None else self.session.grade
+
+    @property
+    def answered(self) -> int:
+        return 0 if self.session is None else self.session.answered
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -64,6 +69,7 @@ class QuizScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
+        self.session = QuizSession(self.app.kb)
         self.query_one("#answer-input", Input).display = False
         self.next_card()
 
@@ -79,34 +85,30 @@ class QuizScreen(Screen):
         if action == "choose":
             return self.item is not None and not self.revealed and parameters[0] <= len(self.item.card.options)
         if action == "accept":
-            return self.revealed and self.grade is not None
+            return self.item is not None and self.revealed and self.grade is not None
         return True
 
     # --- loading a card -----------------------------------------------------------------------
 
     @work(thread=True, exclusive=True, group="quiz", exit_on_error=False)
     def next_card(self) -> None:
-        kb = self.app.kb
         try:
-            item = kb.next_quiz_item()
-            remaining = len(kb.due_queue())
+            item = self.session.next()
         except Exception as exc:
             self.post_message(WorkFailed(str(exc), exc))
             return
-        self.post_message(QuizItemReady(item, remaining))
+        self.post_message(QuizItemReady(item, self.session.remaining))
 
     @on(QuizItemReady)
     def _ready(self, message: QuizItemReady) -> None:
-        self.item, self.remaining = message.item, message.remaining
-        self.revealed, self.grade = False, None
-        if self.item is None:
+        self.busy = False
+        if message.item is None:
             self._summary()
             return
-        card = self.item.card
+        card = message.item.card
         self.finished = False
-        self.shown_at = time.monotonic()
         self.query_one("#progress", Static).update(plain(
-            f"Card {self.answered + 1} of {self.answered + self.remaining}   ·   {self.item.state}   ·   "
+            f"Card {self.answered + 1} of {self.answered + message.remaining}   ·   {message.item.state}   ·   "
             f"{card.concept_id}", "dim"))
         self.query_one("#prompt", Static).update(plain(plain_with_math(card.prompt), "bold"))
         options = "\n".join(f"  {i}. {option}" for i, option in enumerate(card.options, 1))
@@ -143,23 +145,22 @@ class QuizScreen(Screen):
         self._reveal(response)
 
     def action_choose(self, number: int) -> None:
-        self._reveal(str(number))
+        if self.item is not None and not self.revealed:
+            self._reveal(str(number))
 
     def _reveal(self, response: str | None) -> None:
         card = self.item.card
-        self.revealed = True
-        self.grade = self.app.kb.grade(card, response) if response is not None and card.auto_graded else None
+        grade = self.session.reveal(response)
         self.query_one("#answer-input", Input).display = False
         self.set_focus(None)
         note = f"\n\n*Note:* {card.note}" if card.note else ""
         self.query_one("#answer", Markdown).update(markdown_with_math(safe(card.answer + note)))
         verdict = self.query_one("#verdict", Static)
-        verdict.display = self.grade is not None
-        if self.grade is not None:
-            style = "bold green" if self.grade.correct else "bold red"
-            verdict.update(plain(self.grade.feedback, style))
-        buttons = "   ".join(f"{r} {RATING_NAMES[r]} ({self.item.intervals[r]})" for r in (1, 2, 3, 4))
-        proposed = f"   ·   enter = {RATING_NAMES[self.grade.proposed_rating]}" if self.grade else ""
+        verdict.display = grade is not None
+        if grade is not None:
+            verdict.update(plain(grade.feedback, "bold green" if grade.correct else "bold red"))
+        buttons = self.session.buttons("   ", template="{r} {name} ({interval})")
+        proposed = f"   ·   enter = {rating_name(grade.proposed_rating)}" if grade else ""
         self.query_one("#buttons", Static).update(plain(buttons + proposed, "bold"))
         self.refresh_bindings()
 
@@ -168,23 +169,22 @@ class QuizScreen(Screen):
             self._record(rating)
 
     def action_accept(self) -> None:
-        if self.revealed and self.grade is not None:
+        if self.item is not None and self.revealed and self.grade is not None:
             self._record(self.grade.proposed_rating)
 
     def _record(self, rating: int) -> None:
-        item, self.item = self.item, None  # no double answers while the worker writes
+        self.busy = True  # no second answer while the worker writes this one
         self.refresh_bindings()
-        self.answer(item, rating, int((time.monotonic() - self.shown_at) * 1000))
+        self.answer(rating)
 
     @work(thread=True, exclusive=False, group="quiz-answer", exit_on_error=False)
-    def answer(self, item, rating: int, duration_ms: int) -> None:
+    def answer(self, rating: int) -> None:
         from kb.service import AnsweredElsewhere
 
         try:
-            outcome = self.app.kb.answer(item.card.card_id, rating, duration_ms=duration_ms, shown_state=item.shown_state)
+            outcome = self.session.answer(rating)
         except AnsweredElsewhere as exc:
-            self.app.call_from_thread(self.notify, str(exc), severity="warning", markup=False)
-            self.app.call_from_thread(self.next_card)
+            self.post_message(AnswerRecorded(None, str(exc)))
             return
         except Exception as exc:
             self.post_message(WorkFailed(f"the answer was not saved: {exc}", exc))
@@ -193,25 +193,22 @@ class QuizScreen(Screen):
 
     @on(AnswerRecorded)
     def _recorded(self, message: AnswerRecorded) -> None:
-        self.answered += 1
-        self.session_reviews.append(message.outcome.review_id)
-        self.recalled += message.outcome.rating > 1
-        if message.outcome.leech:
+        if message.outcome is None:
+            self.notify(message.refused, severity="warning", markup=False)
+        elif message.outcome.leech:
             self.notify(message.outcome.leech_message.capitalize() + ".", severity="warning", markup=False)
         self.app.refresh_due()
         self.next_card()
 
     def action_undo(self) -> None:
+        self.busy = True
+        self.refresh_bindings()
         self.undo()
 
     @work(thread=True, exclusive=True, group="quiz", exit_on_error=False)
     def undo(self) -> None:
-        # Only this session's answers: earlier days and other sessions are never taken back.
-        if not self.session_reviews:
-            self.post_message(AnswerUndone(None))
-            return
         try:
-            card_id = self.app.kb.undo(self.session_reviews.pop())
+            card_id = self.session.undo()
         except Exception as exc:
             self.post_message(WorkFailed(str(exc), exc))
             return
@@ -221,11 +218,15 @@ class QuizScreen(Screen):
     def _undone(self, message: AnswerUndone) -> None:
         if message.card_id is None:
             self.notify("Nothing to undo in this session.")
-            return
-        self.answered = max(0, self.answered - 1)
-        self.notify(f"Took back the answer to {message.card_id}.", markup=False)
-        self.app.refresh_due()
-        self.next_card()
+        else:
+            self.notify(f"Took back the answer to {message.card_id}.", markup=False)
+            self.app.refresh_due()
+        self.next_card()  # the card taken back is due again, first
+
+    @on(WorkFailed)
+    def _work_failed(self, message: WorkFailed) -> None:
+        self.busy = False  # the app shows the error; the keys work again
+        self.refresh_bindings()
 
     def action_leave(self) -> None:
         self.app.pop_screen()
@@ -235,37 +236,37 @@ class QuizScreen(Screen):
     def _summary(self) -> None:
         self.finished = True
         self.query_one("#answer-input", Input).display = False
-        minutes = (time.monotonic() - self.started) / 60
         self.query_one("#progress", Static).update(plain("Nothing more to answer now", "bold"))
         self.query_one("#prompt", Static).update(plain(
-            f"{self.answered} reviewed, {self.recalled} recalled, {minutes:.1f} min."
-            if self.answered else "Nothing is due right now. Come back tomorrow, or add a note (a).", "bold"))
+            f"{self.answered} reviewed." if self.answered else
+            "Nothing is due right now. Come back tomorrow, or add a note (a).", "bold"))
         self.query_one("#options", Static).update("")
         self.query_one("#answer", Markdown).update("")
         self.query_one("#verdict", Static).update("")
+        self.query_one("#verdict", Static).display = False
         self.query_one("#buttons", Static).update(plain("escape: back to browsing   ·   u: undo the last answer", "dim"))
-        self.load_forecast()
-        self.load_waiting()
+        self.summarize()
         self.refresh_bindings()
 
-    @work(thread=True, exclusive=True, group="quiz-waiting", exit_on_error=False)
-    def load_waiting(self) -> None:
-        """Nothing more can be shown now: say so, and why cards still wait (never a silent count)."""
+    @work(thread=True, exclusive=True, group="quiz-summary", exit_on_error=False)
+    def summarize(self) -> None:
         try:
-            line = self.app.kb.due_overview().waiting_line()
+            summary = self.session.summary()
         except Exception as exc:
             self.post_message(WorkFailed(str(exc), exc))
             return
-        if line:
-            self.app.call_from_thread(self.query_one("#verdict", Static).update, plain(line, "yellow"))
-            self.app.call_from_thread(setattr, self.query_one("#verdict", Static), "display", True)
+        self.post_message(QuizSummarized(summary))
 
-    @work(thread=True, exclusive=True, group="quiz-forecast", exit_on_error=False)
-    def load_forecast(self) -> None:
-        try:
-            stats = self.app.kb.stats()
-        except Exception:
-            return
-        text = f"Next 7 days: {' · '.join(str(n) for n in stats['forecast_7d'])} cards due (today first)."
-        self.app.call_from_thread(self.query_one("#answer", Markdown).update, text)
-
+    @on(QuizSummarized)
+    def _summarized(self, message: QuizSummarized) -> None:
+        """Nothing more can be shown now: what was done, what comes, and why cards still wait."""
+        summary = message.summary
+        if summary.answered:
+            self.query_one("#prompt", Static).update(plain(
+                f"{summary.answered} reviewed, {summary.recalled} recalled, {summary.minutes:.1f} min.", "bold"))
+        forecast = " · ".join(str(n) for n in summary.forecast_7d)
+        self.query_one("#answer", Markdown).update(f"Next 7 days: {forecast} cards due (today first).")
+        if summary.waiting_line:
+            verdict = self.query_one("#verdict", Static)
+            verdict.update(plain(summary.waiting_line, "yellow"))
+            verdict.display = True

@@ -163,7 +163,7 @@ async def test_add_note_with_an_error_then_fix_it(make_app, app_settings):
 
 
 async def test_deck_text_is_shown_literally(make_app):
-    """D7: markup in deck text is displayed as typed, and no action fires."""
+    """Markup in deck text is displayed as typed, and no action fires."""
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
@@ -231,7 +231,7 @@ async def test_command_palette_finds_a_concept_in_chinese(make_app):
 
 
 async def test_snippet_output_control_characters_are_escaped(make_app, app_settings):
-    """D8: ANSI and bidi characters in a snippet's output are shown escaped, not sent raw."""
+    """ANSI and bidi characters in a snippet's output are shown escaped, not sent raw."""
     from helpers import write_concept
 
     write_concept(app_settings.bundled_content, "noisy-output", title_en="Noisy Output", title_zh="噪声输出",
@@ -249,7 +249,7 @@ async def test_snippet_output_control_characters_are_escaped(make_app, app_setti
 
 
 async def test_untrusted_snippet_is_not_run_until_confined(make_app, app_settings, tmp_path):
-    """F14 in the TUI: `r` on an untrusted deck's snippet says why it did not run; `R` runs it confined."""
+    """In the TUI, `r` on an untrusted deck's snippet says why it did not run; `R` runs it confined."""
     import dataclasses
 
     from helpers import FIXED_NOW, write_concept
@@ -391,7 +391,8 @@ async def test_the_footer_of_a_choice_card_says_choose_then_rate(make_app, deck)
         await settle(app, pilot)
         screen = app.screen
         assert isinstance(screen, QuizScreen)
-        screen.post_message(QuizItemReady(app.kb.quiz_item("choice-note/c"), 1))  # a choice card now
+        screen.session.current = app.kb.quiz_item("choice-note/c")  # a choice card now
+        screen.post_message(QuizItemReady(screen.session.current, 1))
         await settle(app, pilot)
 
         def footer() -> list[str]:

@@ -314,8 +314,9 @@ def test_undo_takes_back_only_this_sessions_answers(tmp_path, monkeypatch, capsy
     code, out, _ = run(capsys, "quiz", "--plain")
     assert code == 0 and out.count("nothing to undo in this session") == 3
     assert json.loads(run(capsys, "stats", "--json")[1])["reviews_total"] == before
-    # Within a session, u takes back that session's answers, newest first, and no further.
-    monkeypatch.setattr("sys.stdin", io.StringIO("\n3\nanything\nu\nu\nq\n"))
+    # Within a session, u takes back that session's answers, newest first, and no further; the card
+    # taken back is shown again.
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n3\nanything\nu\n\nu\nq\n"))
     code, out, _ = run(capsys, "quiz", "--plain")
     assert "undid the answer to " in out and "nothing to undo in this session" in out
     assert json.loads(run(capsys, "stats", "--json")[1])["reviews_total"] == before

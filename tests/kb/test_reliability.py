@@ -1,6 +1,6 @@
-"""Storage reliability (issue 9; RELIABILITY.md groups G and H, and section 7's fuzzing):
-backups and their thinning, restore, start-up checks that move a bad file aside, migrations on a
-populated fixture database, two processes answering at once, and property tests of the parsers."""
+"""Storage reliability: backups and their thinning, restore, start-up checks that move a bad file
+aside, migrations on a populated fixture database, two processes answering at once, and property
+tests of the parsers."""
 
 from __future__ import annotations
 
@@ -129,11 +129,11 @@ def test_restore_refuses_what_is_not_a_good_kb_backup(cli_env, capsys, tmp_path)
 
 
 def test_backup_while_another_thread_writes_has_every_committed_row(tmp_path, deck):
-    """G9: the backup API gives a consistent snapshot holding every row committed before it began."""
+    """The backup API gives a consistent snapshot holding every row committed before it began."""
     settings = populated_kb(tmp_path, deck, Clock(FIXED_NOW), concepts=2, answers=0)
     db = settings.db_path
     conn = sqlite3.connect(db, isolation_level=None)
-    conn.execute("CREATE TABLE IF NOT EXISTS g9 (i INTEGER PRIMARY KEY, pad TEXT)")
+    conn.execute("CREATE TABLE IF NOT EXISTS filler (i INTEGER PRIMARY KEY, pad TEXT)")
     conn.close()
     committed = 0
     stop = threading.Event()
@@ -144,7 +144,7 @@ def test_backup_while_another_thread_writes_has_every_committed_row(tmp_path, de
         w.execute("PRAGMA journal_mode=WAL")
         while not stop.is_set():
             w.execute("BEGIN IMMEDIATE")
-            w.executemany("INSERT INTO g9 (pad) VALUES (?)", [("x" * 500,)] * 20)
+            w.executemany("INSERT INTO filler (pad) VALUES (?)", [("x" * 500,)] * 20)
             w.execute("COMMIT")
             committed += 20
         w.close()
@@ -164,12 +164,12 @@ def test_backup_while_another_thread_writes_has_every_committed_row(tmp_path, de
     assert committed > 0
     for floor, path in results:
         assert pragma(path, "integrity_check") == "ok"
-        rows = count(path, "g9")
+        rows = count(path, "filler")
         assert rows >= floor and rows % 20 == 0  # every committed row, and whole transactions only
 
 
 def test_naive_file_copy_in_wal_mode_loses_committed_rows(tmp_path):
-    """G9, the other half: why backups never copy the file."""
+    """Why backups never copy the file: a plain copy in WAL mode misses committed rows."""
     db = tmp_path / "x.sqlite"
     conn = sqlite3.connect(db, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
@@ -185,7 +185,7 @@ def test_naive_file_copy_in_wal_mode_loses_committed_rows(tmp_path):
 
 
 def test_backups_to_keep_thins_like_anki():
-    """G12: today and yesterday all; then 12 daily, 10 weekly, 9 monthly."""
+    """Old backups are thinned: all of today and yesterday, then 12 daily, 10 weekly, 9 monthly."""
     now = datetime(2026, 11, 26, 18, 0, tzinfo=timezone.utc)
     # 200 backups: 8 today and yesterday (every 6 hours), then one a day going back 192 days.
     recent = [now - timedelta(hours=6 * i) for i in range(8)]
@@ -283,11 +283,11 @@ def test_optimize_backs_up_before_storing_parameters(tmp_path, deck, monkeypatch
     monkeypatch.setattr(optimizer, "MIN_INTER_DAY_REVIEWS", 0)
     scores = {"log_loss": 0.3, "rmse_bins": 0.02}
     report = {"weights": [0.5] * 21, "chosen": "fitted", "default": scores, "current": None, "candidate": scores}
-    import kb.service as service
+    import kb.service.progress
 
     # An optimizer that reads its request and answers with a fixed report (the fit itself is tested elsewhere).
     script = f"import sys, json; json.load(sys.stdin); print(json.dumps({report!r}))"
-    monkeypatch.setattr(service, "OPTIMIZER_COMMAND", (sys.executable, "-c", script))
+    monkeypatch.setattr(kb.service.progress, "OPTIMIZER_COMMAND", (sys.executable, "-c", script))
     with KnowledgeBase(settings, clock=clock) as kb:
         kb.stats()  # opened (and backed up, as every 30 minutes) before
         first = set(kb.backups())
@@ -313,7 +313,7 @@ def _quick_check(path: Path) -> str:
 
 
 def _corrupt_page(path: Path) -> None:
-    """G5: overwrite 2000 bytes at offset 100 of a page holding live b-tree cells of kb's own data.
+    """Overwrite 2000 bytes at offset 100 of a page holding live b-tree cells of kb's own data.
 
     The literal offset 4096+100 lands in page 2, the root of the one-row `deck` table, whose bytes
     100..2100 are free space in a kb database (see the test below); so the first page of one of kb's
@@ -369,10 +369,10 @@ def _other_app(path: Path) -> None:
 
 
 @pytest.mark.parametrize(("damage", "words"), [
-    (_corrupt_page, "quick_check failed"),  # G5
-    (_truncate, "malformed"),  # G6, truncated
-    (_garbage, "file is not a database"),  # G6, garbage bytes
-    (_other_app, "not a kb database (application_id 0x0)"),  # G6, another app's SQLite file
+    (_corrupt_page, "quick_check failed"),  # a page of kb's own data overwritten
+    (_truncate, "malformed"),  # truncated
+    (_garbage, "file is not a database"),  # garbage bytes
+    (_other_app, "not a kb database (application_id 0x0)"),  # another app's SQLite file
 ], ids=["corrupt-page", "truncated", "garbage", "other-app"])
 def test_bad_database_is_moved_aside_and_the_newest_backup_named(tmp_path, deck, capsys, monkeypatch, damage, words):
     clock = Clock(FIXED_NOW)
@@ -443,7 +443,7 @@ def test_open_while_another_writer_holds_the_lock_is_not_corruption(tmp_path, de
 
 
 def test_newer_schema_is_refused_and_left_in_place(tmp_path, deck):
-    """G11."""
+    """A database from a newer kb is refused, not downgraded, and left as it was."""
     settings = populated_kb(tmp_path, deck, Clock(FIXED_NOW), answers=1)
     conn = sqlite3.connect(settings.db_path)
     conn.execute("PRAGMA user_version = 99")
@@ -470,7 +470,7 @@ def test_fixture_databases_exist_for_the_current_schema():
 
 @pytest.mark.parametrize("fixture", FIXTURES, ids=lambda p: p.name)
 def test_fixture_database_opens_and_keeps_its_reviews(tmp_path, fixture):
-    """G10: every released schema opens (migrating when older) and loses no row."""
+    """Every released schema opens (migrating when older) and loses no row."""
     settings = _fixture_home(tmp_path, fixture)
     tables = ("review_log", "card_state", "card", "concept", "snippet_run", "setting")
     # Schema 3 recomputes the trust hashes (they cover computed expressions now): every other value
@@ -650,7 +650,7 @@ print("done", len(ids))
 
 
 def test_two_processes_answering_at_once_lose_nothing(tmp_path, deck):
-    """H1/H2/G2: two kb instances on one KB_HOME answer at the same time; every answer is stored."""
+    """Two kb instances on one KB_HOME answer at the same time; every answer is stored."""
     n = 40
     settings = populated_kb(tmp_path, deck, Clock(FIXED_NOW), concepts=2 * n, answers=0)
     with KnowledgeBase(settings) as kb:
@@ -675,7 +675,7 @@ def test_two_processes_answering_at_once_lose_nothing(tmp_path, deck):
 
 
 def test_answer_waits_out_a_writer_that_holds_the_lock_past_the_busy_timeout(tmp_path, deck, monkeypatch):
-    """G2: BEGIN IMMEDIATE gives up after the busy timeout; record_answer tries again, bounded."""
+    """BEGIN IMMEDIATE gives up after the busy timeout; record_answer tries again, bounded."""
     from kb.store import reviews
 
     settings = populated_kb(tmp_path, deck, Clock(FIXED_NOW), answers=0)
@@ -706,7 +706,7 @@ def test_answer_waits_out_a_writer_that_holds_the_lock_past_the_busy_timeout(tmp
     assert reviews.LOCK_RETRIES == 2
 
 
-# --- 5. fuzzing (issue section 7) ----------------------------------------------------------------------
+# --- 5. fuzzing ------------------------------------------------------------------------------------
 
 FUZZ = hsettings(max_examples=200, deadline=None, database=None,
                  suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

@@ -1,0 +1,115 @@
+"""What every use case shares: the settings, the clock, the database (opened on first use), and
+the user's study day. The use-case modules each add one concern to `KnowledgeBase`."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from importlib import metadata
+from typing import Callable
+
+from kb.config import Settings, load_settings
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def package_version(name: str) -> str | None:
+    """An installed distribution's version, read without importing it; None when not installed."""
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def save_user_setting(settings: Settings, key: str, value: object | None) -> None:
+    """Keep one user setting in $KB_HOME/settings.toml (checked first; SettingsError says why not)."""
+    from kb.config import write_setting
+
+    write_setting(settings.home, key, value)
+
+def is_damaged_database(exc: BaseException | None) -> bool:
+    """Whether an error raised by the service means the database file was found damaged in use."""
+    from kb.store.errors import StoreCorruptError
+
+    return isinstance(exc, StoreCorruptError)
+
+
+class ServiceBase:
+    """The shared context: settings, clock and the lazily opened database engine."""
+
+    def __init__(self, settings: Settings | None = None, *, clock: Callable[[], datetime] = utc_now):
+        self.settings = settings or load_settings()
+        self.clock = clock
+        self._engine = None
+        self._pool = None  # a warm worker for run_snippet, started on first use
+        self.notices: list[str] = []  # things opening the database did that the user should hear of
+
+    @property
+    def engine(self):
+        if self._engine is None:
+            from kb.store.engine import (
+                open_engine,  # sqlmodel costs ~0.4 s: only when needed
+            )
+
+            self._engine = open_engine(self.settings.db_path, now=self.clock(), backup_day=self.study_day,
+                                       on_notice=self.notices.append)
+        return self._engine
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def zone(self):
+        from kb.studyday import local_zone
+
+        return local_zone(self.settings.timezone)
+
+    def study_day(self, moment: datetime):
+        """The study day `moment` belongs to (the user's zone, the day starting at the rollover hour)."""
+        from kb.studyday import study_day
+
+        return study_day(moment, tz=self.zone(), rollover_hour=self.settings.rollover_hour)
+
+    def study_day_bounds(self, now: datetime | None = None):
+        """(study day, its start, the next day's start) for `now` in the user's zone."""
+        from kb.studyday import day_bounds, study_day
+
+        now = now or self.clock()
+        day = study_day(now, tz=self.zone(), rollover_hour=self.settings.rollover_hour)
+        start, end = day_bounds(day, tz=self.zone(), rollover_hour=self.settings.rollover_hour)
+        return day, start, end
+
+    def scheduler_config(self):
+        from kb.config import parse_steps
+        from kb.scheduler import SchedulerConfig
+        from kb.store.reviews import get_setting
+
+        parameters = get_setting(self.engine, "fsrs_parameters")
+        return SchedulerConfig(
+            desired_retention=self.settings.desired_retention,
+            learning_steps=parse_steps(self.settings.learning_steps),
+            relearning_steps=parse_steps(self.settings.relearning_steps),
+            maximum_interval_days=self.settings.maximum_interval,
+            leech_lapses=self.settings.leech_lapses,
+            parameters=tuple(parameters) if parameters else None,
+            zone=self.zone(),
+            rollover_hour=self.settings.rollover_hour,
+        )
+
+    def _deck_name(self, deck_path: str) -> str:
+        for deck in self.settings.decks():
+            if str(deck.path) == deck_path:
+                return deck.name
+        return deck_path
+
