@@ -12,8 +12,15 @@ from textual.app import App
 from textual.binding import Binding
 
 from app import textual_fixes
-from app.messages import DecksChanged, KnowledgeBaseFailed, KnowledgeBaseOpened, WorkFailed
+from app.messages import (
+    DecksChanged,
+    KnowledgeBaseFailed,
+    KnowledgeBaseOpened,
+    WorkFailed,
+)
 from app.screens.browse import BrowseScreen
+from app.work import reports_failure
+from kb.errors import KbError
 
 textual_fixes.apply()
 
@@ -162,14 +169,11 @@ class KBApp(App):
                         severity="warning", timeout=10, markup=False)
 
     @work(thread=True, exclusive=True, group="due", exit_on_error=False)
+    @reports_failure()
     def refresh_due(self) -> None:
         if self.kb is None:
             return
-        try:
-            due = self.kb.due_overview().showable  # what the quiz can show, never more
-        except Exception as exc:
-            self.post_message(WorkFailed(str(exc), exc))
-            return
+        due = self.kb.due_overview().showable  # what the quiz can show, never more
         self.call_from_thread(setattr, self, "sub_title", f"{due} card{'s' if due != 1 else ''} due today")
 
     @work(exclusive=True, group="watch", exit_on_error=False)
@@ -197,12 +201,9 @@ class KBApp(App):
                 self.resync()
 
     @work(thread=True, exclusive=True, group="sync", exit_on_error=False)
+    @reports_failure()
     def resync(self) -> None:
-        try:
-            report = self.kb.sync()
-        except Exception as exc:
-            self.post_message(WorkFailed(str(exc), exc))
-            return
+        report = self.kb.sync()
         self.post_message(DecksChanged(report))
 
     @on(DecksChanged)
@@ -223,9 +224,14 @@ class KBApp(App):
         if self.kb is not None and is_damaged_database(message.exception):
             self.recover_database()
             return
-        self.notify(message.error, title="Error", severity="error", timeout=10, markup=False)
+        error = message.error
+        if message.exception is not None and not isinstance(message.exception, KbError):
+            where = self._log_exception(message.exception)  # not an error kb expects: a bug to report
+            error += f" (the details are in {where})" if where else ""
+        self.notify(error, title="Error", severity="error", timeout=10, markup=False)
 
     @work(thread=True, exclusive=True, group="recover", exit_on_error=False)
+    @reports_failure()
     def recover_database(self) -> None:
         """The database was found damaged in use: rebuilt if only the search index is hurt, else moved
         aside (the next use opens a new one, and says so)."""

@@ -82,6 +82,14 @@ class WorkFailed(Message):
     error: str
     exception: BaseException | None = None  # a damaged database is recovered (see KBApp)
 
+    @classmethod
+    def of(cls, exc: BaseException, what: str = "") -> WorkFailed:
+        """The message for `exc`: a KbError's own line; anything else with its type named (a bug)."""
+        from kb.errors import KbError
+
+        text = exc.user_message() if isinstance(exc, KbError) else f"{type(exc).__name__}: {exc}"
+        return cls(f"{what}: {text}" if what else text, exc)
+
 
 @dataclass
 class KnowledgeBaseFailed(Message):

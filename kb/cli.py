@@ -9,13 +9,15 @@ import re
 import sys
 from pathlib import Path
 
+from kb.config import SettingsError
+from kb.errors import KbError
 from kb.render.safe_text import safe
 
 EXIT_OK, EXIT_FAIL = 0, 1
 
 
-class UsageError(Exception):
-    pass
+class UsageError(KbError):
+    """A command line that cannot be carried out as given (a bad argument, an unknown id)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -293,7 +295,6 @@ _STATUS_STYLE = {"passed": "green", "untrusted": "yellow", "skipped": "dim"}
 
 
 def cmd_verify(kb, args) -> int:
-    from kb.service import VerifyError
 
     if args.jobs is not None and args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
@@ -309,7 +310,13 @@ def cmd_verify(kb, args) -> int:
     progress = task = None
     try:
         if interactive:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
 
             progress = Progress(TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                                 TextColumn("{task.fields[last]}", markup=False), console=_console(stderr=True),
@@ -325,11 +332,8 @@ def cmd_verify(kb, args) -> int:
             if progress is not None and task is not None:
                 progress.update(task, advance=1, last=f"{outcome.id}: {outcome.status}")
 
-        try:
-            outcomes = kb.verify(args.ids or None, device=args.device, jobs=args.jobs, changed_only=args.changed,
-                                 sandbox=args.sandbox, on_planned=planned, on_result=advance)
-        except VerifyError as exc:
-            raise UsageError(str(exc)) from None
+        outcomes = kb.verify(args.ids or None, device=args.device, jobs=args.jobs, changed_only=args.changed,
+                             sandbox=args.sandbox, on_planned=planned, on_result=advance)
     finally:
         if progress is not None:
             progress.stop()
@@ -363,15 +367,11 @@ def cmd_verify(kb, args) -> int:
 
 
 def cmd_trust(kb, args) -> int:
-    from kb.service import DeckError
 
-    try:
-        _warn_broken(kb.sync())  # what is on disk now is what is trusted, and what is compared
-        deck = kb.find_deck(args.deck)
-        changes = kb.changes_since_trusted(str(deck.path)) if deck is not None and not args.revoke else {}
-        deck, count = kb.trust(args.deck, not args.revoke)
-    except DeckError as exc:
-        raise UsageError(str(exc)) from None
+    _warn_broken(kb.sync())  # what is on disk now is what is trusted, and what is compared
+    deck = kb.find_deck(args.deck)
+    changes = kb.changes_since_trusted(str(deck.path)) if deck is not None and not args.revoke else {}
+    deck, count = kb.trust(args.deck, not args.revoke)
     if args.revoke:
         print(f"no longer trusting the deck {deck.name}: {count} snippet hash(es) forgotten")
         return EXIT_OK
@@ -518,11 +518,16 @@ def cmd_stats(kb, args) -> int:
 
 
 def cmd_optimize(kb, args) -> int:
-    from kb.service import OptimizeError
 
     progress = task = None
     if sys.stderr.isatty():
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
         progress = Progress(TextColumn("fitting FSRS parameters"), BarColumn(), MofNCompleteColumn(),
                             TimeElapsedColumn(), console=_console(stderr=True), transient=True)
@@ -537,8 +542,6 @@ def cmd_optimize(kb, args) -> int:
 
     try:
         result = kb.optimize(on_progress=advance)
-    except OptimizeError as exc:
-        raise UsageError(f"optimize: {exc}") from None
     finally:
         if progress is not None:
             progress.stop()
@@ -576,12 +579,7 @@ def cmd_add(kb, args) -> int:
     if args.id is not None:
         existing = kb.show(args.id)
         if existing is not None and not existing.get("retired"):
-            from kb.service import NoteError
-
-            try:
-                replace = kb.note_source(args.id)
-            except NoteError as exc:
-                raise UsageError(str(exc)) from None
+            replace = kb.note_source(args.id)
             text = replace.read_text(encoding="utf-8")
     drafts = kb.settings.notes_dir / ".drafts"
     drafts.mkdir(parents=True, exist_ok=True)
@@ -685,31 +683,26 @@ def _add_interop_parsers(sub) -> None:
 
 def cmd_export(kb, args) -> int:
     from kb import service
-    from kb.interop import InteropError
 
     if args.format != "markdown" and args.out.is_dir():
         raise UsageError(f"{args.out} is a directory; give a file name")
     if args.format == "markdown" and args.out.exists() and not args.out.is_dir():
         raise UsageError(f"{args.out} is a file; give a directory")
-    try:
-        if args.format == "anki":
-            result = service.export_anki(kb, args.out, deck=args.deck, category=args.category)
-            skipped = f"; {len(result.skipped)} computed card(s) skipped (no passing run: `kb verify`)" if result.skipped else ""
-            print(f"exported {result.notes} notes ({result.cards} Anki cards) in {len(result.decks)} decks "
-                  f"to {args.out}{skipped}")
-        elif args.format == "json":
-            print(f"exported {service.export_json(kb, args.out, category=args.category)} concepts to {args.out}")
-        else:
-            counts = service.export_markdown(kb, args.out, category=args.category)
-            print(f"exported {counts['concepts']} pages and {counts['categories']} category indexes to {args.out}")
-    except InteropError as exc:
-        raise UsageError(str(exc)) from None
+    if args.format == "anki":
+        result = service.export_anki(kb, args.out, deck=args.deck, category=args.category)
+        skipped = f"; {len(result.skipped)} computed card(s) skipped (no passing run: `kb verify`)" if result.skipped else ""
+        print(f"exported {result.notes} notes ({result.cards} Anki cards) in {len(result.decks)} decks "
+              f"to {args.out}{skipped}")
+    elif args.format == "json":
+        print(f"exported {service.export_json(kb, args.out, category=args.category)} concepts to {args.out}")
+    else:
+        counts = service.export_markdown(kb, args.out, category=args.category)
+        print(f"exported {counts['concepts']} pages and {counts['categories']} category indexes to {args.out}")
     return EXIT_OK
 
 
 def cmd_import(kb, args) -> int:
     from kb import service
-    from kb.interop import InteropError
 
     if not args.package.exists():
         raise UsageError(f"no such file or folder: {args.package}")
@@ -725,8 +718,6 @@ def cmd_import(kb, args) -> int:
         outcome = service.import_anki(
             kb, args.package, name=args.name, on_progress=(lambda text: status.update(f"{text}…")) if status else None
         )
-    except InteropError as exc:
-        raise UsageError(str(exc)) from None
     finally:
         if status is not None:
             status.stop()
@@ -740,13 +731,7 @@ def cmd_import(kb, args) -> int:
 def _import_yaml_deck(kb, args) -> int:
     from kb import service
 
-    try:
-        outcome = service.import_deck(kb, args.package, name=args.name, update=args.update)
-    except service.DeckImportError as exc:
-        _report_errors(exc.errors)
-        raise UsageError(str(exc)) from None
-    except service.DeckError as exc:
-        raise UsageError(str(exc)) from None
+    outcome = service.import_deck(kb, args.package, name=args.name, update=args.update)
     name = outcome.name
     if outcome.updated:
         print(f"updated the deck {name} ({outcome.deck}): {len(outcome.added)} added, {len(outcome.changed)} changed, "
@@ -808,7 +793,14 @@ def cmd_config(args) -> int:
     """`kb config`: works even when settings.toml is broken (that is when one needs it)."""
     from dataclasses import fields
 
-    from kb.config import OPTIONS, OPTIONS_BY_KEY, Settings, SettingsError, read_settings_file, write_setting
+    from kb.config import (
+        OPTIONS,
+        OPTIONS_BY_KEY,
+        Settings,
+        SettingsError,
+        read_settings_file,
+        write_setting,
+    )
 
     home = Path(os.environ["KB_HOME"]).expanduser().resolve() if os.environ.get("KB_HOME") else None
     if home is None:
@@ -828,7 +820,7 @@ def cmd_config(args) -> int:
         try:
             path = write_setting(home, args.key, args.value if action == "set" else None)
         except SettingsError as exc:
-            hint = " (the file itself cannot be read: fix it in an editor, or `kb config reset`)" if ".toml" in str(exc) else ""
+            hint = " (the file itself cannot be read: fix it in an editor, or `kb config reset`)" if exc.path else ""
             raise UsageError(str(exc) + hint) from None
         print(f"{args.key} = {args.value} (in {path})" if action == "set" else f"{args.key}: back to the default (in {path})")
         variable = OPTIONS_BY_KEY[args.key].variable
@@ -890,12 +882,10 @@ def main(argv: list[str] | None = None) -> int:
             from kb.config import load_settings
 
             settings = load_settings()
-        except ValueError as exc:
+        except SettingsError as exc:
             _err(_settings_problem(exc))
             return EXIT_FAIL
-        from app.main import run  # the TUI; kb/ itself never imports textual
-
-        return run(settings)
+        return _start_tui(settings)
     from kb.config import load_settings
     from kb.service import KnowledgeBase
     from kb.store.errors import StoreError
@@ -908,8 +898,21 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout, sys.stderr = raw_out, raw_err
 
 
-def _settings_problem(exc: ValueError) -> str:
-    hint = " (`kb config` shows the settings and fixes them)" if "settings.toml" in str(exc) else ""
+def _start_tui(settings) -> int:
+    """The TUI, found through the "kb.frontends" entry point: the core never imports the app."""
+    from importlib.metadata import entry_points
+
+    found = entry_points(group="kb.frontends", name="tui")
+    if not found:
+        _err("the TUI is not installed with this kb (no 'kb.frontends' entry point); reinstall kb "
+             "(`pip install --force-reinstall mlkb`, or from a checkout `pip install -e .`)")
+        return EXIT_FAIL
+    run = next(iter(found)).load()
+    return run(settings)
+
+
+def _settings_problem(exc: SettingsError) -> str:
+    hint = " (`kb config` shows the settings and fixes them)" if exc.path else ""
     return f"{exc}{hint}"
 
 
@@ -918,7 +921,7 @@ def _run_command(args, load_settings, KnowledgeBase, StoreError) -> int:
 
     try:
         settings = load_settings()
-    except ValueError as exc:
+    except SettingsError as exc:
         _err(_settings_problem(exc))
         return EXIT_FAIL
     try:
@@ -936,10 +939,9 @@ def _run_command(args, load_settings, KnowledgeBase, StoreError) -> int:
         # hurt, else moved aside with the newest backup named.
         with KnowledgeBase(settings) as kb:
             _err(kb.recover_damaged())
-    except UsageError as exc:
-        _err(str(exc))
-    except StoreError as exc:
-        _err(str(exc))
+    except KbError as exc:  # every error meant for the user, from any layer: one line, exit 1
+        _report_errors(getattr(exc, "errors", []))
+        _err(exc.user_message())
     except KeyboardInterrupt:
         _err("interrupted")
         return 130

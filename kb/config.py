@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
 
+from kb.errors import KbError
+
+
 def _bundled_content() -> Path:
     """The bundled deck: the package kb.bundled of an installed kb (a wheel), else the checkout's
     content/ (an editable install, or kb run from a source tree)."""
@@ -43,7 +46,7 @@ class Settings:
     home: Path
     bundled_content: Path = BUNDLED_CONTENT
     extra_content: tuple[Path, ...] = field(default_factory=tuple)
-    # Snippet limits (RELIABILITY.md defaults); an entry's timeout_s overrides the wall and CPU time.
+    # Snippet limits, so that a runaway snippet is stopped; an entry's timeout_s overrides the wall and CPU time.
     run_wall_s: float = 30.0
     run_cpu_s: float = 10.0
     run_memory_mb: int = 2048
@@ -103,8 +106,9 @@ class Settings:
 SETTINGS_FILE = "settings.toml"
 
 
-class SettingsError(ValueError):
-    """A bad setting: the message names the file (with its line) or the variable, and the key."""
+class SettingsError(KbError, ValueError):
+    """A bad setting: the message names the file (with its line) or the variable, and the key;
+    `path` is the settings file when the problem is in it."""
 
 
 def _number(kind: type, low: float, high: float) -> Callable[[object], object]:
@@ -231,7 +235,7 @@ def read_settings_file(home: Path, *, change: tuple[str, object | None] | None =
     except FileNotFoundError:
         text = ""
     except (OSError, UnicodeDecodeError) as exc:
-        raise SettingsError(f"{path}: cannot read it ({exc})") from None
+        raise SettingsError(f"{path}: cannot read it ({exc})", path=path) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -240,7 +244,7 @@ def read_settings_file(home: Path, *, change: tuple[str, object | None] | None =
         where = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
         position = f"{where.group(1)}:{where.group(2)}:" if where else ""
         message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
-        raise SettingsError(f"{path}:{position} {message}") from None
+        raise SettingsError(f"{path}:{position} {message}", path=path) from None
     if change is not None:
         key, value = change
         if value is None:
@@ -252,11 +256,11 @@ def read_settings_file(home: Path, *, change: tuple[str, object | None] | None =
         line = next((i for i, row in enumerate(text.splitlines(), 1) if row.strip().startswith(key)), 1)
         option = OPTIONS_BY_KEY.get(key)
         if option is None:
-            raise SettingsError(f"{path}:{line}: {_unknown_key(key)}")
+            raise SettingsError(f"{path}:{line}: {_unknown_key(key)}", path=path)
         try:
             out[key] = option.parse(value)
         except ValueError as exc:
-            raise SettingsError(f"{path}:{line}: {key}: {exc}") from None
+            raise SettingsError(f"{path}:{line}: {key}: {exc}", path=path) from None
     return out
 
 

@@ -19,10 +19,13 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from kb.errors import KbError
 from kb.render.latex import tex_to_text
-from kb.schema import ClozeCard, Concept
-
-from kb.schema import CLOZE_RE  # noqa: E402  (one pattern for the schema's check and the cards)
+from kb.schema import (
+    CLOZE_RE,  # noqa: E402  (one pattern for the schema's check and the cards)
+    ClozeCard,
+    Concept,
+)
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,7 @@ class Grade:
     feedback: str
 
 
-class CardUnavailable(Exception):
+class CardUnavailable(KbError):
     """The card cannot be shown now (a computed card whose snippet has no passing run yet)."""
 
 

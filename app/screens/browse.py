@@ -10,9 +10,10 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
-from app.messages import ConceptLoaded, ConceptsListed, WorkFailed
+from app.messages import ConceptLoaded, ConceptsListed
 from app.text import plain
 from app.widgets import ChoiceList
+from app.work import reports_failure
 from kb.categories import CATEGORIES
 
 ALL = "all"
@@ -89,24 +90,21 @@ class BrowseScreen(Screen):
     # --- loading ------------------------------------------------------------------------------
 
     @work(thread=True, exclusive=True, group="browse-list", exit_on_error=False)
+    @reports_failure()
     def load_concepts(self) -> None:
         kb = self.app.kb
         if kb is None:
             return
         query, category = self.query_text.strip(), self.category
         everywhere = None
-        try:
-            if query:
-                hits = kb.search(query, limit=500)
-                concepts = [{"id": h.id, "title": {"en": h.title_en, "zh": h.title_zh}, "category": h.category,
-                             "snippet": h.snippet_text} for h in hits
-                            if category == ALL or h.category == category]
-                everywhere = len(hits) if category != ALL else None
-            else:
-                concepts = kb.list_concepts(None if category == ALL else category)
-        except Exception as exc:
-            self.post_message(WorkFailed(str(exc), exc))
-            return
+        if query:
+            hits = kb.search(query, limit=500)
+            concepts = [{"id": h.id, "title": {"en": h.title_en, "zh": h.title_zh}, "category": h.category,
+                         "snippet": h.snippet_text} for h in hits
+                        if category == ALL or h.category == category]
+            everywhere = len(hits) if category != ALL else None
+        else:
+            concepts = kb.list_concepts(None if category == ALL else category)
         self.post_message(ConceptsListed(concepts, query, everywhere))
 
     @on(ConceptsListed)
@@ -150,14 +148,11 @@ class BrowseScreen(Screen):
             self.preview(event.option_id)
 
     @work(thread=True, exclusive=True, group="browse-preview", exit_on_error=False)
+    @reports_failure()
     def preview(self, concept_id: str) -> None:
         if self.app.kb is None:
             return  # the cached list is showing; the preview comes once the store is open
-        try:
-            concept = self.app.kb.show(concept_id)
-        except Exception as exc:
-            self.post_message(WorkFailed(str(exc), exc))
-            return
+        concept = self.app.kb.show(concept_id)
         self.post_message(ConceptLoaded(concept, concept_id))
 
     @on(ConceptLoaded)
@@ -212,7 +207,6 @@ class BrowseScreen(Screen):
             self.notify(self.app.not_ready_message(), markup=False)
             return
         if concept_id:
-            from app.screens.concept import ConceptScreen
 
             self.app.open_concept(concept_id)
 

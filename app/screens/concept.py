@@ -13,8 +13,9 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, OptionList, RichLog, Static
 from textual.widgets.option_list import Option
 
-from app.messages import ConceptLoaded, SnippetFinished, SnippetOutput, WorkFailed
+from app.messages import ConceptLoaded, SnippetFinished, SnippetOutput
 from app.text import plain, safe
+from app.work import reports_failure
 
 
 class ConceptScreen(Screen):
@@ -100,12 +101,9 @@ class ConceptScreen(Screen):
             self.load()
 
     @work(thread=True, exclusive=True, group="concept-load", exit_on_error=False)
+    @reports_failure()
     def load(self) -> None:
-        try:
-            concept = self.app.kb.show(self.concept_id)
-        except Exception as exc:
-            self.post_message(WorkFailed(str(exc), exc))
-            return
+        concept = self.app.kb.show(self.concept_id)
         self.post_message(ConceptLoaded(concept, self.concept_id))
 
     @on(ConceptLoaded)
@@ -117,7 +115,6 @@ class ConceptScreen(Screen):
             self.app.pop_screen()
             return
         self.concept = concept = message.concept
-        from kb.render.markdown import markdown_with_math
 
         deck = concept.get("deck")
         self.sub_title = concept["id"] if deck in (None, "bundled") else f"{concept['id']}  ·  deck {deck}"
@@ -177,8 +174,9 @@ class ConceptScreen(Screen):
         return RichMarkdown(markdown_with_math(safe(text)), code_theme=theme, hyperlinks=False)
 
     def _show_formulas(self) -> None:
-        from kb.render.latex import tex_to_text
         from rich.console import Group
+
+        from kb.render.latex import tex_to_text
 
         formulas = (self.concept or {}).get("formulas") or []
         if not formulas:
@@ -250,15 +248,14 @@ class ConceptScreen(Screen):
         self.run_snippet(sandbox)
 
     @work(thread=True, exclusive=True, group="concept-run", exit_on_error=False)
+    @reports_failure()
     def run_snippet(self, sandbox: bool = False) -> None:
+        outcome = None
         try:
             outcome = self.app.kb.run_snippet(self.concept_id, sandbox=sandbox,
                                               on_output=lambda text: self.post_message(SnippetOutput(text)))
-        except Exception as exc:
-            self.post_message(WorkFailed(str(exc), exc))
-            self.post_message(SnippetFinished(None))
-            return
-        self.post_message(SnippetFinished(outcome))
+        finally:
+            self.post_message(SnippetFinished(outcome))  # None when it failed: the error follows
 
     @on(SnippetOutput)
     def _output(self, message: SnippetOutput) -> None:

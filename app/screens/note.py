@@ -11,7 +11,7 @@ import shlex
 import subprocess
 from pathlib import Path
 
-from textual import on, work
+from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -19,6 +19,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Header, Static, TextArea
 
 from app.text import plain
+from kb.errors import KbError
 
 
 def edit_note(app: App, source_path: str | None) -> None:
@@ -96,8 +97,8 @@ class NoteEditorScreen(Screen):
     def save(self, text: str) -> None:
         try:
             path, concept_id, errors = self.app.kb.save_note(text, replace=self.path)
-        except Exception as exc:
-            path, concept_id, errors = None, None, [str(exc)]
+        except (KbError, OSError) as exc:  # shown in the editor, beside the text it is about
+            path, concept_id, errors = None, None, [exc.user_message() if isinstance(exc, KbError) else str(exc)]
         self.app.call_from_thread(self._saved, path, concept_id, errors)
 
     def _saved(self, path: Path | None, concept_id: str | None, errors: list) -> None:
@@ -114,7 +115,6 @@ class NoteEditorScreen(Screen):
         box.update("")
         self.notify(f"Saved {path}", markup=False)
         self.app.pop_screen()
-        from app.screens.concept import ConceptScreen
 
         self.app.open_concept(concept_id)
         self.app.refresh_due()

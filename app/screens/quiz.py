@@ -6,7 +6,6 @@ are answered with their number keys. Every answer is stored as soon as it is gra
 
 from __future__ import annotations
 
-
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -14,8 +13,15 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Markdown, Static
 
-from app.messages import AnswerRecorded, AnswerUndone, QuizItemReady, QuizSummarized, WorkFailed
+from app.messages import (
+    AnswerRecorded,
+    AnswerUndone,
+    QuizItemReady,
+    QuizSummarized,
+    WorkFailed,
+)
 from app.text import plain, safe
+from app.work import reports_failure
 from kb.render.markdown import markdown_with_math, plain_with_math
 from kb.scheduler import rating_name
 from kb.service.session import QuizSession
@@ -91,12 +97,9 @@ class QuizScreen(Screen):
     # --- loading a card -----------------------------------------------------------------------
 
     @work(thread=True, exclusive=True, group="quiz", exit_on_error=False)
+    @reports_failure()
     def next_card(self) -> None:
-        try:
-            item = self.session.next()
-        except Exception as exc:
-            self.post_message(WorkFailed(str(exc), exc))
-            return
+        item = self.session.next()
         self.post_message(QuizItemReady(item, self.session.remaining))
 
     @on(QuizItemReady)
@@ -178,16 +181,14 @@ class QuizScreen(Screen):
         self.answer(rating)
 
     @work(thread=True, exclusive=False, group="quiz-answer", exit_on_error=False)
+    @reports_failure("the answer was not saved")
     def answer(self, rating: int) -> None:
         from kb.service import AnsweredElsewhere
 
         try:
             outcome = self.session.answer(rating)
         except AnsweredElsewhere as exc:
-            self.post_message(AnswerRecorded(None, str(exc)))
-            return
-        except Exception as exc:
-            self.post_message(WorkFailed(f"the answer was not saved: {exc}", exc))
+            self.post_message(AnswerRecorded(None, exc.user_message()))
             return
         self.post_message(AnswerRecorded(outcome))
 
@@ -206,12 +207,9 @@ class QuizScreen(Screen):
         self.undo()
 
     @work(thread=True, exclusive=True, group="quiz", exit_on_error=False)
+    @reports_failure()
     def undo(self) -> None:
-        try:
-            card_id = self.session.undo()
-        except Exception as exc:
-            self.post_message(WorkFailed(str(exc), exc))
-            return
+        card_id = self.session.undo()
         self.post_message(AnswerUndone(card_id))
 
     @on(AnswerUndone)
@@ -249,12 +247,9 @@ class QuizScreen(Screen):
         self.refresh_bindings()
 
     @work(thread=True, exclusive=True, group="quiz-summary", exit_on_error=False)
+    @reports_failure()
     def summarize(self) -> None:
-        try:
-            summary = self.session.summary()
-        except Exception as exc:
-            self.post_message(WorkFailed(str(exc), exc))
-            return
+        summary = self.session.summary()
         self.post_message(QuizSummarized(summary))
 
     @on(QuizSummarized)

@@ -9,8 +9,9 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
-from app.messages import StatsLoaded, WorkFailed
+from app.messages import StatsLoaded
 from app.text import plain
+from app.work import reports_failure
 from kb.service import true_retention_lines
 
 
@@ -32,13 +33,10 @@ class StatsScreen(Screen):
         self.load()
 
     @work(thread=True, exclusive=True, group="stats", exit_on_error=False)
+    @reports_failure()
     def load(self) -> None:
-        try:
-            stats = self.app.kb.stats()
-            per_day = self.app.kb.reviews_per_day(30)
-        except Exception as exc:
-            self.post_message(WorkFailed(str(exc), exc))
-            return
+        stats = self.app.kb.stats()
+        per_day = self.app.kb.reviews_per_day(30)
         self.post_message(StatsLoaded(stats, per_day))
 
     @on(StatsLoaded)

@@ -5,6 +5,8 @@ Pure of the database: the service reads the rows (kb.store.queries.export_rows) 
 
 from __future__ import annotations
 
+from kb.errors import KbError
 
-class InteropError(Exception):
+
+class InteropError(KbError):
     """An export or import that cannot be carried out; its message is shown to the user as is."""

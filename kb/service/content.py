@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from kb.errors import KbError
 from kb.loader import CheckReport, check_files, find_yaml_files
 from kb.service.base import ServiceBase
 
@@ -30,7 +31,7 @@ class SearchHit:
             "snippet_text": self.snippet_text,
         }
 
-class NoteError(Exception):
+class NoteError(KbError):
     """A note cannot be edited: not the user's own, or its file is gone. The message says which."""
 
 NOTE_TEMPLATE = """\

@@ -6,13 +6,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from kb.errors import KbError
 from kb.service.base import ServiceBase
 
 if TYPE_CHECKING:
     pass
 
 
-class DeckError(ValueError):
+class DeckError(KbError, ValueError):
     """A deck command that cannot be done (unknown deck, invalid import); the message says why."""
 
 @dataclass(frozen=True)

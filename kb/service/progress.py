@@ -5,13 +5,14 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
+from kb.errors import KbError
 from kb.service.base import ServiceBase
 
 if TYPE_CHECKING:
     pass
 
 
-class OptimizeError(Exception):
+class OptimizeError(KbError):
     """The optimizer subprocess failed (e.g. its extra dependencies are missing)."""
 
 OPTIMIZER_COMMAND = (sys.executable, "-m", "kb.optimizer")
@@ -158,7 +159,7 @@ class ProgressUseCases(ServiceBase):
                     else:
                         said.append(line.rstrip())
             if proc.returncode != 0:
-                raise OptimizeError(([s for s in said if s.strip()] or ["the optimizer failed"])[-1])
+                raise OptimizeError("optimize: " + ([s for s in said if s.strip()] or ["the optimizer failed"])[-1])
             out.seek(0)
             report = json.load(out)
         evaluations = {name: report[key] for name, key in (("default", "default"), ("current", "current"),

@@ -7,13 +7,14 @@ import platform
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
+from kb.errors import KbError
 from kb.service.base import ServiceBase, package_version
 
 if TYPE_CHECKING:
     pass
 
 
-class VerifyError(Exception):
+class VerifyError(KbError):
     """A verify request that cannot be carried out (a device that is not here)."""
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from kb.errors import KbError
 from kb.service.base import ServiceBase
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ class DueOverview:
         return (f"{len(self.waiting_for_a_run)} concept(s) have computed cards waiting for their snippet to give a "
                 f"value ({names}): `kb verify`, or r on the concept")
 
-class AnsweredElsewhere(Exception):
+class AnsweredElsewhere(KbError):
     """The card was answered by another session (a second terminal, another kb) after it was shown
     here: this answer is not recorded, and the session goes on with the next card."""
 

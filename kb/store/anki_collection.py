@@ -14,11 +14,13 @@ import sqlite3
 import time
 from pathlib import Path
 
+from kb.errors import KbError
+
 MAX_NOTES = 20_000  # per import; a larger collection is imported in parts (one Anki deck at a time)
 QUERY_SECONDS = 60.0
 
 
-class CollectionError(ValueError):
+class CollectionError(KbError, ValueError):
     """The collection is not one kb can read; the message says what is wrong with it."""
 
 

@@ -1,7 +1,9 @@
 """Errors of the store, importable without SQLAlchemy."""
 
+from kb.errors import KbError
 
-class StoreError(Exception):
+
+class StoreError(KbError):
     """The database cannot be used: not a kb database, a newer schema, an empty file, unwritable."""
 
 
