@@ -39,6 +39,7 @@ class Deck:
     path: Path
     name: str
     trusted: bool
+    kind: str = "KB_CONTENT"  # bundled | notes | KB_CONTENT (a folder named in KB_CONTENT) | imported
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ class Settings:
         return self.home / "notes"
 
     def decks(self) -> list[Deck]:
-        decks = [Deck(self.bundled_content, "bundled", True), Deck(self.notes_dir, "notes", True)]
+        decks = [Deck(self.bundled_content, "bundled", True, "bundled"), Deck(self.notes_dir, "notes", True, "notes")]
         seen = {d.path.resolve() for d in decks}
         for path in self.extra_content:
             if path.resolve() not in seen:
@@ -88,7 +89,7 @@ class Settings:
         for path in self.imported_decks():
             if path.resolve() not in seen:
                 seen.add(path.resolve())
-                decks.append(Deck(path, path.name, False))
+                decks.append(Deck(path, path.name, False, "imported"))
         return decks
 
     @property

@@ -102,11 +102,9 @@ class DeckUseCases(ServiceBase):
         from kb.store.queries import DeckCounts, deck_counts
 
         stats = deck_counts(self.engine)
-        imported = {p.resolve() for p in self.settings.imported_decks()}
         out = []
-        for i, deck in enumerate(self.settings.decks()):
-            kind = ("bundled" if i == 0 else "notes" if i == 1 else
-                    "imported" if deck.path.resolve() in imported else "KB_CONTENT")
+        for deck in self.settings.decks():
+            kind = deck.kind
             c = stats.get(str(deck.path), DeckCounts())
             changes = self.changes_since_trusted(str(deck.path)) if c.changed and not deck.trusted else {}
             out.append(DeckInfo(deck.name, deck.path, kind, deck.path.is_dir(), deck.trusted, c.concepts,

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -11,6 +15,19 @@ if TYPE_CHECKING:
 
 from kb.service.base import package_version
 from kb.service.decks import DeckError
+
+
+@contextmanager
+def staged_deck(parent: Path, name: str) -> Iterator[Path]:
+    """A new hidden directory under `parent` to write a deck into, removed afterwards unless it was
+    renamed into place. Hidden directories are never loaded as decks, so a deck appears whole, in
+    one rename, or not at all."""
+    parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}-new-", dir=parent))
+    try:
+        yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def json_schema() -> dict:
@@ -157,11 +174,8 @@ def import_deck(kb: KnowledgeBase, source: Path, *, name: str | None = None, upd
         raise DeckImportError(message, errors)
 
     before = {s.concept_id: s for s in snippet_sources(kb.engine)} if update else {}
-    kb.settings.imported_decks_dir.mkdir(parents=True, exist_ok=True)
-    # Hidden directories are never loaded as decks: stage there, then switch with renames.
-    staging = Path(tempfile.mkdtemp(prefix=f".{deck_name}-new-", dir=kb.settings.imported_decks_dir))
     previous = None
-    try:
+    with staged_deck(kb.settings.imported_decks_dir, deck_name) as staging:
         for f in read.files:
             dest = staging.joinpath(*f.relpath.parts)
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -170,19 +184,19 @@ def import_deck(kb: KnowledgeBase, source: Path, *, name: str | None = None, upd
             previous = Path(tempfile.mkdtemp(prefix=f".{deck_name}-old-", dir=kb.settings.imported_decks_dir))
             previous.rmdir()
             target.rename(previous)
-        staging.rename(target)
         try:
+            staging.rename(target)
             sync = kb.sync()
         except BaseException:
-            target.rename(staging)  # back as it was: the database transaction rolled back too
+            if not staging.exists():
+                target.rename(staging)  # back as it was: the database transaction rolled back too
             if previous is not None:
                 previous.rename(target)
                 previous = None
             raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        if previous is not None:
-            shutil.rmtree(previous, ignore_errors=True)
+        finally:
+            if previous is not None:
+                shutil.rmtree(previous, ignore_errors=True)
 
     ids = {item.concept.id for item in parsed}
     after = {s.concept_id: s for s in snippet_sources(kb.engine, sorted(ids))}
@@ -205,8 +219,6 @@ def import_anki(
     `on_progress` is told each phase as it starts ("reading", "converting", "writing", "checking",
     "loading"); an import of the largest package kb takes (20,000 notes) lasts seconds.
     """
-    import shutil
-    import tempfile
 
     from kb.interop import InteropError
     from kb.interop.anki_import import (
@@ -231,10 +243,7 @@ def import_anki(
     concepts, skipped = concepts_from_notes(notes, set(kb.concept_ids()))
     if not concepts:
         raise InteropError(f"{package}: no Basic or Cloze note to import" + (f" ({len(skipped)} skipped)" if skipped else ""))
-    kb.settings.imported_decks_dir.mkdir(parents=True, exist_ok=True)
-    # A hidden staging directory is never loaded as a deck; it becomes the deck in one rename.
-    staging = Path(tempfile.mkdtemp(prefix=f".{deck_name}-", dir=kb.settings.imported_decks_dir))
-    try:
+    with staged_deck(kb.settings.imported_decks_dir, deck_name) as staging:
         phase(f"writing {len(concepts):,} concept files")
         written = write_deck(concepts, staging)
         phase("checking them")
@@ -243,8 +252,6 @@ def import_anki(
             first = report.errors[0]
             raise InteropError(f"the generated deck does not validate ({len(report.errors)} error(s)); first: {first}")
         staging.rename(target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     phase("loading them")
     kb.sync()
     return ImportOutcome(target, [c["id"] for c in concepts], skipped)
