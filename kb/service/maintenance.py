@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import platform
-import sqlite3
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -42,13 +41,13 @@ class MaintenanceUseCases(ServiceBase):
     def doctor(self) -> dict:
         import yaml
 
-        from kb.store.engine import quick_check
+        from kb.store.engine import quick_check, sqlite_library_version
         from kb.store.queries import counts
 
         info = {
             "python": platform.python_version(),
             "platform": platform.platform(),
-            "sqlite": sqlite3.sqlite_version,
+            "sqlite": sqlite_library_version(),
             "libyaml": bool(getattr(yaml, "__with_libyaml__", False)),
             "packages": {n: package_version(n) for n in ("mlkb", "textual", "sqlmodel", "pydantic", "pyyaml", "numpy", "torch", "fsrs")},
             "kb_home": str(self.settings.home),

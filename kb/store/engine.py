@@ -15,7 +15,12 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlmodel import SQLModel
 
 from kb.store import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
-from kb.store.errors import StoreCorruptError, StoreError, StoreWriteError, write_failure
+from kb.store.errors import (
+    StoreCorruptError,
+    StoreError,
+    StoreWriteError,
+    write_failure,
+)
 
 SCHEMA_VERSION = 3
 # "KBDB" as a 32-bit integer: tells a kb database from any other SQLite file.
@@ -240,3 +245,8 @@ def read(engine: Engine):
 def quick_check(engine: Engine) -> str:
     with read(engine) as conn:
         return conn.execute(text("PRAGMA quick_check")).scalar()
+
+
+def sqlite_library_version() -> str:
+    """The SQLite library Python links against (for `kb doctor`)."""
+    return sqlite3.sqlite_version
