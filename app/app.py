@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from textual import on, work
 from textual.app import App
@@ -21,6 +21,9 @@ from app.messages import (
 from app.screens.browse import BrowseScreen
 from app.work import reports_failure
 from kb.errors import KbError
+
+if TYPE_CHECKING:
+    from kb.service import KnowledgeBase
 
 textual_fixes.apply()
 
@@ -61,10 +64,17 @@ class KBApp(App):
         self._error_times: list[float] = []
         self.clock = clock
         self.watch_decks = watch
-        self.kb = None  # kb.service.KnowledgeBase, set once the worker opened it
+        self.kb: KnowledgeBase | None = None  # set once the worker opened it
         self.open_error: str | None = None  # why it could not be opened, while that is so
         self.warmed_up = threading.Event()  # set once the first-use imports are done (bench/startup.py)
         self._known_errors: set[str] = set()
+
+    @property
+    def service(self) -> KnowledgeBase:
+        """The open knowledge base; a KbError (shown like any other) while it is not open yet."""
+        if self.kb is None:
+            raise KbError(self.open_error or "the knowledge base is still opening")
+        return self.kb
 
     # The palette (ctrl+p) finds concepts by title, alias or tag; imported when first opened.
     COMMANDS = App.COMMANDS | {lambda: _concept_provider()}
@@ -123,7 +133,7 @@ class KBApp(App):
 
         if not self.is_screen_installed("concept"):
             self.install_screen(ConceptScreen(), name="concept")
-        screen = self.get_screen("concept")
+        screen = cast(ConceptScreen, self.get_screen("concept"))
         if self.screen is screen:
             screen.show_concept(concept_id, history=True)
             return
@@ -183,7 +193,7 @@ class KBApp(App):
             from watchfiles import awatch
         except ImportError:
             return
-        settings = self.kb.settings
+        settings = self.service.settings
         # $KB_HOME/decks/ is watched as a whole, so a deck that `kb import` adds in another terminal
         # (it appears in one rename: no .yaml event of its own) shows up too.
         imported = settings.imported_decks_dir
@@ -203,7 +213,7 @@ class KBApp(App):
     @work(thread=True, exclusive=True, group="sync", exit_on_error=False)
     @reports_failure()
     def resync(self) -> None:
-        report = self.kb.sync()
+        report = self.service.sync()
         self.post_message(DecksChanged(report))
 
     @on(DecksChanged)
@@ -235,7 +245,7 @@ class KBApp(App):
     def recover_database(self) -> None:
         """The database was found damaged in use: rebuilt if only the search index is hurt, else moved
         aside (the next use opens a new one, and says so)."""
-        line = self.kb.recover_damaged()
+        line = self.service.recover_damaged()
         self.call_from_thread(self.notify, line, title="The database was damaged", severity="error", timeout=30,
                               markup=False)
         self.call_from_thread(self.refresh_due)

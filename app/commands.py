@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.content import Content
@@ -19,7 +20,7 @@ class ConceptProvider(Provider):
             title = f"{concept['title']['en']} / {concept['title']['zh']}"
             # Content, not str: deck text must never be parsed as markup ("a[i]", "[/x]").
             yield DiscoveryHit(Content(title), partial(self._open, concept["id"]), text=title,
-                               help=Content(concept["category"]))
+                               help=Content(concept["category"]))  # type: ignore[arg-type]  # Content: never parsed as markup
 
     async def search(self, query: str) -> Hits:
         kb = getattr(self.app, "kb", None)
@@ -31,7 +32,7 @@ class ConceptProvider(Provider):
         for rank, hit in enumerate(hits):
             title = f"{hit.title_en} / {hit.title_zh}"
             yield Hit(1.0 - rank / 40, Content(title), partial(self._open, hit.id), text=title,
-                      help=Content(f"{hit.id} · {hit.category}"))
+                      help=Content(f"{hit.id} · {hit.category}"))  # type: ignore[arg-type]  # as above
 
     async def _list(self, kb):
         import asyncio
@@ -39,6 +40,6 @@ class ConceptProvider(Provider):
         return await asyncio.to_thread(kb.list_concepts)
 
     def _open(self, concept_id: str) -> None:
-        from app.screens.concept import ConceptScreen
+        from app.app import KBApp
 
-        self.app.open_concept(concept_id)
+        cast(KBApp, self.app).open_concept(concept_id)

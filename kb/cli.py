@@ -350,8 +350,8 @@ def cmd_verify(kb, args) -> int:
     from rich.table import Table
 
     table = Table(show_edge=False, pad_edge=False)
-    for column, justify in (("id", "left"), ("verdict", "left"), ("device", "left"), ("seconds", "right")):
-        table.add_column(column, justify=justify)
+    for column in ("id", "verdict", "device", "seconds"):
+        table.add_column(column, justify="right" if column == "seconds" else "left")
     for o in outcomes:
         style = _STATUS_STYLE.get(o.status, "bold red")
         table.add_row(safe(escape(o.id)), f"[{style}]{o.status}[/]", o.device or "-", f"{o.duration_s:.2f}" if o.ran else "-")
@@ -394,9 +394,8 @@ def cmd_decks(kb, args) -> int:
     from rich.table import Table
 
     table = Table(show_edge=False, pad_edge=False)
-    for column, justify in (("deck", "left"), ("kind", "left"), ("concepts", "right"), ("snippets", "right"),
-                            ("trust", "left")):
-        table.add_column(column, justify=justify)
+    for column in ("deck", "kind", "concepts", "snippets", "trust"):
+        table.add_column(column, justify="right" if column in ("concepts", "snippets") else "left")
     for d in decks:
         trust = d.trust
         if trust in ("partly trusted", "changed since trusted", "untrusted"):
@@ -835,6 +834,7 @@ def cmd_config(args) -> int:
     defaults = {f.name: f.default for f in fields(Settings)}
     rows = []
     for option in OPTIONS:
+        value: object
         env = os.environ.get(option.variable)
         if env:
             value, source = env, option.variable
@@ -853,7 +853,7 @@ def cmd_config(args) -> int:
     if getattr(args, "json", False):
         _print_json(rows)
         return EXIT_OK
-    width = max(len(r["key"]) for r in rows)
+    width = max(len(str(r["key"])) for r in rows)
     for r in rows:
         shown = "(system)" if r["value"] is None else r["value"]
         print(f"{r['key']:<{width}}  {shown!s:<18} {r['source']:<20} {r['help']}")

@@ -257,7 +257,7 @@ def fit(reviews, *, zone: tzinfo = timezone.utc, rollover_hour: int = 4, current
               "fitted": (candidate, evaluate(candidate, seqs))}
     if current:
         scored["current"] = (current, evaluate(current, seqs))
-    chosen = min(scored, key=lambda k: scored[k][1].log_loss if scored[k][1] else math.inf)
+    chosen = min(scored, key=lambda k: _log_loss(scored[k][1]))
     message = {"fitted": f"fitted FSRS parameters to {inter_day} reviews on later days ({seqs.reviews} reviews of "
                          f"{len(seqs.deltas)} cards); they are used from now on",
                "current": "the fitted parameters predict your history no better than the ones in use; keeping them",
@@ -265,6 +265,10 @@ def fit(reviews, *, zone: tzinfo = timezone.utc, rollover_hour: int = 4, current
     return FitReport(True, scored[chosen][0], chosen, seqs.reviews, inter_day, len(seqs.deltas),
                      scored["default"][1], scored.get("current", (None, None))[1], scored["fitted"][1],
                      message[chosen])
+
+
+def _log_loss(evaluation: Evaluation | None) -> float:
+    return math.inf if evaluation is None else evaluation.log_loss
 
 
 def main() -> int:

@@ -18,6 +18,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from kb.errors import KbError
 from kb.render.latex import tex_to_text
@@ -153,7 +154,7 @@ def present(
     """The card `card_id` (`concept/key`) as shown in a quiz; `payload` is its `DerivedCard.payload`."""
     concept_id = str(concept.get("id") or card_id.partition("/")[0])
     note = payload.get("note")
-    base = {"card_id": card_id, "concept_id": concept_id, "kind": kind, "note": note}
+    base: dict[str, Any] = {"card_id": card_id, "concept_id": concept_id, "kind": kind, "note": note}
     if kind == "definition":
         title = payload.get("title") or concept.get("title") or {}
         summary = payload.get("summary") or concept.get("summary") or {}

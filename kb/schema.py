@@ -11,7 +11,14 @@ import re
 import unicodedata
 from typing import Annotated, Literal, Union
 
-from pydantic import field_validator, AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 from kb.categories import CATEGORIES  # noqa: E402  (re-exported: kb.schema.CATEGORIES)
 
@@ -96,12 +103,16 @@ class Formula(_Model):
     )
 
 
+
+def _all_devices() -> list[Literal["cpu", "cuda"]]:
+    return ["cpu", "cuda"]
+
 class Snippet(_Model):
     """Runnable Python that demonstrates the concept and asserts itself against an oracle."""
 
     code: LongText  # type: ignore[valid-type]
     requires: list[Literal["numpy", "torch"]] = Field(default_factory=list, max_length=2)
-    devices: list[Literal["cpu", "cuda"]] = Field(default_factory=lambda: ["cpu", "cuda"], min_length=1, max_length=2)
+    devices: list[Literal["cpu", "cuda"]] = Field(default_factory=_all_devices, min_length=1, max_length=2)
     timeout_s: float | None = Field(default=None, gt=0, le=600)
 
 

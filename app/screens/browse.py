@@ -6,11 +6,11 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from app.messages import ConceptLoaded, ConceptsListed
+from app.screens.base import KBScreen
 from app.text import plain
 from app.widgets import ChoiceList
 from app.work import reports_failure
@@ -24,7 +24,7 @@ def _option(concept: dict) -> Option:
     return Option(plain(f"{concept['title']['en']} · {concept['title']['zh']}"), id=concept["id"])
 
 
-class BrowseScreen(Screen):
+class BrowseScreen(KBScreen):
     """Categories | concepts (an OptionList, fine with 10,000) | a preview."""
 
     BINDINGS = [
@@ -94,7 +94,7 @@ class BrowseScreen(Screen):
     def load_concepts(self) -> None:
         kb = self.app.kb
         if kb is None:
-            return
+            return  # the cached list is showing until the store is open
         query, category = self.query_text.strip(), self.category
         everywhere = None
         if query:
@@ -152,7 +152,7 @@ class BrowseScreen(Screen):
     def preview(self, concept_id: str) -> None:
         if self.app.kb is None:
             return  # the cached list is showing; the preview comes once the store is open
-        concept = self.app.kb.show(concept_id)
+        concept = self.app.service.show(concept_id)
         self.post_message(ConceptLoaded(concept, concept_id))
 
     @on(ConceptLoaded)
@@ -243,7 +243,7 @@ class BrowseScreen(Screen):
             return
         from app.screens.quiz import QuizScreen
 
-        self.app.push_screen(QuizScreen())
+        self.app.push_screen(QuizScreen(self.app.service))
 
     def action_stats(self) -> None:
         if self.app.kb is None:

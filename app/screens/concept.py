@@ -9,16 +9,17 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Footer, Header, OptionList, RichLog, Static
 from textual.widgets.option_list import Option
 
 from app.messages import ConceptLoaded, SnippetFinished, SnippetOutput
+from app.screens.base import KBScreen
 from app.text import plain, safe
 from app.work import reports_failure
+from kb.errors import KbError
 
 
-class ConceptScreen(Screen):
+class ConceptScreen(KBScreen):
     """One concept. The app keeps a single instance installed and shows each concept in it (a new
     screen costs Textual 0.2-0.3 s to compose and style); links keep a back/forward history."""
 
@@ -45,6 +46,12 @@ class ConceptScreen(Screen):
         self.back_stack: list[str] = []  # concepts visited before this one, through links
         self.forward_stack: list[str] = []
 
+    def _shown(self) -> str:
+        """The id of the concept on show (the screen is opened for one, so there always is one)."""
+        if self.concept_id is None:
+            raise KbError("no concept is shown")
+        return self.concept_id
+
     def show_concept(self, concept_id: str, *, history: bool = False) -> None:
         """Show another concept here; with `history`, the current one can be gone back to."""
         if history and self.concept_id and concept_id != self.concept_id:
@@ -64,7 +71,7 @@ class ConceptScreen(Screen):
         source, target = (self.back_stack, self.forward_stack) if step < 0 else (self.forward_stack, self.back_stack)
         if not source:
             return
-        target.append(self.concept_id)
+        target.append(self._shown())
         concept_id = source.pop()
         self.concept_id = concept_id
         self.concept = None
@@ -103,8 +110,8 @@ class ConceptScreen(Screen):
     @work(thread=True, exclusive=True, group="concept-load", exit_on_error=False)
     @reports_failure()
     def load(self) -> None:
-        concept = self.app.kb.show(self.concept_id)
-        self.post_message(ConceptLoaded(concept, self.concept_id))
+        concept = self.app.service.show(self._shown())
+        self.post_message(ConceptLoaded(concept, self._shown()))
 
     @on(ConceptLoaded)
     def _loaded(self, message: ConceptLoaded) -> None:
@@ -252,10 +259,13 @@ class ConceptScreen(Screen):
     def run_snippet(self, sandbox: bool = False) -> None:
         outcome = None
         try:
-            outcome = self.app.kb.run_snippet(self.concept_id, sandbox=sandbox,
-                                              on_output=lambda text: self.post_message(SnippetOutput(text)))
+            outcome = self.app.service.run_snippet(self._shown(), sandbox=sandbox,
+                                              on_output=self._stream_output)
         finally:
             self.post_message(SnippetFinished(outcome))  # None when it failed: the error follows
+
+    def _stream_output(self, text: str) -> None:
+        self.post_message(SnippetOutput(text))
 
     @on(SnippetOutput)
     def _output(self, message: SnippetOutput) -> None:
@@ -272,7 +282,7 @@ class ConceptScreen(Screen):
         if outcome is None:
             status.update(plain("the run could not be started (see the message)", "bold red"))
             return
-        level = self.app.kb.isolation_level()  # shown with every run: how it was confined
+        level = self.app.service.isolation_level()  # shown with every run: how it was confined
         if outcome.passed:
             status.update(plain(f"passed on {outcome.device} in {outcome.duration_s:.2f} s (isolation: {level})", "bold green"))
         elif outcome.status == "untrusted":
@@ -297,7 +307,7 @@ class ConceptScreen(Screen):
         from kb.service import NoteError
 
         try:
-            path = self.app.kb.note_source(self.concept_id)
+            path = self.app.service.note_source(self._shown())
         except NoteError as exc:
             self.notify(str(exc), severity="warning", markup=False)
             return
@@ -306,7 +316,7 @@ class ConceptScreen(Screen):
     def action_quiz(self) -> None:
         from app.screens.quiz import QuizScreen
 
-        self.app.push_screen(QuizScreen())
+        self.app.push_screen(QuizScreen(self.app.service))
 
 
 def _numbered_python(code: str, start: int, *, dark: bool):

@@ -10,21 +10,26 @@ import os
 import shlex
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual import work
-from textual.app import App, ComposeResult
+from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen, Screen
+from textual.screen import ModalScreen
 from textual.widgets import Footer, Header, Static, TextArea
 
+from app.screens.base import KBScreen
 from app.text import plain
 from kb.errors import KbError
 
+if TYPE_CHECKING:
+    from app.app import KBApp
 
-def edit_note(app: App, source_path: str | None) -> None:
+
+def edit_note(app: KBApp, source_path: str | None) -> None:
     """Open the note flow: in the user's $EDITOR when set, else in the in-app editor."""
-    kb = app.kb
+    kb = app.service
     path = Path(source_path) if source_path else None
     try:
         text = path.read_text(encoding="utf-8") if path else kb.note_template()
@@ -38,8 +43,8 @@ def edit_note(app: App, source_path: str | None) -> None:
         app.push_screen(NoteEditorScreen(text, path))
 
 
-def _external_loop(app: App, text: str, path: Path | None, editor: str) -> None:
-    kb = app.kb
+def _external_loop(app: KBApp, text: str, path: Path | None, editor: str) -> None:
+    kb = app.service
     drafts = kb.settings.notes_dir / ".drafts"
     drafts.mkdir(parents=True, exist_ok=True)
     draft = drafts / "editing.yaml"
@@ -51,7 +56,7 @@ def _external_loop(app: App, text: str, path: Path | None, editor: str) -> None:
     app.push_screen(NoteEditorScreen(edited, path, validate_now=True))
 
 
-class NoteEditorScreen(Screen):
+class NoteEditorScreen(KBScreen):
     """An in-app YAML editor: ctrl+s validates and saves; errors stay on screen with path:line:col."""
 
     BINDINGS = [
@@ -96,7 +101,7 @@ class NoteEditorScreen(Screen):
     @work(thread=True, exclusive=True, group="note-save", exit_on_error=False)
     def save(self, text: str) -> None:
         try:
-            path, concept_id, errors = self.app.kb.save_note(text, replace=self.path)
+            path, concept_id, errors = self.app.service.save_note(text, replace=self.path)
         except (KbError, OSError) as exc:  # shown in the editor, beside the text it is about
             path, concept_id, errors = None, None, [exc.user_message() if isinstance(exc, KbError) else str(exc)]
         self.app.call_from_thread(self._saved, path, concept_id, errors)
@@ -115,8 +120,8 @@ class NoteEditorScreen(Screen):
         box.update("")
         self.notify(f"Saved {path}", markup=False)
         self.app.pop_screen()
-
-        self.app.open_concept(concept_id)
+        if concept_id is not None:
+            self.app.open_concept(concept_id)
         self.app.refresh_due()
 
     def action_cancel(self) -> None:

@@ -6,11 +6,12 @@ are answered with their number keys. Every answer is stored as soon as it is gra
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Markdown, Static
 
 from app.messages import (
@@ -20,14 +21,19 @@ from app.messages import (
     QuizSummarized,
     WorkFailed,
 )
+from app.screens.base import KBScreen
 from app.text import plain, safe
 from app.work import reports_failure
 from kb.render.markdown import markdown_with_math, plain_with_math
 from kb.scheduler import rating_name
 from kb.service.session import QuizSession
 
+if TYPE_CHECKING:
+    from kb.quiz import Grade
+    from kb.service import KnowledgeBase, QuizItem
 
-class QuizScreen(Screen):
+
+class QuizScreen(KBScreen):
     BINDINGS = [
         Binding("space", "reveal", "Show answer", id="reveal"),
         # Before a choice card's answer is shown the number keys pick an option; afterwards they
@@ -40,27 +46,27 @@ class QuizScreen(Screen):
         Binding("escape", "leave", "Leave", id="leave"),
     ]
 
-    def __init__(self) -> None:
+    def __init__(self, kb: KnowledgeBase) -> None:
         super().__init__()
-        self.session: QuizSession | None = None
+        self.session = QuizSession(kb)
         self.busy = True  # a worker is loading or storing: keys that would answer wait for it
         self.finished = False
 
     @property
-    def item(self):
-        return None if self.session is None or self.busy else self.session.current
+    def item(self) -> QuizItem | None:
+        return None if self.busy else self.session.current
 
     @property
     def revealed(self) -> bool:
-        return self.session is not None and self.session.revealed
+        return self.session.revealed
 
     @property
-    def grade(self):
-        return None if self.session is None else self.session.grade
+    def grade(self) -> Grade | None:
+        return self.session.grade
 
     @property
     def answered(self) -> int:
-        return 0 if self.session is None else self.session.answered
+        return self.session.answered
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -75,7 +81,6 @@ class QuizScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.session = QuizSession(self.app.kb)
         self.query_one("#answer-input", Input).display = False
         self.next_card()
 
@@ -152,6 +157,8 @@ class QuizScreen(Screen):
             self._reveal(str(number))
 
     def _reveal(self, response: str | None) -> None:
+        if self.item is None:
+            return
         card = self.item.card
         grade = self.session.reveal(response)
         self.query_one("#answer-input", Input).display = False

@@ -6,16 +6,16 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from app.messages import StatsLoaded
+from app.screens.base import KBScreen
 from app.text import plain
 from app.work import reports_failure
 from kb.service import true_retention_lines
 
 
-class StatsScreen(Screen):
+class StatsScreen(KBScreen):
     BINDINGS = [Binding("escape", "back", "Back", id="back")]
 
     def compose(self) -> ComposeResult:
@@ -35,8 +35,8 @@ class StatsScreen(Screen):
     @work(thread=True, exclusive=True, group="stats", exit_on_error=False)
     @reports_failure()
     def load(self) -> None:
-        stats = self.app.kb.stats()
-        per_day = self.app.kb.reviews_per_day(30)
+        stats = self.app.service.stats()
+        per_day = self.app.service.reviews_per_day(30)
         self.post_message(StatsLoaded(stats, per_day))
 
     @on(StatsLoaded)
@@ -51,7 +51,7 @@ class StatsScreen(Screen):
             f"Reviews    {s['reviews_total']:>6}   today {s['reviews_today']}, streak {s['streak_days']} day(s)",
             f"Due today  {s['due_today']:>6}   next 7 days: {' '.join(map(str, s['forecast_7d']))}",
             f"Retention  {retention:>6}   (review cards, last 30 days; desired "
-            f"{self.app.kb.settings.desired_retention:.0%}); FSRS parameters: {s['parameters']}",
+            f"{self.app.service.settings.desired_retention:.0%}); FSRS parameters: {s['parameters']}",
             "Reviews per day (last 30): " + " ".join(str(n) for _, n in message.per_day),
             "",
             *true_retention_lines(s["true_retention"]),

@@ -200,7 +200,10 @@ def concepts_from_notes(notes: list[AnkiNoteIn], taken: set[str]) -> tuple[list[
     return concepts, skipped
 
 
-class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # libyaml's emitter: 20,000 notes in seconds
+_BaseDumper: type = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml's emitter: 20,000 notes in seconds
+
+
+class _Dumper(_BaseDumper):  # type: ignore[valid-type,misc]  # chosen at import time
     """Multi-line text as literal blocks (`|`), as a person would write it."""
 
 

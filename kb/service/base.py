@@ -5,9 +5,16 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from importlib import metadata
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from kb.config import Settings, load_settings
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from kb.runner import WorkerPool
+    from kb.service.decks import DeckInfo
+    from kb.store.ingest import SyncReport
 
 
 def utc_now() -> datetime:
@@ -38,11 +45,19 @@ def is_damaged_database(exc: BaseException | None) -> bool:
 class ServiceBase:
     """The shared context: settings, clock and the lazily opened database engine."""
 
+    if TYPE_CHECKING:
+        # Use cases that others call, declared for the type checker; each module defines its own.
+        def sync(self) -> SyncReport: ...
+        def show(self, concept_id: str) -> dict | None: ...
+        def devices(self) -> list[str]: ...
+        def decks(self) -> list[DeckInfo]: ...
+        def backup(self) -> Path: ...
+
     def __init__(self, settings: Settings | None = None, *, clock: Callable[[], datetime] = utc_now):
         self.settings = settings or load_settings()
         self.clock = clock
         self._engine = None
-        self._pool = None  # a warm worker for run_snippet, started on first use
+        self._pool: WorkerPool | None = None  # a warm worker for run_snippet, started on first use
         self.notices: list[str] = []  # things opening the database did that the user should hear of
 
     @property

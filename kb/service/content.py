@@ -12,6 +12,7 @@ from kb.loader import CheckReport, check_files, find_yaml_files
 from kb.service.base import ServiceBase
 
 if TYPE_CHECKING:
+    from kb.store.ingest import SyncReport
     pass
 
 
@@ -68,7 +69,7 @@ pitfalls: []
 class ContentUseCases(ServiceBase):
     """Decks on disk into the database, and concepts out of it."""
 
-    def sync(self):
+    def sync(self) -> SyncReport:
         from kb.store.ingest import sync_decks
 
         engine = self.engine  # first: an unwritable KB_HOME is reported as such, not as a failed mkdir

@@ -198,7 +198,7 @@ def import_deck(kb: KnowledgeBase, source: Path, *, name: str | None = None, upd
             if previous is not None:
                 shutil.rmtree(previous, ignore_errors=True)
 
-    ids = {item.concept.id for item in parsed}
+    ids = {item.concept.id for item in parsed if item.concept is not None}
     after = {s.concept_id: s for s in snippet_sources(kb.engine, sorted(ids))}
     untrusted_again = sorted(
         cid for cid, src in after.items()

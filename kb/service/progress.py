@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kb.errors import KbError
 from kb.service.base import ServiceBase
@@ -137,7 +137,7 @@ class ProgressUseCases(ServiceBase):
         seqs = sequences(rows, zone=zone, rollover_hour=hour)
         inter_day = seqs.inter_day_reviews
         in_use = "optimized" if current else "default"
-        result = {"fitted": False, "chosen": "current" if current else "default", "reviews": len(rows),
+        result: dict[str, Any] = {"fitted": False, "chosen": "current" if current else "default", "reviews": len(rows),
                   "inter_day_reviews": inter_day, "minimum": MIN_INTER_DAY_REVIEWS, "evaluations": {}}
         if inter_day < MIN_INTER_DAY_REVIEWS:
             result["message"] = (f"nothing fitted: {inter_day} of your {len(rows)} reviews came on a later study day "
@@ -148,6 +148,7 @@ class ProgressUseCases(ServiceBase):
         with tempfile.TemporaryFile("w+") as out:
             with subprocess.Popen(list(OPTIMIZER_COMMAND), stdin=subprocess.PIPE, stdout=out,
                                   stderr=subprocess.PIPE, text=True) as proc:
+                assert proc.stdin is not None and proc.stderr is not None  # both are pipes
                 proc.stdin.write(payload)
                 proc.stdin.close()
                 said = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -10,14 +11,14 @@ from kb.errors import KbError
 from kb.service.base import ServiceBase
 
 if TYPE_CHECKING:
-    pass
+    from kb.quiz import QuizCard
 
 
 @dataclass(frozen=True)
 class QuizItem:
     """A card ready to show, with the interval each rating 1-4 would give (as Anki shows)."""
 
-    card: object  # kb.quiz.QuizCard
+    card: QuizCard
     state: str  # new | learning | relearning | review
     intervals: dict
     shown_state: dict | None = None  # the stored state when shown: pass it to answer() (None: new)
@@ -102,7 +103,10 @@ class StudyUseCases(ServiceBase):
         stored = get_card(self.engine, card_id)
         if stored is None:
             return None
-        concept = concept_data(self.engine, stored.concept_id)["data"]
+        stored_concept = concept_data(self.engine, stored.concept_id)
+        if stored_concept is None:
+            return None
+        concept = stored_concept["data"]
         now = self.clock()
         if rng is None:  # the same options in the same order all day
             day, _, _ = self.study_day_bounds(now)
@@ -124,11 +128,11 @@ class StudyUseCases(ServiceBase):
 
         return CardState.from_dict(stored.state) if stored.state else None
 
-    def next_quiz_item(self, *, skip: set[str] = frozenset(), rng=None) -> QuizItem | None:
+    def next_quiz_item(self, *, skip: Collection[str] = frozenset(), rng=None) -> QuizItem | None:
         """The first card of today's queue that can be shown (computed cards need a passing run)."""
         return self.first_showable(skip=skip, rng=rng)[0]
 
-    def first_showable(self, *, skip: set[str] = frozenset(), rng=None) -> tuple[QuizItem | None, int]:
+    def first_showable(self, *, skip: Collection[str] = frozenset(), rng=None) -> tuple[QuizItem | None, int]:
         """(the first card of today's queue that can be shown, or None; the queue's length), from one
         build of the queue."""
         queue = self.due_queue()
@@ -171,7 +175,7 @@ class StudyUseCases(ServiceBase):
             state = answer(previous, rating, now, config=config, fuzz_seed=stored.card_pk)
             leech = became_leech(previous, state, config)
             decided.append((state, leech))
-            return NextState(state.to_dict(), state.state, state.due, state.lapses, state.reps, leech,
+            return NextState(dict(state.to_dict()), state.state, state.due, state.lapses, state.reps, leech,
                              suspend_leech=self.settings.leech_action == "suspend")
 
         review_id = record_answer(self.engine, card_id, rating=rating, now=now, duration_ms=duration_ms, decide=decide)

@@ -1,0 +1,18 @@
+"""The base of kb's screens: `self.app` typed as KBApp, so that a screen's use of the app checks."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from textual.screen import Screen
+
+if TYPE_CHECKING:
+    from app.app import KBApp
+
+
+class KBScreen(Screen[Any]):
+    if TYPE_CHECKING:
+        # Textual types `app` as App[Any]; every kb screen runs in a KBApp. (Narrowing a writeable
+        # attribute to a read-only property is what mypy objects to; it is for type checks only.)
+        @property
+        def app(self) -> KBApp: ...  # type: ignore[override]
