@@ -10,9 +10,14 @@ from typing import TYPE_CHECKING, Callable
 from kb.config import Settings, load_settings
 
 if TYPE_CHECKING:
+    from datetime import date, tzinfo
     from pathlib import Path
+    from typing import Self
+
+    from sqlalchemy.engine import Engine
 
     from kb.runner import WorkerPool
+    from kb.scheduler import SchedulerConfig
     from kb.service.decks import DeckInfo
     from kb.store.ingest import SyncReport
 
@@ -56,12 +61,12 @@ class ServiceBase:
     def __init__(self, settings: Settings | None = None, *, clock: Callable[[], datetime] = utc_now):
         self.settings = settings or load_settings()
         self.clock = clock
-        self._engine = None
+        self._engine: Engine | None = None
         self._pool: WorkerPool | None = None  # a warm worker for run_snippet, started on first use
         self.notices: list[str] = []  # things opening the database did that the user should hear of
 
     @property
-    def engine(self):
+    def engine(self) -> Engine:
         if self._engine is None:
             from kb.store.engine import (
                 open_engine,  # sqlmodel costs ~0.4 s: only when needed
@@ -79,24 +84,24 @@ class ServiceBase:
             self._engine.dispose()
             self._engine = None
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def zone(self):
+    def zone(self) -> tzinfo:
         from kb.studyday import local_zone
 
         return local_zone(self.settings.timezone)
 
-    def study_day(self, moment: datetime):
+    def study_day(self, moment: datetime) -> date:
         """The study day `moment` belongs to (the user's zone, the day starting at the rollover hour)."""
         from kb.studyday import study_day
 
         return study_day(moment, tz=self.zone(), rollover_hour=self.settings.rollover_hour)
 
-    def study_day_bounds(self, now: datetime | None = None):
+    def study_day_bounds(self, now: datetime | None = None) -> tuple[date, datetime, datetime]:
         """(study day, its start, the next day's start) for `now` in the user's zone."""
         from kb.studyday import day_bounds, study_day
 
@@ -105,7 +110,7 @@ class ServiceBase:
         start, end = day_bounds(day, tz=self.zone(), rollover_hour=self.settings.rollover_hour)
         return day, start, end
 
-    def scheduler_config(self):
+    def scheduler_config(self) -> SchedulerConfig:
         from kb.config import parse_steps
         from kb.scheduler import SchedulerConfig
         from kb.store.reviews import get_setting

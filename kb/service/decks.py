@@ -10,6 +10,7 @@ from kb.errors import KbError
 from kb.service.base import ServiceBase
 
 if TYPE_CHECKING:
+    from kb.config import Deck
     pass
 
 
@@ -54,7 +55,7 @@ class DeckInfo:
 class DeckUseCases(ServiceBase):
     """Find decks, trust their snippets by hash, list them."""
 
-    def find_deck(self, name_or_path: str):
+    def find_deck(self, name_or_path: str) -> Deck | None:
         """The deck named so (as `kb decks` lists it), or whose directory this is; None if none."""
         decks = self.settings.decks()
         named = [deck for deck in decks if deck.name == name_or_path]

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
+    from kb.interop.anki import AnkiExport
     from kb.service import KnowledgeBase
 
 from kb.service.base import package_version
@@ -46,7 +47,7 @@ def _export_rows(kb: KnowledgeBase, category: str | None) -> list[dict]:
     kb.sync()
     return export_rows(kb.engine, category=category)
 
-def export_anki(kb: KnowledgeBase, out: Path, *, deck: str = "kb", category: str | None = None):
+def export_anki(kb: KnowledgeBase, out: Path, *, deck: str = "kb", category: str | None = None) -> AnkiExport:
     """Write the cards as an Anki package; returns a kb.interop.anki.AnkiExport."""
     from kb.interop.anki import export_anki as write
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from kb.errors import KbError
 from kb.service.base import ServiceBase
 
 if TYPE_CHECKING:
+    from datetime import date
     pass
 
 
@@ -77,7 +78,7 @@ class ProgressUseCases(ServiceBase):
             year, month = (year, month - 1) if month > 1 else (year - 1, 12)
         by_week = {start: [0, 0] for start in week_starts}
         by_month = {key: [0, 0] for key in month_keys}
-        last_day: dict[str, object] = {}
+        last_day: dict[str, date] = {}
         for card, rating, at, _ in review_history(self.engine):
             day = self.study_day(at)
             previous, last_day[card] = last_day.get(card), day
@@ -116,7 +117,7 @@ class ProgressUseCases(ServiceBase):
                 counts[day] += 1
         return [(day.isoformat(), counts[day]) for day in sorted(counts)]
 
-    def optimize(self, on_progress=None) -> dict:
+    def optimize(self, on_progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
         """Fit FSRS parameters to the review log, counted in study days, and keep the best predictor.
 
         Only reviews on a later study day than the card's previous review test memory; below the

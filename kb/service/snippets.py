@@ -11,6 +11,8 @@ from kb.errors import KbError
 from kb.service.base import ServiceBase, package_version
 
 if TYPE_CHECKING:
+    from kb.runner.models import RunResult, RunSpec
+    from kb.store.queries import SnippetSource
     pass
 
 
@@ -68,7 +70,7 @@ class SnippetUseCases(ServiceBase):
         return device
 
     @staticmethod
-    def _untrusted_reason(src, own_decks: set[str], names: dict[str, str]) -> str | None:
+    def _untrusted_reason(src: SnippetSource, own_decks: set[str], names: dict[str, str]) -> str | None:
         """Why `src` may not run unconfined, or None: own decks always run; others by trusted hash."""
         if src.deck_path in own_decks or (src.trusted_hash is not None and src.trusted_hash == src.code_hash):
             return None
@@ -79,7 +81,8 @@ class SnippetUseCases(ServiceBase):
         return (f"the deck {name} is not trusted; read its snippets, then run `kb trust {name}` "
                 f"(or `kb verify --sandbox {src.concept_id}` to run this one confined)")
 
-    def _plan(self, ids: list[str] | None, device: str, changed_only: bool, sandbox: bool = False):
+    def _plan(self, ids: list[str] | None, device: str, changed_only: bool,
+              sandbox: bool = False) -> tuple[list[tuple[SnippetSource, RunSpec]], list[VerifyOutcome]]:
         """RunSpecs for what should run, and outcomes for what will not (untrusted, skipped).
 
         With `sandbox`, untrusted snippets run too, but only where the runner can confine them
@@ -138,7 +141,7 @@ class SnippetUseCases(ServiceBase):
 
         return {"python": platform.python_version(), "torch": package_version("torch"), "numpy": package_version("numpy")}
 
-    def _record(self, src, result) -> VerifyOutcome:
+    def _record(self, src: SnippetSource, result: RunResult) -> VerifyOutcome:
         import json
 
         from kb.store.queries import record_run
@@ -172,7 +175,7 @@ class SnippetUseCases(ServiceBase):
             by_id = {src.concept_id: src for src, _ in planned}
             jobs = max(1, min(jobs or (os.cpu_count() or 1), len(planned)))
 
-            def done(result) -> None:
+            def done(result: RunResult) -> None:
                 outcome = self._record(by_id[result.key], result)
                 outcomes[outcome.id] = outcome
                 if on_result:

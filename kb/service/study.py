@@ -11,7 +11,11 @@ from kb.errors import KbError
 from kb.service.base import ServiceBase
 
 if TYPE_CHECKING:
-    from kb.quiz import QuizCard
+    import random
+
+    from kb.quiz import Grade, QuizCard
+    from kb.scheduler import CardState
+    from kb.store.reviews import StoredCard
 
 
 @dataclass(frozen=True)
@@ -63,19 +67,31 @@ class AnswerOutcome:
                 else "leech: marked after repeated lapses; it stays in the quiz")
 
 
+@dataclass(frozen=True)
+class DueCard:
+    """One card of today's queue."""
+
+    card_id: str
+    concept_id: str
+    kind: str
+    state: str  # new | learning | relearning | review
+    due: datetime | None  # None for a new card
+
+
 class StudyUseCases(ServiceBase):
     """Today's queue, cards to show, answers."""
 
-    def due_queue(self, now: datetime | None = None):
+    def due_queue(self, now: datetime | None = None) -> list[DueCard]:
         """Today's queue of cards (learning, then due reviews, then new), within the daily limits."""
         from kb.store.reviews import build_queue
 
         now = now or self.clock()
         _, start, end = self.study_day_bounds(now)
-        return build_queue(self.engine, now=now, day_start=start, day_end=end,
-                           new_limit=self.settings.new_per_day, review_limit=self.settings.reviews_per_day)
+        entries = build_queue(self.engine, now=now, day_start=start, day_end=end,
+                              new_limit=self.settings.new_per_day, review_limit=self.settings.reviews_per_day)
+        return [DueCard(e.card_id, e.concept_id, e.kind, e.state, e.due) for e in entries]
 
-    def due_overview(self) -> "DueOverview":
+    def due_overview(self) -> DueOverview:
         """What today's queue holds that can be shown now, and what waits (a computed card whose
         snippet has not yet produced its value): the header and the quiz's end say the same."""
         waiting: list[str] = []
@@ -87,7 +103,7 @@ class StudyUseCases(ServiceBase):
                 showable += 1
         return DueOverview(showable, sorted(set(waiting)))
 
-    def quiz_item(self, card_id: str, *, rng=None) -> "QuizItem | None":
+    def quiz_item(self, card_id: str, *, rng: random.Random | None = None) -> QuizItem | None:
         """A card ready to show: prompt, answer, options, and the interval each rating would give."""
         import random
 
@@ -123,16 +139,18 @@ class StudyUseCases(ServiceBase):
                         {rating: format_interval(now, s.due) for rating, s in states.items()}, stored.state)
 
     @staticmethod
-    def _card_state(stored):
+    def _card_state(stored: StoredCard) -> CardState | None:
         from kb.scheduler import CardState
 
         return CardState.from_dict(stored.state) if stored.state else None
 
-    def next_quiz_item(self, *, skip: Collection[str] = frozenset(), rng=None) -> QuizItem | None:
+    def next_quiz_item(self, *, skip: Collection[str] = frozenset(),
+                       rng: random.Random | None = None) -> QuizItem | None:
         """The first card of today's queue that can be shown (computed cards need a passing run)."""
         return self.first_showable(skip=skip, rng=rng)[0]
 
-    def first_showable(self, *, skip: Collection[str] = frozenset(), rng=None) -> tuple[QuizItem | None, int]:
+    def first_showable(self, *, skip: Collection[str] = frozenset(),
+                       rng: random.Random | None = None) -> tuple[QuizItem | None, int]:
         """(the first card of today's queue that can be shown, or None; the queue's length), from one
         build of the queue."""
         queue = self.due_queue()
@@ -144,7 +162,7 @@ class StudyUseCases(ServiceBase):
                 return item, len(queue)
         return None, len(queue)
 
-    def grade(self, card, response: str):
+    def grade(self, card: QuizCard, response: str) -> Grade | None:
         from kb.quiz import grade
 
         return grade(card, response)
