@@ -13,6 +13,7 @@ import datetime as _dt
 import difflib
 import hashlib
 import os
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -139,7 +140,7 @@ class _Tree:
                 continue
             if kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
                 frame = stack.pop()
-                value = frame[0]
+                value: Any = frame[0]
                 if not stack:
                     root, have_root = value, True
                 continue
@@ -147,7 +148,7 @@ class _Tree:
             path = self._child_path(stack)
             if kind is yaml.AliasEvent:
                 self.error(event.start_mark, f"aliases are not allowed (found '*{_shown(event.anchor)}')")
-                value: Any = None
+                value = None
             elif kind is yaml.ScalarEvent:
                 value = self._scalar(event, path, is_key=bool(stack) and stack[-1][4] and stack[-1][2] is _NO_KEY)
             else:  # MappingStartEvent / SequenceStartEvent
@@ -319,8 +320,8 @@ def parse_bytes(path: Path, data: bytes) -> ParsedFile:
     shown = str(path)
     result = ParsedFile(path=path, content_hash=content_hash(data))
     text, decode_error = _decode(shown, data)
-    if decode_error:
-        result.errors.append(decode_error)
+    if text is None or decode_error:
+        result.errors.extend([decode_error] if decode_error else [])
         return result
     tree = _Tree(shown)
     try:
@@ -648,12 +649,12 @@ class CheckReport:
         return not self.errors
 
 
-def check_files(paths: Iterable[Path], extra_known_ids: set[str] = frozenset()) -> CheckReport:
+def check_files(paths: Iterable[Path], extra_known_ids: Collection[str] = frozenset()) -> CheckReport:
     """Validate files without a database: syntax, schema, duplicate ids and references."""
     return check_parsed([parse_file(p) for p in paths], extra_known_ids)
 
 
-def check_parsed(parsed: list[ParsedFile], extra_known_ids: set[str] = frozenset()) -> CheckReport:
+def check_parsed(parsed: list[ParsedFile], extra_known_ids: Collection[str] = frozenset()) -> CheckReport:
     """The errors of parsed files as a set: their own, duplicate ids among them, and dangling references."""
     errors = [e for item in parsed for e in item.errors]
     first_by_id: dict[str, ParsedFile] = {}

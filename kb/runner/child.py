@@ -59,8 +59,8 @@ def run_child(
             report, exit_code = {"status": "crashed", "message": refusal, "line": None}, EXIT_SANDBOX_UNAVAILABLE
         else:
             report, exit_code = _execute(spec, my_pid)
-            if report["status"] == "failed" and report.get("message", "").startswith("PermissionError"):
-                report["message"] = _truncate(report["message"] + _sandbox_hint(applied))
+            if report["status"] == "failed" and (report.get("message") or "").startswith("PermissionError"):
+                report["message"] = _truncate((report.get("message") or "") + _sandbox_hint(applied))
         _flush_stdio()
         write_all(res_w, json.dumps(report).encode("utf-8"))
     except BaseException as exc:  # the runner failed, not the snippet: say so rather than die silently
@@ -137,9 +137,12 @@ def _isolate(
         workdir, inside_bubblewrap=inside_bubblewrap, shm_bytes=int(spec["limits"].get("shm_bytes", 256 * 1024**2))
     )
 
-    sys.stdin = sys.__stdin__ = open(0, encoding="utf-8", closefd=False)
-    sys.stdout = sys.__stdout__ = open(1, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False)
-    sys.stderr = sys.__stderr__ = open(2, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False)
+    # The interpreter's own streams too (typeshed marks them final): the snippet sees only these.
+    sys.stdin = sys.__stdin__ = open(0, encoding="utf-8", closefd=False)  # type: ignore[misc]
+    sys.stdout = sys.__stdout__ = open(1, "w", encoding="utf-8", errors="backslashreplace", buffering=1,  # type: ignore[misc]
+                                       closefd=False)
+    sys.stderr = sys.__stderr__ = open(2, "w", encoding="utf-8", errors="backslashreplace", buffering=1,  # type: ignore[misc]
+                                       closefd=False)
     faulthandler.enable(file=sys.stderr, all_threads=True)
     return applied
 
@@ -365,8 +368,8 @@ def _convert(value: Any, depth: int = 0) -> tuple[Any, Any]:
         pairs = [_convert(item, depth + 1) for item in value]
         return [p[0] for p in pairs], [p[1] for p in pairs]
     if isinstance(value, dict):
-        pairs = {str(k): _convert(v, depth + 1) for k, v in value.items()}
-        return {k: p[0] for k, p in pairs.items()}, {k: p[1] for k, p in pairs.items()}
+        converted = {str(k): _convert(v, depth + 1) for k, v in value.items()}
+        return {k: p[0] for k, p in converted.items()}, {k: p[1] for k, p in converted.items()}
     text = repr(value)
     return text, _Shown(text)
 

@@ -22,7 +22,7 @@ import weakref
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from kb.runner import bwrap, sandbox
 from kb.runner.models import DEVICES, RunResult, RunSpec
@@ -99,7 +99,12 @@ class _Worker:
             start_new_session=True,  # signals to the snippet's process group never reach the caller
             close_fds=True,
         )
-        self.reader = Reader(self.proc.stdout.fileno())
+        # All three are pipes (a Popen's streams are typed as optional).
+        assert self.proc.stdin is not None and self.proc.stdout is not None and self.proc.stderr is not None
+        self.stdin: IO[bytes] = self.proc.stdin
+        self.stdout: IO[bytes] = self.proc.stdout
+        self.stderr: IO[bytes] = self.proc.stderr
+        self.reader = Reader(self.stdout.fileno())
         self.ready = False
         self.versions: dict[str, str] = {}
         self.run_pgid: int | None = None
@@ -122,7 +127,7 @@ class _Worker:
 
     def _stderr_tail(self) -> str:
         """What a worker that failed to start printed (it writes to stderr only before it is ready)."""
-        stream = self.proc.stderr
+        stream = self.stderr
         if stream is None or stream.closed:
             return ""
         try:
@@ -145,12 +150,12 @@ class _Worker:
         self.versions = dict(message.get("versions") or {})
         self.zygote_pid = _zygote_of(self.proc.pid)
         self.ready = True
-        self.proc.stderr.close()  # the worker now sends its stderr to /dev/null
+        self.stderr.close()  # the worker now sends its stderr to /dev/null
 
     def execute(self, spec: RunSpec, on_output: OutputCallback) -> RunResult:
         self.ensure_ready()
         try:
-            send(self.proc.stdin.fileno(), {"op": "run", "spec": spec.to_wire()})
+            send(self.stdin.fileno(), {"op": "run", "spec": spec.to_wire()})
         except (BrokenPipeError, OSError):
             raise _WorkerLost("worker process exited before the run", started=False) from None
         deadline = time.monotonic() + spec.limits.wall_s + REPLY_GRACE_S
@@ -199,7 +204,7 @@ class _Worker:
         self.dead = True
         graceful = self.run_pgid is None
         try:
-            self.proc.stdin.close()
+            self.stdin.close()
         except OSError:
             pass
         try:
@@ -227,7 +232,7 @@ class _Worker:
     def destroy(self) -> None:
         """terminate(), then close the pipes; only the thread using the worker may call this."""
         self.terminate()
-        for stream in (self.proc.stdout, self.proc.stderr):
+        for stream in (self.stdout, self.stderr):
             try:
                 stream.close()
             except OSError:
@@ -302,7 +307,7 @@ def _shutdown(workers: list[_Worker], lock: threading.Lock, spawner: _Spawner) -
         workers.clear()
     for worker in doomed:  # close every channel first so that the workers exit in parallel
         try:
-            worker.proc.stdin.close()
+            worker.stdin.close()
         except OSError:
             pass
     for worker in doomed:

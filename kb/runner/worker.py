@@ -430,8 +430,10 @@ def _remove_tree(path: str) -> None:
             pass  # the second rmtree below ignores what is still left
 
     # Python 3.12 renamed the hook (same arguments) and deprecated the old name.
-    hook = {"onexc" if sys.version_info >= (3, 12) else "onerror": make_writable_and_retry}
-    shutil.rmtree(path, **hook)
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(path, onexc=make_writable_and_retry)
+    else:
+        shutil.rmtree(path, onerror=make_writable_and_retry)
     shutil.rmtree(path, ignore_errors=True)
 
 
