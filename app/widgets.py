@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual import events
 from textual.binding import Binding
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Static
-
-from rich.text import Text
 
 
 class ChoiceList(Static, can_focus=True):

@@ -3,7 +3,7 @@
 Each figure is printed beside a baseline measured in the same run, because this machine is noisy:
 - full load vs plain `yaml.load(..., Loader=yaml.CSafeLoader)` of the same files;
 - search vs a plain `SELECT count(*)` round trip on the same database.
-Budgets (ARCHITECTURE.md): no-op sync < 150 ms, full load < 3 s, search p95 < 20 ms.
+Budgets, so that starting kb and typing a search feel instant: no-op sync < 150 ms, full load < 3 s, search p95 < 20 ms.
 
     python bench/sync.py [--entries 10000]
 """

@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 
 from kb.loader import MAX_FILE_BYTES, LoadError
 
-MAX_IMPORT_BYTES = 20 * 1024 * 1024  # RELIABILITY.md's per-import limit
+MAX_IMPORT_BYTES = 20 * 1024 * 1024  # a whole deck's total size, so one import cannot exhaust memory
 MAX_IMPORT_FILES = 10_000
 YAML_SUFFIXES = (".yaml", ".yml")
 

@@ -1,4 +1,4 @@
-"""LaTeX formulas as readable Unicode text for a terminal (STYLE: "Formulas in the terminal").
+"""LaTeX formulas as readable Unicode text for a terminal, which cannot typeset them.
 
 `tex_to_text(tex)` runs a small preprocessor, then flatlatex (which parenthesises fractions
 correctly: `F₁ = (2PR)/(P+R)`); if flatlatex leaves a command it does not know (a backslash in its
@@ -172,7 +172,11 @@ def _pylatexenc_text(pre: str) -> str:
 
 @lru_cache(maxsize=1)
 def _pylatexenc():
-    from pylatexenc.latex2text import LatexNodes2Text, MacroTextSpec, get_default_latex_context_db
+    from pylatexenc.latex2text import (
+        LatexNodes2Text,
+        MacroTextSpec,
+        get_default_latex_context_db,
+    )
 
     def frac(node, l2tobj):
         args = [a for a in (node.nodeargd.argnlist if node.nodeargd else []) if a is not None]

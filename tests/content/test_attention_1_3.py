@@ -1,7 +1,8 @@
-"""The attention entries of CONTENT_PLAN §1.3 (issue 6): structure, ★ values and oracles.
+"""The attention entries: structure, computed-card values and oracles.
 
-Expected numbers are typed here independently of the snippets (closed forms or the plan's values at
-the plan's precision). Oracles outside numpy/torch (scipy) are skipped when the package is missing.
+Expected numbers are typed here independently of the snippets (closed forms, or the worked values
+at the precision each card shows). Oracles outside numpy/torch (scipy) are skipped when the package
+is missing.
 """
 
 from __future__ import annotations
@@ -52,33 +53,33 @@ def test_snippet_is_fast(concept_id, snippet_seconds):
     assert snippet_seconds(concept_id) < 5.0
 
 
-# ★ values of CONTENT_PLAN §3 ---------------------------------------------------------------------
+# computed-card values ----------------------------------------------------------------------------
 
 
-def test_star_mha_shapes_and_params(computed_value):
-    # §3 attention 1: output (2,5,16), per-head weights (2,4,5,5), 4E^2 + 4E = 1088 parameters.
+def test_mha_shapes_and_params(computed_value):
+    # Output (2,5,16), per-head weights (2,4,5,5), 4E^2 + 4E = 1088 parameters.
     assert computed_value("multi-head-attention", "shapes-and-params") == [(2, 5, 16), (2, 4, 5, 5), 1088]
     assert 4 * 16**2 + 4 * 16 == 1088
 
 
-def test_star_vit_tokens(computed_value):
-    # §3 attention 3: 197 tokens with CLS, flattened patch length 768.
+def test_vit_tokens(computed_value):
+    # 197 tokens with CLS, flattened patch length 768.
     assert computed_value("vision-transformer", "tokens-and-patch-length") == [197, 768]
     assert computed_value("vision-transformer", "tokens-384") == (384 // 16) ** 2 + 1 == 577
 
 
-def test_star_window_flops(computed_value):
-    # §3 attention 4: 3.372e9 vs 2.013e8.
+def test_window_flops(computed_value):
+    # FLOPs of global vs window attention: 3.372e9 vs 2.013e8.
     assert computed_value("window-attention", "flops-msa-vs-wmsa") == [3.372e9, 2.013e8]
 
 
-def test_star_swin_t_stage1(computed_value):
-    # §3 attention 6: 56 x 56 and 64 windows.
+def test_swin_t_stage1(computed_value):
+    # Swin-T stage 1: 56 x 56 and 64 windows.
     assert computed_value("window-attention", "swin-t-stage1") == [(56, 56), 64]
 
 
 def test_pe_card(computed_value):
-    # §1.3: PE(1, 0..1) = (0.8415, 0.5403).
+    # PE(1, 0..1) = (0.8415, 0.5403).
     assert computed_value("sinusoidal-positional-encoding", "pe-pos1") == [0.8415, 0.5403]
     assert computed_value("sinusoidal-positional-encoding", "longest-wavelength") == round(
         2 * math.pi * 10000 ** (510 / 512), 1
@@ -87,7 +88,7 @@ def test_pe_card(computed_value):
 
 
 def test_head_dims_cards(computed_value):
-    # §1.3: n_heads = 8, d_head = 40 gives inner_dim = 320.
+    # n_heads = 8, d_head = 40 gives inner_dim = 320.
     assert computed_value("attention-head-dims", "inner-dim") == 320
     assert computed_value("attention-head-dims", "qkv-params-cross") == 320 * 320 + 2 * 768 * 320 == 593_920
     assert computed_value("attention-head-dims", "swin-head-dims") == [32, 32, 32, 32]

@@ -1,4 +1,4 @@
-"""The bar every bundled entry meets (issues 6-8), checked across the whole of content/ at once."""
+"""The bar every bundled entry meets, checked across the whole of content/ at once."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""The twelve fundamentals entries of CONTENT_PLAN §1.1 (issue 6): structure, ★ values and oracles.
+"""The twelve fundamentals entries: structure, computed-card values and oracles.
 
-Expected numbers are typed here independently of the snippets, at the precision the plan gives
-(§1.1 oracles, §3 ★ cards). Oracles outside numpy/torch (scipy) are skipped when missing.
+Expected numbers are typed here independently of the snippets, at the precision each card shows.
+Oracles outside numpy/torch (scipy) are skipped when missing.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ ENTRIES = (
     "gaussian-nll",
 )
 
-# All planned ids after the §1.10 merges (related/prerequisites may only point at these).
+# Every concept id the bundled content is meant to have, duplicates merged (related/prerequisites may
+# only point at these).
 PLANNED = set(
     """
     softmax ema-weights kl-divergence hparam-dim swin-hyperparameters data-dimensionality-1d-2d-3d
@@ -75,51 +76,51 @@ def test_snippet_runs_quickly_and_prints(concept_id, run_entry, snippet_seconds,
     assert snippet_seconds(concept_id) < 3.0
 
 
-# ★ values (CONTENT_PLAN §3) and the plan's §1.1 oracle numbers ----------------------------------------
+# computed-card values and oracle numbers ----------------------------------------------------------------
 
 
-def test_star_transpose_reverses_all_axes(computed_value):
-    # §3 fundamentals 3: np.arange(24).reshape(2, 3, 4).T.shape -> (4, 3, 2)
+def test_transpose_reverses_all_axes(computed_value):
+    # np.arange(24).reshape(2, 3, 4).T.shape -> (4, 3, 2)
     assert tuple(computed_value("numpy-flatten-transpose", "nd-transpose-shape")) == (4, 3, 2)
     assert tuple(computed_value("numpy-flatten-transpose", "swap-last-two")) == (2, 4, 3)
     assert tuple(computed_value("numpy-flatten-transpose", "flatten-copy")) == (0, 100)
 
 
-def test_star_detach_gradient_is_2x(computed_value):
-    # §3 fundamentals 5: gradient of ((2x).detach() * x).sum() is 2x, not 4x; x = [1, 2, 3].
+def test_detach_gradient_is_2x(computed_value):
+    # The gradient of ((2x).detach() * x).sum() is 2x, not 4x; x = [1, 2, 3].
     assert computed_value("detach", "detached-product-grad") == [2.0, 4.0, 6.0]
     assert computed_value("detach", "shares-storage") is True
     assert computed_value("detach", "inplace-backward") is True
 
 
-def test_star_swin_stage1_resolution_and_windows(computed_value):
-    # §3 attention 6: Swin-T, 224 px, patch 4, window 7 -> 56 x 56 and 64 windows (E1).
+def test_swin_stage1_resolution_and_windows(computed_value):
+    # Swin-T, 224 px, patch 4, window 7 -> 56 x 56 and 64 windows.
     resolution, windows = computed_value("swin-hyperparameters", "stage1-resolution-windows")
     assert tuple(resolution) == (56, 56) and windows == 64
     assert computed_value("swin-hyperparameters", "stage-resolutions") == [56, 28, 14, 7]
     assert computed_value("swin-hyperparameters", "stage1-tokens") == 3136
 
 
-def test_star_ffn_params(computed_value):
-    # §3 layers 1: FFN dim 512, mlp_ratio 4 -> 2,099,712; Swin-T stage 1 (96, r = 4): 2*96*384 + 384 + 96.
+def test_ffn_params(computed_value):
+    # FFN dim 512, mlp_ratio 4 -> 2,099,712; Swin-T stage 1 (96, r = 4): 2*96*384 + 384 + 96.
     assert computed_value("swin-hyperparameters", "ffn-params-512") == 2_099_712
     assert computed_value("swin-hyperparameters", "mlp-params-swin-t") == 74_208
 
 
-def test_star_conv2d_params(computed_value):
-    # §3 layers 5: Conv2d(3, 64, 3) has 1,792 parameters; Conv1d 640, Conv3d 5,248.
+def test_conv2d_params(computed_value):
+    # Conv2d(3, 64, 3) has 1,792 parameters; Conv1d 640, Conv3d 5,248.
     assert computed_value("data-dimensionality-1d-2d-3d", "conv-param-counts") == [640, 1_792, 5_248]
     assert tuple(computed_value("data-dimensionality-1d-2d-3d", "video-shape")) == (1, 8, 16, 32, 32)
 
 
 def test_channels_last_strides(computed_value):
-    # §1.1: for (2, 3, 4, 5), channels_last strides are (60, 1, 15, 3).
+    # For (2, 3, 4, 5), channels_last strides are (60, 1, 15, 3).
     assert tuple(computed_value("tensor-layout-nchw-nhwc", "channels-last-stride")) == (60, 1, 15, 3)
     assert tuple(computed_value("tensor-layout-nchw-nhwc", "nchw-stride")) == (60, 20, 5, 1)
 
 
 def test_batched_matmul_shapes(computed_value):
-    # §1.1: (5, 1, 3, 4) @ (1, 6, 4, 2) -> (5, 6, 3, 2).
+    # (5, 1, 3, 4) @ (1, 6, 4, 2) -> (5, 6, 3, 2).
     assert tuple(computed_value("broadcasting-batched-matmul", "matmul-broadcast-shape")) == (5, 6, 3, 2)
     assert tuple(computed_value("broadcasting-batched-matmul", "np-dot-shape")) == (5, 1, 3, 1, 6, 2)
     assert tuple(computed_value("broadcasting-batched-matmul", "column-minus-vector")) == (6, 6)
@@ -141,7 +142,7 @@ def test_einsum_values(computed_value):
 
 
 def test_exploding_gradient_1p5_pow_50(run_entry, computed_value):
-    # §1.1: a 50-layer linear stack with W = 1.5 I has gradient 1.5^50, about 6.4e8.
+    # A 50-layer linear stack with W = 1.5 I has gradient 1.5^50, about 6.4e8.
     ns = run_entry("vanishing-exploding-gradients")
     assert math.isclose(ns["explode_grad"], 637_621_500.21, rel_tol=1e-10)
     assert computed_value("vanishing-exploding-gradients", "linear-explode") == 6.38e8

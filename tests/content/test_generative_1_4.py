@@ -1,8 +1,8 @@
-"""The generative entries of CONTENT_PLAN §1.4: structure, ★ values of §3, and oracles beyond numpy/torch.
+"""The generative entries: structure, computed-card values, and oracles beyond numpy/torch.
 
 Entries: vae, reparameterization-trick, gan, conditional-gan, face-privacy-gans, diffusion-ddpm,
 latent-diffusion-model. The expected numbers are typed here independently of the snippets, at the
-precision the plan gives; scipy / scikit-image oracles skip when the package is missing.
+precision each card shows; scipy / scikit-image oracles skip when the package is missing.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ ENTRIES = (
 )
 
 
-# Every planned id after the §1.10 merges that these entries may reference.
+# Every concept id the bundled content is meant to have, duplicates merged: these entries may
+# reference only these.
 PLANNED = set(
     """softmax ema-weights kl-divergence hparam-dim swin-hyperparameters data-dimensionality-1d-2d-3d
     tensor-layout-nchw-nhwc computational-graph numpy-flatten-transpose broadcasting-batched-matmul einsum
@@ -82,8 +83,8 @@ def test_computed_cards_evaluate(concept_id, load_entry, computed_value):
 # VAE -----------------------------------------------------------------------------------------------
 
 
-def test_vae_star_kl_n10_vs_n01(computed_value):
-    # §3 generative ★2: KL(N(1,1) || N(0,1)) = 0.5.
+def test_vae_kl_n10_vs_n01(computed_value):
+    # KL(N(1,1) || N(0,1)) = 0.5.
     assert computed_value("vae", "kl-mean-shift") == 0.5
 
 
@@ -123,8 +124,8 @@ def test_reparam_score_variance_matches_scipy_moments(run_entry):
 # GAN -----------------------------------------------------------------------------------------------
 
 
-def test_gan_star_minus_log4(computed_value):
-    # §3 generative ★1: V(D*, G) at p_g = p_data is -ln 4 = -1.3863.
+def test_gan_minus_log4(computed_value):
+    # V(D*, G) at p_g = p_data is -ln 4 = -1.3863.
     assert computed_value("gan", "value-at-equilibrium") == -1.3863
 
 
@@ -196,8 +197,8 @@ def test_face_privacy_lc_gan_is_unverified(load_entry):
 # DDPM ---------------------------------------------------------------------------------------------------
 
 
-def test_ddpm_star_alpha_bar_T(computed_value):
-    # §3 generative ★3: abar_1000 ≈ 4.04e-5 for the linear 1e-4 -> 0.02 schedule.
+def test_ddpm_alpha_bar_T(computed_value):
+    # abar_1000 ≈ 4.04e-5 for the linear 1e-4 -> 0.02 schedule.
     betas = [1e-4 + (0.02 - 1e-4) * k / 999 for k in range(1000)]
     abar = math.prod(1 - b for b in betas)
     assert computed_value("diffusion-ddpm", "alpha-bar-final") == float(f"{abar:.3g}") == 4.04e-5
@@ -211,7 +212,7 @@ def test_ddpm_alpha_bar_500(computed_value):
 # Latent diffusion ----------------------------------------------------------------------------------------
 
 
-def test_ldm_star_latent_shape_and_ratio(computed_value):
-    # §3 generative ★4: 512x512x3 -> 4x64x64, 48x fewer numbers.
+def test_ldm_latent_shape_and_ratio(computed_value):
+    # 512x512x3 -> 4x64x64, 48x fewer numbers.
     assert computed_value("latent-diffusion-model", "latent-compression") == [(4, 64, 64), 48]
     assert 512 * 512 * 3 // (4 * 64 * 64) == 48

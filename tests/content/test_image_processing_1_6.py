@@ -1,9 +1,9 @@
-"""Oracles and ★ values (CONTENT_PLAN §1.6, §3) for image-noise, affine-transform, dct,
+"""Oracles and computed-card values for image-noise, affine-transform, dct,
 total-variation, quantization and spatial-filtering.
 
-The snippets assert against torch/numpy oracles and closed forms; these tests add the independent
-reference implementations the plan names (scipy, scikit-image, scikit-learn, torchmetrics), each
-skipped when its package is missing, and check every ★ value typed here independently.
+The snippets assert against torch/numpy oracles and closed forms; these tests add independent
+reference implementations (scipy, scikit-image, scikit-learn, torchmetrics), each skipped when its
+package is missing, and check every computed card against numbers typed here independently.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from helpers import as_float64 as _np
 # image-noise --------------------------------------------------------------------------------------
 
 
-def test_noise_awgn_psnr_star(computed_value):
-    # ★ sigma = 0.1 on a [0, 1] image gives about 20 dB (10 log10(1 / 0.01)).
+def test_noise_awgn_psnr(computed_value):
+    # sigma = 0.1 on a [0, 1] image gives about 20 dB (10 log10(1 / 0.01)).
     assert computed_value("image-noise", "awgn-psnr") == 20.0
 
 
@@ -87,8 +87,8 @@ def test_scipy_affine_transform_takes_the_inverse_map():
     np.testing.assert_array_equal(out[:, :-1], img[:, 1:])
 
 
-def test_affine_star_values(computed_value):
-    # ★ (plan §3 vision 1): theta [[0,-1,0],[1,0,0]] in affine_grid + grid_sample equals torch.rot90(x, 1, (2, 3)).
+def test_affine_card_values(computed_value):
+    # theta [[0,-1,0],[1,0,0]] in affine_grid + grid_sample equals torch.rot90(x, 1, (2, 3)).
     assert computed_value("affine-transform", "theta-rot90") is True
     assert computed_value("affine-transform", "area-factor") == 0.9
     assert computed_value("affine-transform", "dof-2d") == 6
@@ -118,8 +118,8 @@ def test_dct_2d_matches_scipy_dctn(run_entry):
     np.testing.assert_allclose(fft.idctn(ns["B_np"], norm="ortho"), ns["block_np"], rtol=0, atol=1e-12)
 
 
-def test_dct_ramp_energy_star(computed_value):
-    # ★ 99.79% of an 8x8 ramp's energy sits in the 2x2 lowest orthonormal DCT-II coefficients.
+def test_dct_ramp_energy(computed_value):
+    # 99.79% of an 8x8 ramp's energy sits in the 2x2 lowest orthonormal DCT-II coefficients.
     assert computed_value("dct", "ramp-energy-2x2") == 99.79
     assert computed_value("dct", "truncation-error") == round(math.sqrt(1 - 0.997914), 4)
     assert computed_value("dct", "scipy-default-norm") == 2.0
@@ -195,10 +195,10 @@ def test_quantization_bins_match_sklearn(run_entry):
     assert kb.transform(np.array([[63.0], [64.0], [200.0], [255.0]])).ravel().tolist() == [0, 1, 3, 3]
 
 
-def test_quantization_star_values(computed_value):
-    # ★ 200 -> 192 with the notes' lower-edge rule (mid-point: 224).
+def test_quantization_card_values(computed_value):
+    # 200 -> 192 with the notes' lower-edge rule (mid-point: 224).
     assert computed_value("quantization", "q200-lower-mid") == [192, 224]
-    # ★ uniform input, Delta = 64: Delta^2/3 = 1365.3 vs Delta^2/12 = 341.3.
+    # Uniform input, Delta = 64: Delta^2/3 = 1365.3 vs Delta^2/12 = 341.3.
     assert computed_value("quantization", "mse-lower-vs-mid") == [1365.3, 341.3]
     assert computed_value("quantization", "lower-edge-bias") == -32
     assert computed_value("quantization", "db-per-bit") == 6.02

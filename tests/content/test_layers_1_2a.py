@@ -1,9 +1,9 @@
-"""Layers, first half of CONTENT_PLAN §1.2: convolution (+ feature map), conv-output-size,
+"""Layers, first half: convolution (+ feature map), conv-output-size,
 dilated-convolution, channels, residual-shortcut, ffn, gelu, gru.
 
 Two kinds of checks: the snippets' values against oracles outside numpy/torch (scipy; each test
-skips when its package is missing), and every ★ value of CONTENT_PLAN §3 for these entries against
-its computed card, with the expected numbers typed here independently of the snippets.
+skips when its package is missing), and every computed card of these entries against
+its worked value, with the expected numbers typed here independently of the snippets.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ def test_convolution_cards(computed_value):
 # conv-output-size -----------------------------------------------------------------------------------
 
 
-def test_conv_output_size_star_112(computed_value):
-    # ★ plan §3 layers 2: floor((224 + 2*3 - 1*(7-1) - 1) / 2) + 1 = 112.
+def test_conv_output_size_112(computed_value):
+    # floor((224 + 2*3 - 1*(7-1) - 1) / 2) + 1 = 112.
     assert computed_value("conv-output-size", "resnet-stem-112") == (224 + 6 - 6 - 1) // 2 + 1 == 112
 
 
@@ -53,8 +53,8 @@ def test_conv_output_size_other_cards(computed_value):
 # dilated-convolution --------------------------------------------------------------------------------
 
 
-def test_dilated_receptive_field_star(computed_value):
-    # ★ plan §3 layers 3: one / two stacked 3x3 convs with dilation 2 -> 5x5 / 9x9.
+def test_dilated_receptive_field(computed_value):
+    # One / two stacked 3x3 convs with dilation 2 -> 5x5 / 9x9.
     assert computed_value("dilated-convolution", "rf-one-two-layers") == [5, 9]
 
 
@@ -66,13 +66,13 @@ def test_dilated_other_cards(computed_value):
 # channels -------------------------------------------------------------------------------------------
 
 
-def test_channels_star_conv_params(computed_value):
-    # ★ plan §3 layers 5: Conv2d(3, 64, 3) has 64*3*3*3 + 64 = 1,792 parameters.
+def test_channels_conv_params(computed_value):
+    # Conv2d(3, 64, 3) has 64*3*3*3 + 64 = 1,792 parameters.
     assert computed_value("channels", "conv-3-64-3-params") == 64 * 3 * 3 * 3 + 64 == 1792
 
 
 def test_channels_six_by_six_example(computed_value):
-    # The source notes' figure (confirmed correct in plan §2): 6x6x3 with one 3x3x3 kernel -> 4x4x1.
+    # The source notes' figure (checked, and correct): 6x6x3 with one 3x3x3 kernel -> 4x4x1.
     assert computed_value("channels", "six-by-six-example") == (4, 4, 1)
     assert computed_value("channels", "depthwise-params") == 640
 
@@ -99,8 +99,8 @@ def test_residual_cards(computed_value):
 # ffn ------------------------------------------------------------------------------------------------
 
 
-def test_ffn_star_params(computed_value):
-    # ★ plan §3 layers 1: 2 * 4 * 512^2 + 4 * 512 + 512 = 2,099,712.
+def test_ffn_params(computed_value):
+    # 2 * 4 * 512^2 + 4 * 512 + 512 = 2,099,712.
     assert computed_value("ffn", "ffn-512-params") == 2_099_712
 
 
@@ -124,7 +124,7 @@ def test_gelu_minimum_matches_scipy_minimize_scalar(computed_value):
     stats = pytest.importorskip("scipy.stats")
     res = optimize.minimize_scalar(lambda t: t * stats.norm.cdf(t), bounds=(-3, 0), method="bounded", options={"xatol": 1e-10})
     value, where = computed_value("gelu", "global-minimum")
-    assert [value, where] == [round(res.fun, 5), round(res.x, 4)] == [-0.16997, -0.7518]  # plan §1.2
+    assert [value, where] == [round(res.fun, 5), round(res.x, 4)] == [-0.16997, -0.7518]
 
 
 def test_gelu_tanh_gap_matches_scipy(computed_value):
@@ -137,7 +137,7 @@ def test_gelu_tanh_gap_matches_scipy(computed_value):
         return -abs(exact - approx)
 
     res = optimize.minimize_scalar(neg_gap, bounds=(1.5, 4), method="bounded", options={"xatol": 1e-10})
-    # The plan (§1.2) quoted 4.65e-4; the exact maximum is 4.73e-4 at |x| = 2.70 (the gap is odd-symmetric).
+    # The exact maximum is 4.73e-4 at |x| = 2.70, not the 4.65e-4 once assumed (the gap is odd-symmetric).
     assert computed_value("gelu", "tanh-gap") == float(f"{-res.fun:.3g}") == 4.73e-4
     assert computed_value("gelu", "sigmoid-gap") == 0.02
 
@@ -145,12 +145,12 @@ def test_gelu_tanh_gap_matches_scipy(computed_value):
 # gru ------------------------------------------------------------------------------------------------
 
 
-def test_gru_star_params(computed_value):
-    # ★ plan §3 layers 5: nn.GRUCell(3, 4) has 3 (H I + H^2 + 2H) = 3 (12 + 16 + 8) = 108 parameters.
+def test_gru_params(computed_value):
+    # nn.GRUCell(3, 4) has 3 (H I + H^2 + 2H) = 3 (12 + 16 + 8) = 108 parameters.
     assert computed_value("gru", "grucell-params") == 108
 
 
 def test_gru_gradient_cards(computed_value):
     rnn, gru = computed_value("gru", "vanishing-rnn-vs-gru")
     assert rnn < 1e-20 and 0.1 < gru < 10  # vanishing vs preserved by a remembering update gate
-    assert computed_value("gru", "exploding-gru") >= 1e3  # gates do not prevent explosion (E9)
+    assert computed_value("gru", "exploding-gru") >= 1e3  # gates do not prevent explosion

@@ -1,8 +1,8 @@
-"""Layers §1.2, second half: mpnn, layernorm-add-norm, shift-operation, proj-in, pixel-shuffle,
+"""Layers, second half: mpnn, layernorm-add-norm, shift-operation, proj-in, pixel-shuffle,
 upsampling, downsampling, mamba-ssm.
 
-Structural checks, the oracles outside numpy/torch named in CONTENT_PLAN §1.2 (each skips when its
-package is missing), and the ★ values of CONTENT_PLAN §3, typed here independently of the snippets.
+Structural checks, oracles outside numpy/torch (each skips when its package is missing), and the
+computed cards' values, typed here independently of the snippets.
 """
 
 from __future__ import annotations
@@ -158,8 +158,8 @@ def test_pixel_shuffle_matches_numpy_reshape(run_entry):
     np.testing.assert_array_equal(_np(ns["y"]), ref)
 
 
-def test_pixel_shuffle_star_shape(computed_value):
-    """★ layers 4: nn.PixelShuffle(2) on (1, 12, 4, 5) -> (1, 3, 8, 10)."""
+def test_pixel_shuffle_shape(computed_value):
+    """nn.PixelShuffle(2) on (1, 12, 4, 5) -> (1, 3, 8, 10)."""
     _need("pixel-shuffle")
     assert computed_value("pixel-shuffle", "shape-12-4-5") == [1, 3, 8, 10]
     assert computed_value("pixel-shuffle", "source-channel") == 2
@@ -209,7 +209,7 @@ def test_downsampling_pools_match_skimage_block_reduce(run_entry):
 
 def test_downsampling_cards(computed_value):
     _need("downsampling")
-    # E7: the dilated conv keeps 32 px, the strided conv halves it.
+    # The dilated conv keeps 32 px, the strided conv halves it.
     assert computed_value("downsampling", "stride-vs-dilation") == [16, 32]
     assert computed_value("downsampling", "aliasing-stripes") == [0.0, 0.5]
     assert computed_value("downsampling", "odd-size-pooling") == [3, 4]

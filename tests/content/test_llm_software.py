@@ -1,8 +1,8 @@
-"""The llm entries of CONTENT_PLAN §1.8 and the software entry of §1.9 (issue 8): structure, ★ values
-and oracles.
+"""The llm entries and the software entry: structure, computed-card values and oracles.
 
-Expected numbers are typed here independently of the snippets (closed forms or the plan's values at
-the plan's precision). Oracles outside numpy/torch (scipy) are skipped when the package is missing.
+Expected numbers are typed here independently of the snippets (closed forms, or the worked values
+at the precision each card shows). Oracles outside numpy/torch (scipy) are skipped when the package
+is missing.
 """
 
 from __future__ import annotations
@@ -56,51 +56,51 @@ def test_snippet_is_fast(concept_id, snippet_seconds):
     assert snippet_seconds(concept_id) < 5.0
 
 
-# ★ values of CONTENT_PLAN §3 ---------------------------------------------------------------------
+# computed-card values ----------------------------------------------------------------------------
 
 
-def test_star_llama_7b(computed_value):
-    # §3 llm 1: 6,738,415,616.
+def test_llama_7b(computed_value):
+    # LLaMA-7B has 6,738,415,616 parameters.
     assert computed_value("large-language-model", "llama-7b-params") == 6_738_415_616
 
 
-def test_star_zero_memory(computed_value):
-    # §3 llm 2: 120 / 31.4 / 16.6 / 1.9 GB.
+def test_zero_memory(computed_value):
+    # ZeRO's figure 1: 120 / 31.4 / 16.6 / 1.9 GB.
     assert computed_value("zero-optimizer", "figure1-memory") == [120.0, 31.4, 16.6, 1.9]
 
 
-def test_star_rm_loss_at_zero(computed_value):
-    # §3 llm 3: ln 2 = 0.693.
+def test_rm_loss_at_zero(computed_value):
+    # The reward-model loss at zero margin is ln 2 = 0.693.
     assert computed_value("rlhf", "loss-at-zero-margin") == pytest.approx(0.6931, abs=1e-4)
     assert round(computed_value("rlhf", "loss-at-zero-margin"), 3) == 0.693
 
 
-def test_star_exact_match(computed_value):
-    # §3 llm 4 and §1.8: 0.349 (p=0.9), 0.001 (p=0.5).
+def test_exact_match(computed_value):
+    # Exact match over 10 tokens: 0.349 (p=0.9), 0.001 (p=0.5).
     assert computed_value("emergent-abilities", "em-p09-k10") == 0.349
     assert computed_value("emergent-abilities", "em-p05-k10") == 0.001
 
 
-def test_star_bert_base(computed_value):
-    # §3 llm 5: 109,482,240 parameters (the HF BertModel count).
+def test_bert_base(computed_value):
+    # BERT-base: 109,482,240 parameters (the HF BertModel count).
     assert computed_value("bert", "bert-base-params") == 109_482_240
 
 
-def test_star_gpipe_bubble(computed_value):
-    # §3 llm 6: 3/11 = 0.273.
+def test_gpipe_bubble(computed_value):
+    # GPipe bubble with 4 stages and 8 micro-batches: 3/11 = 0.273.
     assert round(computed_value("3d-parallelism", "gpipe-bubble-4-8"), 3) == 0.273
 
 
-def test_star_get_lr(computed_value):
-    # §3 software 3: 0.01 with KB_LR=0.01, 0.001 without.
+def test_get_lr(computed_value):
+    # get_lr: 0.01 with KB_LR=0.01, 0.001 without.
     assert computed_value("hard-coding", "get-lr-env-and-default") == [0.01, 0.001]
 
 
 # other cards against closed forms typed here -------------------------------------------------------
 
 
-def test_plan_values_1_8(computed_value, run_entry):
-    # §1.8: one BERT-base layer has 7,087,872 parameters; GPT-3 12 L d^2 = 173.9B.
+def test_llm_size_and_parallelism_values(computed_value, run_entry):
+    # One BERT-base layer has 7,087,872 parameters; GPT-3 12 L d^2 = 173.9B.
     assert run_entry("bert")["layer_base"] == 7_087_872
     assert computed_value("bert", "bert-large-params") == 335_141_888
     assert computed_value("bert", "mask-share") == 0.12
@@ -142,7 +142,7 @@ def test_hhh_binomtest_oracle(run_entry, computed_value):
     assert ns["ci_low"] == pytest.approx(ci.low, abs=1e-9) and ns["ci_high"] == pytest.approx(ci.high, abs=1e-9)
     assert ns["p_value_sign"] == pytest.approx(stats.binomtest(55, 86).pvalue, rel=1e-9)
     assert ns["p_value_small"] == pytest.approx(stats.binomtest(12, 20).pvalue, rel=1e-9)
-    # §1.8: (0.517, 0.715), p = 0.021.
+    # (0.517, 0.715), p = 0.021.
     assert computed_value("hhh-alignment", "ci-62") == [0.517, 0.715]
     assert computed_value("hhh-alignment", "p-value-62") == 0.021
 

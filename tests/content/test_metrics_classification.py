@@ -1,10 +1,9 @@
-"""Oracles and ★ values (CONTENT_PLAN §1.7, §3) for accuracy, precision, recall, f1-score, roc-auc
-and mse.
+"""Oracles and computed-card values for accuracy, precision, recall, f1-score, roc-auc and mse.
 
-The snippets assert against torch/numpy oracles, closed forms and invariants; these tests add the
-independent reference implementations the plan names (scikit-learn, scipy, scikit-image,
-torchmetrics), each skipped when its package is missing, and check every ★ value typed here
-independently at the plan's precision.
+The snippets assert against torch/numpy oracles, closed forms and invariants; these tests add
+independent reference implementations (scikit-learn, scipy, scikit-image, torchmetrics), each
+skipped when its package is missing, and check every computed card against a value typed here
+independently, at the precision the card shows.
 """
 
 from __future__ import annotations
@@ -17,10 +16,10 @@ import pytest
 from helpers import as_float64 as _np
 
 
-# ★ TP=3, FP=2, FN=1, TN=4: accuracy / precision / recall / F1 -> 0.70 / 0.60 / 0.75 / 0.6667 ---------
+# TP=3, FP=2, FN=1, TN=4: accuracy / precision / recall / F1 -> 0.70 / 0.60 / 0.75 / 0.6667 -----------
 
 
-def test_star_accuracy(computed_value):
+def test_example_accuracy(computed_value):
     assert computed_value("accuracy", "example-accuracy") == 0.70
 
 
@@ -52,7 +51,7 @@ def test_accuracy_matches_sklearn(run_entry):
 # precision ----------------------------------------------------------------------------------------
 
 
-def test_star_precision(computed_value):
+def test_example_precision(computed_value):
     assert computed_value("precision", "example-precision") == 0.60
 
 
@@ -97,7 +96,7 @@ def test_precision_matches_torchmetrics(run_entry):
 # recall -------------------------------------------------------------------------------------------
 
 
-def test_star_recall(computed_value):
+def test_example_recall(computed_value):
     assert computed_value("recall", "example-recall") == 0.75
 
 
@@ -133,11 +132,11 @@ def test_recall_is_the_roc_tpr(run_entry):
 # f1-score -----------------------------------------------------------------------------------------
 
 
-def test_star_f1(computed_value):
+def test_example_f1(computed_value):
     assert computed_value("f1-score", "example-f1") == 0.6667
 
 
-def test_star_all_four(computed_value):
+def test_example_all_four(computed_value):
     assert computed_value("f1-score", "example-all-four") == [0.70, 0.60, 0.75, 0.6667]
 
 
@@ -188,7 +187,7 @@ def test_f1_matches_torchmetrics(run_entry):
 # roc-auc ------------------------------------------------------------------------------------------
 
 
-def test_star_auc(computed_value):
+def test_example_auc(computed_value):
     assert computed_value("roc-auc", "example-auc") == 0.8125
 
 
@@ -256,7 +255,7 @@ def test_mse_matches_skimage_and_sklearn(run_entry):
 
 
 def test_mse_is_blind_to_structure_ssim_is_not(run_entry):
-    """E35: equal MSE, very different SSIM, so MSE is not a structural metric."""
+    """Equal MSE, very different SSIM, so MSE is not a structural metric."""
     sk_metrics = pytest.importorskip("skimage.metrics")
     ns = run_entry("mse")
     ref = ns["ref_np"]

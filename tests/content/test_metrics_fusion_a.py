@@ -1,10 +1,10 @@
-"""Oracles and ★ values (CONTENT_PLAN §1.7, §3) for psnr-color, image-entropy, spatial-frequency,
-image-std, mutual-information, average-gradient and correlation-coefficient.
+"""Oracles and computed-card values for psnr-color, image-entropy, spatial-frequency, image-std,
+mutual-information, average-gradient and correlation-coefficient.
 
-The snippets assert against torch/numpy oracles, closed forms and invariants; these tests add the
-independent references the plan names (scipy, scikit-image, scikit-learn), each skipped when its
-package is missing, re-derive the analytic cases of the oracle-less metrics (SF, AG) here, and check
-every ★ value typed independently.
+The snippets assert against torch/numpy oracles, closed forms and invariants; these tests add
+independent references (scipy, scikit-image, scikit-learn), each skipped when its package is
+missing, re-derive the analytic cases of the oracle-less metrics (SF, AG) here, and check every
+computed card against a value typed independently.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from helpers import as_float64 as _np
 # image-entropy -------------------------------------------------------------------------------------
 
 
-def test_entropy_uniform_noise_star(computed_value):
-    # ★ a uniformly random 8-bit 64x64 image has EN ≈ 7.96 bits (max 8).
+def test_entropy_uniform_noise(computed_value):
+    # A uniformly random 8-bit 64x64 image has EN ≈ 7.96 bits (max 8).
     assert computed_value("image-entropy", "uniform-noise-en") == 7.96
 
 
@@ -75,8 +75,8 @@ def test_sf_snippet_matches_independent_numpy(run_entry):
 # image-std -----------------------------------------------------------------------------------------
 
 
-def test_sd_numpy_vs_torch_default_star(computed_value):
-    # ★ np.std is the population SD, torch.std defaults to the unbiased one: sqrt(1.25) vs sqrt(5/3).
+def test_sd_numpy_vs_torch_default(computed_value):
+    # np.std is the population SD, torch.std defaults to the unbiased one: sqrt(1.25) vs sqrt(5/3).
     assert computed_value("image-std", "torch-std-default") == [1.118, 1.291]
     assert computed_value("image-std", "sd-max-8bit") == 127.5
 
@@ -123,7 +123,7 @@ def test_mi_skimage_nmi_is_a_different_quantity(run_entry):
     assert abs(nmi - ns["mi_af"]) > 0.5
 
 
-def test_mi_star_like_values(computed_value):
+def test_mi_card_values(computed_value):
     h = computed_value("mutual-information", "mi-self")
     assert h[0] == h[1]
     value, higher = computed_value("mutual-information", "mi-copy-source")
@@ -143,8 +143,8 @@ def _ag(img):
     return float(np.mean(np.sqrt((dx**2 + dy**2) / 2)))
 
 
-def test_ag_ramp_star(computed_value):
-    # ★ a ramp with slope 3 gives 3 / sqrt(2) = 2.1213.
+def test_ag_ramp(computed_value):
+    # A ramp with slope 3 gives 3 / sqrt(2) = 2.1213.
     assert computed_value("average-gradient", "ramp-slope-3") == 2.1213
     assert round(_ag(np.tile(3.0 * np.arange(64), (64, 1))), 4) == 2.1213
 
@@ -185,9 +185,9 @@ def test_cc_card_values(computed_value):
 # psnr-color ----------------------------------------------------------------------------------------
 
 
-def test_psnr_color_conventions_star(computed_value):
-    # ★ (plan §3 metrics 4) the mean of per-channel PSNRs is always at least the PSNR of the mean MSE.
-    # The plan's 29.04 vs 24.68 dB came from an unspecified demo; this entry uses channel MSEs 25, 100, 400.
+def test_psnr_color_conventions(computed_value):
+    # The mean of per-channel PSNRs is always at least the PSNR of the mean MSE.
+    # 29.04 vs 24.68 dB came from a demo with unstated MSEs; this entry uses channel MSEs 25, 100, 400.
     a, b = computed_value("psnr-color", "conventions-1-vs-2")
     mses = [25.0, 100.0, 400.0]
     assert a >= b

@@ -1,9 +1,9 @@
-"""Oracles and ★ values (CONTENT_PLAN §1.7, §3) for ssim, ms-ssim, vif, scd, qabf, nabf and
+"""Oracles and computed-card values for ssim, ms-ssim, vif, scd, qabf, nabf and
 fusion-metrics-overview.
 
-The snippets assert against torch/numpy oracles, closed forms and invariants; these tests add the
-independent reference implementations the plan names (scikit-image, torchmetrics, scipy), each
-skipped when its package is missing. SCD, Qabf and Nabf have no package oracle: they are checked
+The snippets assert against torch/numpy oracles, closed forms and invariants; these tests add
+independent reference implementations (scikit-image, torchmetrics, scipy), each skipped when its
+package is missing. SCD, Qabf and Nabf have no package oracle: they are checked
 against analytic cases and invariants, here recomputed independently in numpy/scipy.
 """
 
@@ -51,7 +51,7 @@ def test_ssim_torchmetrics_border_handling(run_entry):
     assert math.isclose(float(padded.mean()), ref, rel_tol=0, abs_tol=1e-12)
 
 
-def test_ssim_star_values(computed_value):
+def test_ssim_card_values(computed_value):
     assert computed_value("ssim", "ssim-constant-images") == 0.9836
     assert computed_value("ssim", "ssim-constants-8bit") == [6.5025, 58.5225]
     shift, flip = computed_value("ssim", "ssim-equal-mse")
@@ -97,7 +97,7 @@ def test_ms_ssim_torchmetrics_size_limit(run_entry):
         tm.multiscale_structural_similarity_index_measure(small, small, data_range=1.0)
 
 
-def test_ms_ssim_star_values(computed_value):
+def test_ms_ssim_card_values(computed_value):
     assert computed_value("ms-ssim", "ms-ssim-min-side") == 176
     assert computed_value("ms-ssim", "ms-ssim-beta-sum") == 1.0001
     ssim_val, msssim_val = computed_value("ms-ssim", "ms-ssim-vs-ssim-noise")
@@ -139,7 +139,7 @@ def test_scd_matches_scipy_pearsonr(run_entry):
     assert -2.0 <= ns["scd_generic"] <= 2.0
 
 
-def test_scd_star_values(computed_value):
+def test_scd_card_values(computed_value):
     assert computed_value("scd", "scd-sum") == 2.0
     assert computed_value("scd", "scd-average") == round(math.sqrt(2), 4) == 1.4142
 
@@ -162,7 +162,7 @@ def test_qabf_closed_form_independent():
     assert round(q, 4) == 0.9748
 
 
-def test_qabf_star_value(computed_value):
+def test_qabf_card_value(computed_value):
     assert computed_value("qabf", "qabf-perfect") == 0.9748
     ideal, average = computed_value("qabf", "qabf-average-vs-ideal")
     assert 0.0 <= average < ideal <= 0.9748
@@ -201,7 +201,7 @@ def test_nabf_matches_independent_numpy(run_entry):
     assert _nabf_numpy(img, img, img) == 0.0
 
 
-def test_nabf_star_values(computed_value):
+def test_nabf_card_values(computed_value):
     assert computed_value("nabf", "nabf-perfect") == 0.0
     noisy = computed_value("nabf", "nabf-noise")
     assert noisy == sorted(noisy)
@@ -210,8 +210,8 @@ def test_nabf_star_values(computed_value):
 # fusion-metrics-overview --------------------------------------------------------------------------
 
 
-def test_overview_star_lower_is_better(computed_value):
-    # ★ Of EN/SF/SD/AG/MI/Nabf only Nabf is lower-is-better (and MSE).
+def test_overview_lower_is_better(computed_value):
+    # Of EN/SF/SD/AG/MI/Nabf only Nabf is lower-is-better (and MSE).
     assert computed_value("fusion-metrics-overview", "fusion-lower-is-better") == ["MSE", "Nabf"]
     assert computed_value("fusion-metrics-overview", "fusion-no-reference") == ["AG", "EN", "SD", "SF"]
 

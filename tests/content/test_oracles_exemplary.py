@@ -1,8 +1,8 @@
 """The exemplary snippets against oracles outside numpy/torch (scipy, scikit-image, torchmetrics).
 
 The snippets already assert against torch's own implementations and closed forms; these tests add
-the independent reference implementations named in CONTENT_PLAN §1 and §4. Each skips when its
-oracle package is missing, so the KB still validates with torch and numpy only.
+independent reference implementations. Each skips when its oracle package is missing, so the KB
+still validates with torch and numpy only.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
-"""Every ★ value of CONTENT_PLAN §3 for the five exemplary entries equals its computed card.
+"""The computed cards of the five exemplary entries give the worked values their cards promise.
 
-The expected numbers are typed here, independently of the snippets, at the precision the plan gives.
-Where a snippet's construction differs from the plan's demo, the test asserts the plan's qualitative
-claim plus this snippet's own closed-form values, and says so.
+The expected numbers are typed here, independently of the snippets, at the precision each card shows.
+Where a snippet computes its example its own way, the test asserts the card's qualitative claim plus
+this snippet's own closed-form values, and says so.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def test_kl_asymmetry(computed_value):
 
 
 def test_gaussian_kl_n10_vs_n01(computed_value):
-    # ★ of the merged gaussian-kl-normal-kl entry (plan §3 generative 2).
+    # The Gaussian KL card (this entry absorbed the former gaussian-kl-normal-kl entry).
     assert computed_value("kl-divergence", "gaussian-kl") == 0.5
 
 
@@ -60,15 +60,15 @@ def test_attention_variance_before_and_after_scaling(computed_value):
     raw, scaled = computed_value("self-attention", "variance-before-after")
     # Honest tolerance around the theory (64 -> 1) ...
     assert abs(raw - 64) < 3 and abs(scaled - 1) < 3 / 64
-    # ... and the plan's seed-0 numbers (63.2 / 0.988): the snippet reproduces the plan's construction,
-    # whose variance is 63.264, which the plan truncated to 63.2.
+    # ... and the seed-0 numbers the entry states (63.2 / 0.988): the snippet's construction has
+    # variance 63.264, which is 63.2 to within 0.1.
     assert abs(raw - 63.2) <= 0.1
     assert scaled == 0.988
 
 
 def test_attention_saturation_at_512(computed_value):
     unscaled, scaled = computed_value("self-attention", "saturation-512")
-    assert f"{unscaled:.0e}" == "3e-12"  # plan: ≈3e-12 (3.2e-12)
+    assert f"{unscaled:.0e}" == "3e-12"  # ≈3e-12 at one significant digit (3.2e-12)
     assert unscaled == 3.2e-12
     assert scaled == 0.231
 
@@ -93,7 +93,7 @@ def test_psnr_wrong_data_range(computed_value):
 def test_psnr_mean_per_channel_at_least_psnr_of_mean_mse(computed_value):
     mean_of_channels, of_mean_mse = computed_value("psnr", "colour-jensen")
     assert mean_of_channels >= of_mean_mse
-    # This snippet's demo uses channel MSEs 4, 100, 900 (not the plan's unspecified demo, 29.04 vs 24.68).
+    # This snippet's demo uses channel MSEs 4, 100, 900 (a demo with unstated MSEs gives 29.04 vs 24.68).
     mses = [4.0, 100.0, 900.0]
     expected_mean = sum(10 * math.log10(255**2 / m) for m in mses) / 3
     expected_pooled = 10 * math.log10(255**2 / (sum(mses) / 3))

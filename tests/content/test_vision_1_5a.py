@@ -1,8 +1,8 @@
-"""Oracle and computed-card checks for the vision entries of CONTENT_PLAN §1.5, first half.
+"""Oracle and computed-card checks for the vision entries, first half.
 
 imagenet, bev, fpn, clip, spatial-transformer-network, rrdb (with dense-block), swinir, unet.
-Oracles outside numpy/torch are skipped when their package is missing. Every ★ value of plan §3
-for these entries is typed here independently, at the plan's precision.
+Oracles outside numpy/torch are skipped when their package is missing. Every computed card's value
+for these entries is typed here independently, at the precision the card shows.
 """
 
 from __future__ import annotations
@@ -83,8 +83,8 @@ def test_clip_loss_matches_scipy_log_softmax(run_entry):
     assert ns["batch_loss"] == pytest.approx(-(rows.mean() + cols.mean()) / 2, abs=1e-12)
 
 
-def test_clip_star_values(computed_value):
-    # Plan §3 vision 2: initial logit scale 1/0.07 = 14.29 and ln 4 = 1.386 for uniform logits.
+def test_clip_card_values(computed_value):
+    # Initial logit scale 1/0.07 = 14.29 and ln 4 = 1.386 for uniform logits.
     assert computed_value("clip", "init-scale-and-uniform-loss") == [14.29, 1.386]
     assert computed_value("clip", "init-scale-and-uniform-loss") == [round(1 / 0.07, 2), round(math.log(4), 3)]
     assert computed_value("clip", "max-scale") == 100
@@ -107,8 +107,8 @@ def test_stn_grid_sample_matches_scipy_map_coordinates(run_entry):
             np.testing.assert_allclose(out, ref[n, c], rtol=0, atol=1e-12)
 
 
-def test_stn_star_rot90(computed_value):
-    # Plan §3 vision 1.
+def test_stn_rot90(computed_value):
+    # An affine theta of a quarter turn is the same as torch.rot90.
     assert computed_value("spatial-transformer-network", "rot90-equivalent") == "torch.rot90(x, 1, dims=(2, 3))"
 
 
@@ -120,8 +120,8 @@ def test_stn_rot90_direction_matches_numpy(run_entry):
 # rrdb (with dense-block) --------------------------------------------------------------------------
 
 
-def test_rrdb_star_values(computed_value):
-    # Plan §3 layers 6 and vision 5: zero-initialised RDB tails give RRDB(x) = 1.2 x; RDB has 239,808 parameters.
+def test_rrdb_card_values(computed_value):
+    # Zero-initialised RDB tails give RRDB(x) = 1.2 x; RDB has 239,808 parameters.
     assert computed_value("rrdb", "zero-init-ratio") == 1.2
     assert computed_value("rrdb", "rdb-params") == 239_808
     assert computed_value("rrdb", "rrdb-params") == 719_424

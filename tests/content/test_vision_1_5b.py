@@ -1,10 +1,10 @@
-"""CONTENT_PLAN §1.5 (second half): canny, hed, mlsd, midas, openpose, uniformer, face-landmarks,
+"""The vision entries, second half: canny, hed, mlsd, midas, openpose, uniformer, face-landmarks,
 mask, self-blended-images.
 
-The snippets assert against torch/numpy oracles; these tests add the independent reference
-implementations the plan names (scikit-image, scipy, scikit-learn, torchmetrics), each skipped when
-its package is missing, and check that every ★ value of plan §3 for these entries equals its
-computed card (expected numbers typed here independently).
+The snippets assert against torch/numpy oracles; these tests add independent reference
+implementations (scikit-image, scipy, scikit-learn, torchmetrics), each skipped when its package is
+missing, and check that every computed card of these entries gives its worked value (expected
+numbers typed here independently).
 """
 
 from __future__ import annotations
@@ -144,8 +144,8 @@ def test_midas_alignment_matches_polyfit(run_entry):
     assert math.isclose(s, 3.0, abs_tol=1e-9) and math.isclose(b, -0.7, abs_tol=1e-9)
 
 
-def test_midas_scale_shift_star(computed_value):
-    # plan §3 vision 3: (s, b) = (3, -0.7)
+def test_midas_scale_shift(computed_value):
+    # Least-squares alignment of t = 3d - 0.7 recovers (s, b) = (3, -0.7).
     assert computed_value("midas", "scale-shift") == [3.0, -0.7]
 
 
@@ -167,7 +167,7 @@ def test_openpose_matching_matches_scipy(run_entry):
 
 def test_openpose_paf_scores(computed_value):
     true, wrong = computed_value("openpose", "paf-scores")
-    assert true > 0.99 and wrong < 0.2  # plan oracle
+    assert true > 0.99 and wrong < 0.2  # true limbs score about 1, wrong pairings near 0
     assert computed_value("openpose", "max-not-mean") == [1.0, 0.5]
 
 

@@ -175,7 +175,7 @@ def test_relearning_steps_setting_is_used(tmp_path, deck):
 
 
 def test_rollover_and_dst_day_boundaries(tmp_path, deck):
-    """I1/I2 through the service: 03:59 and 04:00 local are different study days; the study day
+    """The rollover and DST day boundaries through the service: 03:59 and 04:00 local are different study days; the study day
     that contains New York's spring-forward (2026-03-08) lasts 23 hours."""
     from datetime import date
 

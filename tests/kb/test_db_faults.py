@@ -1,5 +1,5 @@
-"""Database faults (RELIABILITY.md G3, G4, G7, G8, H3): deferred-upgrade BUSY, leaked sessions,
-a read-only data directory or database file, a full disk, a deck file edited while it is loaded.
+"""Database faults: deferred-upgrade BUSY, leaked sessions, a read-only data directory or database
+file, a full disk, a deck file edited while it is loaded.
 
 Each "nothing lost" check compares row counts and content hashes of every table before and after.
 """
@@ -85,7 +85,7 @@ def assert_answers_atomic(db: Path) -> None:
         assert json.loads(logged[pk])["card"] == json.loads(data), pk
 
 
-# --- G3: deferred-upgrade BUSY -----------------------------------------------------------------------
+# --- deferred-upgrade BUSY ---------------------------------------------------------------------------
 
 
 def _counter_db(path: Path) -> None:
@@ -96,7 +96,7 @@ def _counter_db(path: Path) -> None:
     conn.close()
 
 
-def test_g3_plain_deferred_begin_fails_when_a_reader_upgrades_after_a_foreign_commit(tmp_path):
+def test_plain_deferred_begin_fails_when_a_reader_upgrades_after_a_foreign_commit(tmp_path):
     """The failure kb's recipe rules out: BEGIN (deferred) reads a snapshot; another connection
     commits; the first then writes, and SQLite refuses at once (SQLITE_BUSY_SNAPSHOT): no busy
     timeout helps, because the snapshot it read from is already stale."""
@@ -122,7 +122,7 @@ def test_g3_plain_deferred_begin_fails_when_a_reader_upgrades_after_a_foreign_co
     assert query(db, "SELECT n FROM counter") == [(1,)]
 
 
-def test_g3_kb_engine_makes_the_second_writer_wait_and_both_commits_land(tmp_path):
+def test_kb_engine_makes_the_second_writer_wait_and_both_commits_land(tmp_path):
     """With kb's engine every write transaction starts with BEGIN IMMEDIATE: the same interleaving
     (read, a foreign commit, write) cannot happen; the other writer waits for the lock instead."""
     db = tmp_path / "kb.sqlite"
@@ -171,7 +171,7 @@ def test_g3_kb_engine_makes_the_second_writer_wait_and_both_commits_land(tmp_pat
         second.dispose()
 
 
-def test_g3_kb_engine_read_modify_write_from_four_engines_loses_no_update(tmp_path):
+def test_kb_engine_read_modify_write_from_four_engines_loses_no_update(tmp_path):
     db = tmp_path / "kb.sqlite"
     engines = [store_engine.open_engine(db, now=FIXED_NOW) for _ in range(4)]
     try:
@@ -201,7 +201,7 @@ def test_g3_kb_engine_read_modify_write_from_four_engines_loses_no_update(tmp_pa
     assert query(db, "SELECT n FROM counter") == [(60,)]
 
 
-# --- G4: leaked sessions -----------------------------------------------------------------------------
+# --- leaked sessions ---------------------------------------------------------------------------------
 
 # Calls that open a transaction or a connection and must be `with` items. Exceptions, with reasons:
 ALLOWED_UNMANAGED = {
@@ -271,7 +271,7 @@ def unmanaged_calls(source: str, filename: str = "<source>") -> list[tuple[int, 
                   if isinstance(node, ast.Call) and needs_with(node) and not managed(node))
 
 
-def test_g4_lint_finds_unmanaged_sessions_and_connections():
+def test_lint_finds_unmanaged_sessions_and_connections():
     source = """
 from kb.store.engine import read
 from kb.store import engine as store_engine
@@ -296,7 +296,7 @@ def f(engine, kb):
     assert all(function == "f" for _, function, _ in found)
 
 
-def test_g4_app_code_opens_sessions_and_connections_only_in_with_blocks():
+def test_app_code_opens_sessions_and_connections_only_in_with_blocks():
     offenders, used = [], set()
     files = sorted([*REPO.glob("kb/**/*.py"), *REPO.glob("app/**/*.py")])
     assert len(files) > 20
@@ -311,7 +311,7 @@ def test_g4_app_code_opens_sessions_and_connections_only_in_with_blocks():
     assert used == set(ALLOWED_UNMANAGED), "stale allow-list entries"
 
 
-def test_g4_a_leaked_session_holds_the_write_lock_until_closed(tmp_path, deck):
+def test_a_leaked_session_holds_the_write_lock_until_closed(tmp_path, deck):
     """Why the lint exists: a Session left open after a write keeps BEGIN IMMEDIATE, so every other
     kb writer fails after its busy timeout, until the session is closed."""
     from sqlmodel import Session
@@ -348,7 +348,7 @@ def test_g4_a_leaked_session_holds_the_write_lock_until_closed(tmp_path, deck):
     assert query(settings.db_path, "SELECT count(*) FROM review_log") == [(1,)]
 
 
-# --- G7: read-only data directory / database file, as a non-root user ----------------------------------
+# --- read-only data directory / database file, as a non-root user --------------------------------------
 
 
 @pytest.fixture
@@ -414,7 +414,7 @@ def _make_readable(root: Path) -> None:
         p.chmod(p.stat().st_mode | stat.S_IROTH | stat.S_IRGRP | (stat.S_IXOTH | stat.S_IXGRP if p.is_dir() else 0))
 
 
-def test_g7_read_only_data_directory_is_refused_in_one_line_and_nothing_changes(world_dir):
+def test_read_only_data_directory_is_refused_in_one_line_and_nothing_changes(world_dir):
     settings = populated_kb(world_dir / "home", world_dir / "deck")
     home = settings.home
     _make_readable(world_dir)
@@ -427,7 +427,7 @@ def test_g7_read_only_data_directory_is_refused_in_one_line_and_nothing_changes(
     assert _tree_state(home) == files  # no -wal, -shm or backup file appeared
 
 
-def test_g7_read_only_database_file_is_refused_in_one_line_and_nothing_changes(world_dir):
+def test_read_only_database_file_is_refused_in_one_line_and_nothing_changes(world_dir):
     settings = populated_kb(world_dir / "home", world_dir / "deck")
     home, db = settings.home, settings.db_path
     _make_readable(world_dir)
@@ -443,7 +443,7 @@ def test_g7_read_only_database_file_is_refused_in_one_line_and_nothing_changes(w
     assert _tree_state(home) == files
 
 
-def test_g7_new_kb_home_in_a_read_only_directory_fails_in_one_line(world_dir):
+def test_new_kb_home_in_a_read_only_directory_fails_in_one_line(world_dir):
     (world_dir / "deck").mkdir()
     write_concept(world_dir / "deck", "c000", extra=CARDS)
     _make_readable(world_dir)
@@ -467,7 +467,7 @@ KB_HOME="$mnt" "$@"
 
 
 @pytest.mark.parametrize("args", [("stats",), ("quiz", "--plain")])
-def test_g7_read_only_file_system_is_refused_in_one_line_even_for_root(tmp_path, deck, args):
+def test_read_only_file_system_is_refused_in_one_line_even_for_root(tmp_path, deck, args):
     """A KB_HOME on a file system mounted read-only: refused the same way (root cannot write there either)."""
     reason = _tmpfs_available(tmp_path / "probe")
     if reason:
@@ -483,7 +483,7 @@ def test_g7_read_only_file_system_is_refused_in_one_line_even_for_root(tmp_path,
     assert line.startswith(f"kb: {mnt} is not writable (a read-only file system)"), line
 
 
-# --- G8: disk full ---------------------------------------------------------------------------------------
+# --- disk full -------------------------------------------------------------------------------------------
 
 LIMITED_CLI = """
 import resource, signal, sys
@@ -512,7 +512,7 @@ def _check_after_disk_full(db: Path, before: dict, old_reviews: list, stdout: st
     assert snapshot_db(db, unchanged) == {t: before[t] for t in unchanged}
 
 
-def test_g8_file_size_limit_fails_an_answer_cleanly_and_loses_nothing(tmp_path, deck):
+def test_file_size_limit_fails_an_answer_cleanly_and_loses_nothing(tmp_path, deck):
     """(a) RLIMIT_FSIZE with SIGXFSZ ignored: SQLite gets EFBIG, says "disk I/O error"; kb says so in
     one line naming the file, rolls the answer back, keeps every earlier one, and the card stays due."""
     settings = populated_kb(tmp_path / "home", deck, concepts=30, answers=3)
@@ -562,7 +562,7 @@ def _tmpfs_available(probe_dir: Path) -> str | None:
     return None if done.returncode == 0 else f"unshare -m + mount tmpfs failed: {done.stderr.strip()[-200:]}"
 
 
-def test_g8_full_tmpfs_fails_an_answer_cleanly_and_loses_nothing(tmp_path, deck):
+def test_full_tmpfs_fails_an_answer_cleanly_and_loses_nothing(tmp_path, deck):
     """(b) a KB_HOME on a tiny tmpfs with 96 KiB left: SQLite says "database or disk is full"."""
     reason = _tmpfs_available(tmp_path / "probe")
     if reason:
@@ -585,7 +585,7 @@ def test_g8_full_tmpfs_fails_an_answer_cleanly_and_loses_nothing(tmp_path, deck)
     assert not list((out / "backups").glob(".*partial"))
 
 
-def test_g8_disk_errors_become_one_line_store_errors(tmp_path):
+def test_disk_errors_become_one_line_store_errors(tmp_path):
     """Every write through kb's engine maps SQLite's full/I-O/read-only errors the same way."""
     from kb.store.errors import StoreWriteError, write_failure
 
@@ -604,14 +604,14 @@ def test_g8_disk_errors_become_one_line_store_errors(tmp_path):
     assert write_failure(db, ValueError("x")) is None
 
 
-# --- H3: deck file edited during load -----------------------------------------------------------------
+# --- deck file edited during load ---------------------------------------------------------------------
 
 
 def _source_row(kb, path: Path):
     return query(kb.settings.db_path, "SELECT mtime_ns, size, content_hash FROM source_file WHERE path = ?", str(path))[0]
 
 
-def test_h3_file_changed_between_stat_and_read_is_stored_as_read_and_rechecked_next_sync(kb, deck, monkeypatch):
+def test_file_changed_between_stat_and_read_is_stored_as_read_and_rechecked_next_sync(kb, deck, monkeypatch):
     a = write_concept(deck, "alpha", extra=CARDS)
     write_concept(deck, "beta")
     real_stat, real_read = ingest._stat_files, Path.read_bytes
@@ -648,7 +648,7 @@ def test_h3_file_changed_between_stat_and_read_is_stored_as_read_and_rechecked_n
     assert not kb.sync().changed and not [k for k in reads if k.startswith(str(deck))]
 
 
-def test_h3_file_changed_after_it_was_read_is_picked_up_by_the_next_sync(kb, deck, monkeypatch):
+def test_file_changed_after_it_was_read_is_picked_up_by_the_next_sync(kb, deck, monkeypatch):
     a = write_concept(deck, "alpha", extra=CARDS)
     real_parse = ingest.parse_file
     old_bytes = a.read_bytes()

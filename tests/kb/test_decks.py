@@ -1,9 +1,9 @@
-"""Third-party YAML decks (issue 9 §6): `kb import PATH`, `kb decks`, trust by snippet hash, `--sandbox`.
+"""Third-party YAML decks: `kb import PATH`, `kb decks`, trust by snippet hash, `--sandbox`.
 
-RELIABILITY.md rows: B6 and C1 (an import is all or nothing, every error listed), C2 (an id taken by
-another deck is refused: ids are global in kb, see the README), C7 (re-importing a new version keeps
-reviews and untrusts edited snippets), C8 (a second deck under a taken name is refused, not merged),
-F14 (untrusted until trusted; edited after trust -> untrusted again), F15 (no sandbox -> refused).
+An import is all or nothing, with every error listed; an id taken by another deck is refused (ids
+are global in kb, see the README); re-importing a new version keeps reviews and untrusts edited
+snippets; a second deck under a taken name is refused, not merged; a deck's snippets are untrusted
+until trusted, and untrusted again once edited; with no sandbox, an untrusted snippet is refused.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def test_import_folder_makes_an_untrusted_deck_whose_text_works(kb, lab):
 
 
 def test_import_is_all_or_nothing_and_lists_every_error(kb, lab):
-    """B6: one bad file among many: nothing imported, every error with its path:line:col."""
+    """One bad file among many: nothing imported, every error with its path:line:col."""
     for i in range(97):
         write_concept(lab, f"lab-filler-{i:02d}")
     bad = lab / "fundamentals" / "lab-broken.yaml"
@@ -109,7 +109,7 @@ def test_import_is_all_or_nothing_and_lists_every_error(kb, lab):
 
 
 def test_duplicate_ids_inside_the_deck_are_listed_with_both_files(kb, lab):
-    """C1: the same id in two files of one deck."""
+    """The same id in two files of one deck."""
     copy = lab / "vision" / "lab-alpha-again.yaml"
     copy.write_bytes((lab / "fundamentals" / "lab-alpha.yaml").read_bytes())
     with pytest.raises(DeckImportError) as caught:
@@ -121,7 +121,7 @@ def test_duplicate_ids_inside_the_deck_are_listed_with_both_files(kb, lab):
 
 
 def test_an_id_used_by_another_deck_is_refused(kb, lab):
-    """C2: ids are global in kb (links, prerequisites and card ids name them), so a clash is refused."""
+    """Ids are global in kb (links, prerequisites and card ids name them), so a clash is refused."""
     write_concept(lab, "own-concept")
     with pytest.raises(DeckImportError) as caught:
         import_deck(kb, lab)
@@ -132,7 +132,7 @@ def test_an_id_used_by_another_deck_is_refused(kb, lab):
 
 
 def test_a_second_deck_under_a_taken_name_is_refused(kb, lab, tmp_path):
-    """C8: two decks claiming one name are never merged silently."""
+    """Two decks claiming one name are never merged silently."""
     import_deck(kb, lab)
     other = tmp_path / "elsewhere" / "lab-notes"
     write_concept(other, "other-concept")
@@ -262,7 +262,7 @@ def test_zip_limits_are_checked_before_reading(kb, tmp_path, monkeypatch):
     assert any("over 0 MiB" in e.message or "import it in parts" in e.message for e in caught.value.errors)
 
 
-# --- trust by hash (F14) and updates (C7) -------------------------------------------------------------
+# --- trust by hash and updates -----------------------------------------------------------------------
 
 
 def test_trust_records_hashes_and_an_edit_untrusts_again(kb, lab):
@@ -298,7 +298,7 @@ def test_own_decks_and_unknown_decks_cannot_be_trusted(kb):
 
 
 def test_reimporting_a_new_version_keeps_reviews_and_untrusts_edited_snippets(kb, lab, tmp_path):
-    """C7: import v1, review, trust; import v2 with --update."""
+    """Import v1, review, trust; import v2 with --update."""
     v1 = import_deck(kb, lab)
     kb.trust("lab-notes")
     answered = []
@@ -378,11 +378,11 @@ def test_kb_trust_prints_what_changed_since_it_was_last_trusted(cli_home, lab, c
     assert "partly trusted (1/2, 1 changed)" in out and "lab-notes: lab-alpha: computed card c added: x * 2" in out
 
 
-# --- --sandbox (F15) ------------------------------------------------------------------------------------
+# --- --sandbox ------------------------------------------------------------------------------------------
 
 
 def test_sandbox_refused_without_bubblewrap_landlock_or_seccomp(kb, lab, monkeypatch):
-    """F15: with neither bubblewrap, Landlock nor seccomp, an untrusted snippet never runs; own ones still do."""
+    """With neither bubblewrap, Landlock nor seccomp, an untrusted snippet never runs; own ones still do."""
     import_deck(kb, lab)
     monkeypatch.setenv("KB_BWRAP", "0")
     monkeypatch.setattr(runner_sandbox, "landlock_abi", lambda: 0)
@@ -470,7 +470,7 @@ def test_doctor_lists_deck_trust(kb, lab):
 
 
 def test_import_while_reviewing_loses_nothing(tmp_path, deck, lab):
-    """H2: an import (its sync is one write transaction) while another connection answers cards."""
+    """An import (its sync is one write transaction) while another connection answers cards."""
     import threading
 
     for i in range(30):

@@ -1,4 +1,5 @@
-"""The core never imports the TUI, and `kb sync` never imports torch or textual (STYLE: harlequin)."""
+"""The core never imports the TUI, and `kb sync` never imports torch or textual: importing
+them costs seconds, and the command line must start fast."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Anki, JSON and Markdown interop (issue 10): exports checked by the real Anki library, and imports."""
+"""Anki, JSON and Markdown interop: exports checked by the real Anki library, and imports."""
 
 from __future__ import annotations
 

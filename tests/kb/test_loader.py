@@ -1,4 +1,5 @@
-"""The loader: every bad input becomes `path:line:col: message`, never an exception (RELIABILITY A-D)."""
+"""The loader: every bad input becomes `path:line:col: message`, never an exception: bad YAML,
+bad fields, duplicate ids and bad text encodings."""
 
 from __future__ import annotations
 
@@ -36,27 +37,27 @@ def test_valid_concept_loads(tmp_path):
 # --- A. malformed YAML ---------------------------------------------------------------------------
 
 
-def test_a1_unterminated_quote(tmp_path):
+def test_unterminated_quote(tmp_path):
     assert errors_of(tmp_path, 'id: x\ntitle: "unterminated\n') == ["deck.yaml:3:1: found unexpected end of stream"]
 
 
-def test_a1_bad_indent(tmp_path):
+def test_bad_indent(tmp_path):
     assert errors_of(tmp_path, "id: x\n  bad: indent\n") == ["deck.yaml:2:6: mapping values are not allowed in this context"]
 
 
-def test_a1_tab_indent(tmp_path):
+def test_tab_indent(tmp_path):
     (msg,) = errors_of(tmp_path, "id: x\ntitle:\n\ten: y\n")
     assert msg.startswith("deck.yaml:3:1: ")
     assert "tab" in msg
 
 
-def test_a2_duplicate_key_names_both_lines(tmp_path):
+def test_duplicate_key_names_both_lines(tmp_path):
     text = concept_yaml("x") + "category: layers\n"
     (msg,) = errors_of(tmp_path, text)
     assert msg == "deck.yaml:11:1: duplicate key 'category' (first defined at line 8, column 1)"
 
 
-def test_a3_alias_bomb_rejected_fast(tmp_path):
+def test_alias_bomb_rejected_fast(tmp_path):
     import psutil
 
     lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
@@ -73,12 +74,12 @@ def test_a3_alias_bomb_rejected_fast(tmp_path):
     assert "deck.yaml:2:8: aliases are not allowed (found '*a')" in msgs
 
 
-def test_a3_merge_key_rejected(tmp_path):
+def test_merge_key_rejected(tmp_path):
     assert errors_of(tmp_path, "<<: {a: 1}\n") == ["deck.yaml:1:1: merge keys ('<<') are not allowed"]
 
 
 @pytest.mark.parametrize("depth", [40, 10_000])
-def test_a4_deep_nesting_is_a_clean_error(tmp_path, depth):
+def test_deep_nesting_is_a_clean_error(tmp_path, depth):
     start = time.perf_counter()
     (msg,) = errors_of(tmp_path, "a: " + "[" * depth + "]" * depth + "\n")
     assert time.perf_counter() - start < 1
@@ -86,7 +87,7 @@ def test_a4_deep_nesting_is_a_clean_error(tmp_path, depth):
     assert "nesting" in msg
 
 
-def test_a5_oversized_file_rejected_before_parsing(tmp_path, monkeypatch):
+def test_oversized_file_rejected_before_parsing(tmp_path, monkeypatch):
     path = tmp_path / "big.yaml"
     with open(path, "wb") as f:
         f.truncate(loader.MAX_FILE_BYTES + 1)  # sparse: no bytes actually written
@@ -110,11 +111,11 @@ def test_a5_oversized_file_rejected_before_parsing(tmp_path, monkeypatch):
         ("a: 1\n---\nb: 2\n", "deck.yaml:2:1: only one document per file is allowed (found a second '---')"),
     ],
 )
-def test_a7_empty_and_odd_documents(tmp_path, text, expected):
+def test_empty_and_odd_documents(tmp_path, text, expected):
     assert errors_of(tmp_path, text) == [expected]
 
 
-def test_a8_python_tags_never_construct(tmp_path):
+def test_python_tags_never_construct(tmp_path):
     marker = tmp_path / "pwned"
     text = f'id: !!python/object/apply:os.system ["touch {marker}"]\n'
     (msg,) = errors_of(tmp_path, text)
@@ -127,14 +128,14 @@ def test_a8_python_tags_never_construct(tmp_path):
     [("NO", "a boolean"), ("yes", "a boolean"), ("1.10", "a number"), ("0123", "an integer"),
      ("1:20", "an integer"), ("2024-01-01", "a date"), ("null", "nothing (null)")],
 )
-def test_a9_yaml11_surprises_in_string_fields(tmp_path, value, got):
+def test_yaml11_surprises_in_string_fields(tmp_path, value, got):
     text = concept_yaml("x").replace("zh: 测试概念\n", f"zh: {value}\n", 1)
     (msg,) = errors_of(tmp_path, text)
     hint = f" (YAML reads the unquoted {value} that way; quote this value)"
     assert msg == f"deck.yaml:4:7: title.zh: expected a string, got {got}{hint}"
 
 
-def test_a9_quoted_value_is_fine(tmp_path):
+def test_quoted_value_is_fine(tmp_path):
     text = concept_yaml("x").replace("zh: 测试概念\n", 'zh: "NO"\n', 1)
     assert errors_of(tmp_path, text) == []
 
@@ -142,17 +143,17 @@ def test_a9_quoted_value_is_fine(tmp_path):
 # --- B. schema violations ------------------------------------------------------------------------
 
 
-def test_b1_all_missing_fields_listed_at_the_mapping(tmp_path):
+def test_all_missing_fields_listed_at_the_mapping(tmp_path):
     msgs = errors_of(tmp_path, "id: x\ncategory: llm\n")
     assert msgs == [f"deck.yaml:1:1: missing required field '{f}'" for f in ("definition", "summary", "title")]
 
 
-def test_b1_missing_nested_field(tmp_path):
+def test_missing_nested_field(tmp_path):
     text = concept_yaml("x").replace("  zh: 测试概念\n", "", 1)
     assert errors_of(tmp_path, text) == ["deck.yaml:3:3: missing required field 'zh' in title"]
 
 
-def test_b2_typo_suggests_the_field(tmp_path):
+def test_typo_suggests_the_field(tmp_path):
     text = concept_yaml("x").replace("definition:", "defintion:")
     assert errors_of(tmp_path, text) == [
         "deck.yaml:1:1: missing required field 'definition'",
@@ -160,7 +161,7 @@ def test_b2_typo_suggests_the_field(tmp_path):
     ]
 
 
-def test_b2_typo_inside_a_card(tmp_path):
+def test_typo_inside_a_card(tmp_path):
     text = concept_yaml("x", extra="cards:\n  - type: basic\n    front: q\n    bakc: a\n")
     assert errors_of(tmp_path, text) == [
         "deck.yaml:12:5: missing required field 'back' in cards[0]",
@@ -168,7 +169,7 @@ def test_b2_typo_inside_a_card(tmp_path):
     ]
 
 
-def test_b3_wrong_types_one_error_each(tmp_path):
+def test_wrong_types_one_error_each(tmp_path):
     extra = "tags: one-tag\naliases: [1]\nsnippet:\n  code: [x]\n  timeout_s: yes\n"
     msgs = errors_of(tmp_path, concept_yaml("x", extra=extra))
     assert msgs == [
@@ -179,7 +180,7 @@ def test_b3_wrong_types_one_error_each(tmp_path):
     ]
 
 
-def test_b3_unknown_card_type(tmp_path):
+def test_unknown_card_type(tmp_path):
     text = concept_yaml("x", extra="cards:\n  - type: essay\n    text: t\n")
     assert errors_of(tmp_path, text) == [
         "deck.yaml:12:11: cards[0].type: unknown card type 'essay' (expected one of basic, cloze, choice, typed, computed)"
@@ -194,14 +195,14 @@ def test_b3_unknown_card_type(tmp_path):
         ("en: " + "x" * 301, "title.en: string should have at most 300 characters"),
     ],
 )
-def test_b4_empty_and_overlong_strings(tmp_path, replacement, message):
+def test_empty_and_overlong_strings(tmp_path, replacement, message):
     text = concept_yaml("x", title_en="Placeholder").replace("en: Placeholder", replacement, 1)
     (msg,) = errors_of(tmp_path, text)
     assert msg == f"deck.yaml:3:7: {message}"
 
 
 @pytest.mark.parametrize("bad_id", ["has space", "a/b", "Upper", "\u0430ttention", "x\u202ey", "-lead"])
-def test_b5_invalid_ids(tmp_path, bad_id):
+def test_invalid_ids(tmp_path, bad_id):
     text = concept_yaml("placeholder").replace("id: placeholder", f'id: "{bad_id}"', 1)
     (msg,) = errors_of(tmp_path, text)
     assert msg.startswith("deck.yaml:1:5: id: ")
@@ -210,7 +211,7 @@ def test_b5_invalid_ids(tmp_path, bad_id):
 # --- C. identity -----------------------------------------------------------------------------------
 
 
-def test_c1_duplicate_id_across_files_names_both(tmp_path):
+def test_duplicate_id_across_files_names_both(tmp_path):
     (tmp_path / "a.yaml").write_text(concept_yaml("same"), encoding="utf-8")
     (tmp_path / "b.yaml").write_text(concept_yaml("same"), encoding="utf-8")
     report = check_files([tmp_path / "a.yaml", tmp_path / "b.yaml"])
@@ -236,7 +237,7 @@ def test_duplicate_card_ids_rejected(tmp_path):
 # --- D. unicode --------------------------------------------------------------------------------------
 
 
-def test_d1_cjk_rtl_emoji_round_trip(tmp_path):
+def test_cjk_rtl_emoji_round_trip(tmp_path):
     title = "注意力 שלום 👩‍🔬 e\u0301"
     text = concept_yaml("x").replace("zh: 测试概念\n", f'zh: "{title}"\n', 1)
     path = tmp_path / "u.yaml"
@@ -244,7 +245,7 @@ def test_d1_cjk_rtl_emoji_round_trip(tmp_path):
     assert parse_file(path).concept.title.zh == title
 
 
-def test_d2_nul_raw_and_escaped(tmp_path):
+def test_nul_raw_and_escaped(tmp_path):
     (raw,) = errors_of(tmp_path, b"id: x\x00\n")
     assert raw == "deck.yaml:1:6: the control character U+0000 is not allowed"
     text = concept_yaml("x").replace("zh: 测试概念\n", 'zh: "a\\0b"\n', 1)
@@ -252,11 +253,11 @@ def test_d2_nul_raw_and_escaped(tmp_path):
     assert escaped == "deck.yaml:4:7: title.zh: contains the control character U+0000"
 
 
-def test_d3_invalid_utf8_position(tmp_path):
+def test_invalid_utf8_position(tmp_path):
     assert errors_of(tmp_path, b"id: x\ntitle: ab\xff\n") == ["deck.yaml:2:10: invalid UTF-8 (byte 0xff)"]
 
 
-def test_d4_bom_accepted_utf16_refused(tmp_path):
+def test_bom_accepted_utf16_refused(tmp_path):
     text = concept_yaml("x")
     assert errors_of(tmp_path, b"\xef\xbb\xbf" + text.encode()) == []
     assert errors_of(tmp_path, text.encode("utf-16")) == ["deck.yaml:1:1: the file is UTF-16 encoded; save it as UTF-8"]
@@ -266,7 +267,7 @@ def test_d4_bom_accepted_utf16_refused(tmp_path):
 
 
 @pytest.mark.parametrize("newline", ["\r\n", "\r"])
-def test_d5_line_endings_give_same_content_and_positions(tmp_path, newline):
+def test_line_endings_give_same_content_and_positions(tmp_path, newline):
     text = concept_yaml("x").replace("definition:", "defintion:")
     lf = errors_of(tmp_path, text)
     other = errors_of(tmp_path, text.replace("\n", newline))
@@ -276,7 +277,7 @@ def test_d5_line_endings_give_same_content_and_positions(tmp_path, newline):
     assert parse_file(path).concept == parse_bytes(path, concept_yaml("x").encode()).concept
 
 
-def test_d6_lone_surrogate(tmp_path):
+def test_lone_surrogate(tmp_path):
     text = concept_yaml("x").replace("zh: 测试概念\n", 'zh: "\\ud800"\n', 1)
     (msg,) = errors_of(tmp_path, text)
     assert msg == "deck.yaml:4:10: found invalid Unicode character escape code"

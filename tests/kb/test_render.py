@@ -62,7 +62,7 @@ def test_golden_every_content_formula_converts(name, tex):
         # PSNR: a word keeps its scripts, an operator name gets a space and parenthesises a fraction
         (r"\mathrm{PSNR} = 10\log_{10}\frac{\mathrm{MAX}_I^2}{\mathrm{MSE}} = 20\log_{10}\mathrm{MAX}_I - 10\log_{10}\mathrm{MSE}",
          "PSNR = 10 log₁₀((MAX[I]²)/(MSE)) = 20 log₁₀ MAX[I] - 10 log₁₀ MSE"),
-        # attention (the STYLE example)
+        # attention: the formula most decks show, with a fraction under a root inside softmax
         (r"\mathrm{Attention}(Q,K,V) = \mathrm{softmax}\!\left(\frac{QK^\top}{\sqrt{d_k}}\right)V",
          "Attention(Q,K,V) = softmax((QKᵀ)/(√(d[k])))V"),
         (r"\mathrm{softmax}\!\left(\frac{QK^\top}{\sqrt{d_k}} + M\right)V,\qquad M_{ij}\in\{0, -\infty\}",

@@ -1,4 +1,5 @@
-"""kb.scheduler: fsrs wrapped as a pure, deterministic state machine (STYLE 1.6/1.7, RELIABILITY I4)."""
+"""kb.scheduler: fsrs wrapped as a pure, deterministic state machine: the same inputs always give the
+same schedule, and a clock set wrong never crashes it."""
 
 from __future__ import annotations
 
@@ -297,7 +298,7 @@ def test_out_of_bounds_parameters_are_rejected():
         answer(None, 3, NOW, config=SchedulerConfig(parameters=(1.0,) * 19))
 
 
-# --- the clock (RELIABILITY I4) and input checks -----------------------------------------------------
+# --- a clock set back or forward, and input checks -------------------------------------------------
 
 
 @pytest.mark.parametrize("config", [NO_FUZZ, FUZZ], ids=["plain", "fuzzed"])

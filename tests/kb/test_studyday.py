@@ -1,4 +1,4 @@
-"""kb.studyday: Anki's study day across rollover, DST, travel and setting changes (RELIABILITY I1-I5)."""
+"""kb.studyday: Anki's study day across rollover, DST, travel and setting changes."""
 
 from __future__ import annotations
 
@@ -35,10 +35,10 @@ def local(tz, *args: int, fold: int = 0) -> datetime:
     return datetime(*args, tzinfo=tz, fold=fold)
 
 
-# --- I1: the rollover boundary ---------------------------------------------------------------------
+# --- the rollover boundary -------------------------------------------------------------------------
 
 
-def test_i1_0359_and_0400_local_are_different_study_days():
+def test_0359_and_0400_local_are_different_study_days():
     before = local(BERLIN, 2026, 5, 10, 3, 59, 59)
     at = local(BERLIN, 2026, 5, 10, 4, 0)
     assert study_day(before, tz=BERLIN) == date(2026, 5, 9)
@@ -64,11 +64,11 @@ def test_day_bounds_are_utc_aware_and_half_open():
     assert study_day(end, tz=BERLIN) == date(2026, 5, 11)
 
 
-# --- I2: DST -------------------------------------------------------------------------------------------
+# --- DST -----------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("tz", "change", "length"), DST_CHANGES)
-def test_i2_the_study_day_over_a_dst_change_is_short_or_long(tz, change, length):
+def test_the_study_day_over_a_dst_change_is_short_or_long(tz, change, length):
     day = study_day(change, tz=tz)
     start, end = day_bounds(day, tz=tz)
     assert end - start == length
@@ -79,7 +79,7 @@ def test_i2_the_study_day_over_a_dst_change_is_short_or_long(tz, change, length)
 
 @pytest.mark.parametrize("rollover_hour", [0, 1, 2, 3, 4, 23])
 @pytest.mark.parametrize(("tz", "change", "length"), DST_CHANGES)
-def test_i2_every_instant_belongs_to_exactly_one_study_day(tz, change, length, rollover_hour):
+def test_every_instant_belongs_to_exactly_one_study_day(tz, change, length, rollover_hour):
     bounds: dict[date, tuple[datetime, datetime]] = {}
     days = []
     moment = change - timedelta(days=3, minutes=change.minute % 15)
@@ -103,7 +103,7 @@ def test_i2_every_instant_belongs_to_exactly_one_study_day(tz, change, length, r
         assert days.count(day) * STEP == end - start
 
 
-def test_i2_rollover_in_a_gap_starts_the_day_when_the_gap_ends():
+def test_rollover_in_a_gap_starts_the_day_when_the_gap_ends():
     # New York springs from 02:00 to 03:00: a 02:00 rollover starts the day at 03:00 EDT.
     assert day_start(date(2026, 3, 8), tz=NEW_YORK, rollover_hour=2) == datetime(2026, 3, 8, 7, tzinfo=UTC)
     # Lord Howe springs from 02:00 to 02:30.
@@ -115,7 +115,7 @@ def test_i2_rollover_in_a_gap_starts_the_day_when_the_gap_ends():
     assert study_day(start - timedelta(seconds=1), tz=TROLL, rollover_hour=2) == date(2026, 3, 28)
 
 
-def test_i2_rollover_in_a_repeat_starts_the_day_at_its_first_occurrence():
+def test_rollover_in_a_repeat_starts_the_day_at_its_first_occurrence():
     # New York falls back from 02:00 EDT to 01:00 EST: 01:00 happens twice, the day starts at the first.
     assert day_start(date(2026, 11, 1), tz=NEW_YORK, rollover_hour=1) == datetime(2026, 11, 1, 5, tzinfo=UTC)
     second = local(NEW_YORK, 2026, 11, 1, 1, 30, fold=1)
@@ -128,10 +128,10 @@ def test_i2_rollover_in_a_repeat_starts_the_day_at_its_first_occurrence():
     assert study_day(repeated, tz=TROLL, rollover_hour=2) == date(2026, 10, 25)
 
 
-# --- I3: travel ------------------------------------------------------------------------------------
+# --- travel ----------------------------------------------------------------------------------------
 
 
-def test_i3_travel_tokyo_to_honolulu_may_move_the_study_day_back_without_harm():
+def test_travel_tokyo_to_honolulu_may_move_the_study_day_back_without_harm():
     config = SchedulerConfig()
     first = datetime(2026, 5, 10, 1, 0, tzinfo=UTC)  # 10:00 in Tokyo
     second = first + timedelta(hours=1)  # landed: 16:00 the day before in Honolulu
@@ -145,10 +145,10 @@ def test_i3_travel_tokyo_to_honolulu_may_move_the_study_day_back_without_harm():
     assert start <= second < end
 
 
-# --- I5: changing "next day starts at" -------------------------------------------------------------
+# --- changing "next day starts at" -----------------------------------------------------------------
 
 
-def test_i5_changing_the_rollover_hour_recomputes_the_day():
+def test_changing_the_rollover_hour_recomputes_the_day():
     now = local(BERLIN, 2026, 5, 10, 5, 0)
     assert study_day(now, tz=BERLIN, rollover_hour=4) == date(2026, 5, 10)
     assert study_day(now, tz=BERLIN, rollover_hour=6) == date(2026, 5, 9)

@@ -16,7 +16,7 @@ import pytest
 
 from kb.runner import Limits, RunResult, RunSpec, WorkerPool, sandbox
 
-TIGHT = Limits(cpu_s=1, wall_s=3)  # RELIABILITY.md: tight limits keep the suite fast
+TIGHT = Limits(cpu_s=1, wall_s=3)  # tight limits keep the suite fast
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NOBODY = 65534
 

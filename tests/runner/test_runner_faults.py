@@ -1,4 +1,4 @@
-"""RELIABILITY.md matrix group F: every snippet fault gets its verdict within its limit, the caller
+"""Every snippet fault gets its verdict within its limit, the caller
 survives, and no process of the run is left behind."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from .helpers import PGID, PID_MARK, NOBODY, assert_no_leftovers, marked_pids, p
 
 
 @pytest.mark.timeout(30)
-def test_f1_cpu_loop_hits_cpu_limit(pool):
+def test_cpu_loop_hits_cpu_limit(pool):
     result, wall = run(pool, PGID + "while True:\n    pass\n")
     assert result.status == "cpu_limit", result
     assert result.signal == "SIGXCPU"
@@ -25,7 +25,7 @@ def test_f1_cpu_loop_hits_cpu_limit(pool):
 
 
 @pytest.mark.timeout(30)
-def test_f2_sleep_forever_times_out(pool):
+def test_sleep_forever_times_out(pool):
     result, wall = run(pool, PGID + "import time\ntime.sleep(1e6)\n")
     assert result.status == "timeout", result
     assert result.message == "killed after 3 s wall time"
@@ -34,7 +34,7 @@ def test_f2_sleep_forever_times_out(pool):
 
 
 @pytest.mark.timeout(30)
-def test_f2_input_sees_eof(pool):
+def test_input_sees_eof(pool):
     result, wall = run(pool, "x = 1\nanswer = input()\n", line_offset=20)
     assert result.status == "failed", result
     assert result.message == "EOFError: EOF when reading a line"
@@ -52,7 +52,7 @@ def test_f2_input_sees_eof(pool):
     ],
     ids=["torch", "numpy", "bytearray"],
 )
-def test_f3_huge_allocation_is_a_memory_verdict(pool, code):
+def test_huge_allocation_is_a_memory_verdict(pool, code):
     result, wall = run(pool, PGID + code)
     assert result.status == "memory", result
     assert "Error" in result.message
@@ -93,7 +93,7 @@ def _nobody_runner_processes() -> list[int]:
 
 
 @pytest.mark.timeout(60)
-def test_f4_fork_bomb_as_unprivileged_user():
+def test_fork_bomb_as_unprivileged_user():
     completed = run_as_nobody(NOBODY_DRIVER, FORK_BOMB, timeout=50)
     assert completed.returncode == 0, completed.stderr
     report = json.loads(completed.stdout.strip().splitlines()[-1])
@@ -108,7 +108,7 @@ def test_f4_fork_bomb_as_unprivileged_user():
 
 
 @pytest.mark.timeout(30)
-def test_f5_setsid_daemon_does_not_survive(pool):
+def test_setsid_daemon_does_not_survive(pool):
     code = PGID + textwrap.dedent(
         f"""
         import time
@@ -130,7 +130,7 @@ def test_f5_setsid_daemon_does_not_survive(pool):
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("stream", ["stdout", "stderr"])
 @pytest.mark.parametrize("newline", [True, False], ids=["lines", "no-newline"])
-def test_f6_printing_a_gigabyte_is_cut_off(pool, stream, newline):
+def test_printing_a_gigabyte_is_cut_off(pool, stream, newline):
     chunk = '"x" * 1023 + "\\n"' if newline else '"x" * 1024'
     code = PGID + f"import sys\nfor _ in range(2**20):\n    sys.{stream}.write({chunk})\n"
     result, wall = run(pool, code)
@@ -143,14 +143,14 @@ def test_f6_printing_a_gigabyte_is_cut_off(pool, stream, newline):
 
 
 @pytest.mark.timeout(30)
-def test_f7_file_size_limit_inside_the_temp_dir(pool):
+def test_file_size_limit_inside_the_temp_dir(pool):
     result, _ = run(pool, "with open('big.bin', 'wb') as f:\n    f.write(b'x' * (100 * 2**20))\n")
     assert result.status == "failed", result
     assert "File too large" in result.message
 
 
 @pytest.mark.timeout(30)
-def test_f7_runs_in_a_fresh_temp_dir_that_is_removed(pool):
+def test_runs_in_a_fresh_temp_dir_that_is_removed(pool):
     code = "import os\nprint('CWD', os.getcwd())\nassert os.listdir('.') == []\nopen('left.txt', 'w').write('x')\n"
     first, _ = run(pool, code)
     second, _ = run(pool, code)
@@ -161,7 +161,7 @@ def test_f7_runs_in_a_fresh_temp_dir_that_is_removed(pool):
 
 
 @pytest.mark.timeout(30)
-def test_f9_segfault_is_crashed_with_traceback(pool):
+def test_segfault_is_crashed_with_traceback(pool):
     result, _ = run(pool, PGID + "import ctypes\nctypes.string_at(0)\n")
     assert result.status == "crashed", result
     assert result.signal == "SIGSEGV" and result.message == "SIGSEGV"
@@ -171,7 +171,7 @@ def test_f9_segfault_is_crashed_with_traceback(pool):
 
 
 @pytest.mark.timeout(30)
-def test_f9_abort_is_crashed(pool):
+def test_abort_is_crashed(pool):
     result, _ = run(pool, "import os\nos.abort()\n")
     assert result.status == "crashed", result
     assert result.signal == "SIGABRT"
@@ -191,13 +191,13 @@ def test_f9_abort_is_crashed(pool):
         ("import os\nos._exit(0)\n", "failed", 0, "the snippet's process exited before its code finished (exit code 0, no report)"),
     ],
 )
-def test_f9_exit_codes(pool, code, status, exit_code, message):
+def test_exit_codes(pool, code, status, exit_code, message):
     result, _ = run(pool, code)
     assert (result.status, result.exit_code, result.message) == (status, exit_code, message), result
 
 
 @pytest.mark.timeout(30)
-def test_f10_killing_the_worker_leaves_pool_and_caller_alive(pool):
+def test_killing_the_worker_leaves_pool_and_caller_alive(pool):
     result, _ = run(pool, PGID + "os.kill(os.getppid(), 9)\nimport time\ntime.sleep(1)\n")
     # With Landlock signal scoping the kill is refused (failed, PermissionError); without it the
     # worker dies and the run is reported as crashed. Either way the caller and the pool go on.
@@ -213,7 +213,7 @@ def test_f10_killing_the_worker_leaves_pool_and_caller_alive(pool):
 
 
 @pytest.mark.timeout(30)
-def test_f10_killing_its_own_group(pool):
+def test_killing_its_own_group(pool):
     result, _ = run(pool, PGID + "import time\nif os.fork() == 0:\n    time.sleep(100)\nos.killpg(0, 9)\n")
     assert result.status == "crashed", result
     assert result.signal == "SIGKILL"
@@ -223,7 +223,7 @@ def test_f10_killing_its_own_group(pool):
 
 
 @pytest.mark.timeout(30)
-def test_f10_outside_processes_cannot_be_signalled_with_landlock(pool):
+def test_outside_processes_cannot_be_signalled_with_landlock(pool):
     if not isolation_report()["landlock_signal_scope"]:
         pytest.skip("Landlock ABI >= 6 (signal scoping) is not available on this kernel")
     # Signal 0 only checks permission, so nothing is harmed if the restriction were missing. Inside
@@ -236,7 +236,7 @@ def test_f10_outside_processes_cannot_be_signalled_with_landlock(pool):
 
 
 @pytest.mark.timeout(30)
-def test_f11_ignoring_sigxcpu_still_hits_the_hard_limit(pool):
+def test_ignoring_sigxcpu_still_hits_the_hard_limit(pool):
     code = PGID + "import signal\nsignal.signal(signal.SIGXCPU, signal.SIG_IGN)\nwhile True:\n    pass\n"
     result, wall = run(pool, code, limits=Limits(cpu_s=1, wall_s=6))
     assert result.status == "cpu_limit", result
@@ -246,7 +246,7 @@ def test_f11_ignoring_sigxcpu_still_hits_the_hard_limit(pool):
 
 
 @pytest.mark.timeout(30)
-def test_f12_non_utf8_output_is_replaced(pool):
+def test_non_utf8_output_is_replaced(pool):
     result, _ = run(pool, "import sys\nsys.stdout.buffer.write(b'caf\\xe9 \\xff\\xfe ok\\n')\nprint('\\udcff')\n")
     assert result.status == "passed", result
     assert result.output.startswith("caf\ufffd \ufffd\ufffd ok\n")
@@ -278,7 +278,7 @@ MP_POOL = textwrap.dedent(
 
 
 @pytest.mark.timeout(60)
-def test_f13_dataloader_workers_inside_bubblewrap(bwrap_pool):
+def test_dataloader_workers_inside_bubblewrap(bwrap_pool):
     result, _ = run(bwrap_pool, DATALOADER, limits=Limits(cpu_s=10, wall_s=30))
     assert result.status == "passed", result
     assert result.output == "ok\n"
@@ -286,7 +286,7 @@ def test_f13_dataloader_workers_inside_bubblewrap(bwrap_pool):
 
 
 @pytest.mark.timeout(60)
-def test_f13_dataloader_workers_on_the_fallback_fail_and_say_why(fallback_pool):
+def test_dataloader_workers_on_the_fallback_fail_and_say_why(fallback_pool):
     # Passing tensors between processes needs a UNIX socket, which the fallback refuses (a socket
     # file of the user's could be reached): the run fails, with the reason, instead of passing.
     result, _ = run(fallback_pool, DATALOADER, limits=Limits(cpu_s=10, wall_s=30))
@@ -296,7 +296,7 @@ def test_f13_dataloader_workers_on_the_fallback_fail_and_say_why(fallback_pool):
 
 
 @pytest.mark.timeout(60)
-def test_f13_multiprocessing_pool(layered_pool):
+def test_multiprocessing_pool(layered_pool):
     result, _ = run(layered_pool, MP_POOL, limits=Limits(cpu_s=10, wall_s=30))
     assert result.status == "passed", result
     assert result.output == "ok\n"

@@ -1,4 +1,5 @@
-"""RELIABILITY.md matrix group F, rows F7, F8 and F15: every snippet run is confined.
+"""Every snippet run is confined: it cannot write outside its own files, reach the network, or run
+unconfined when a sandbox was required.
 
 Landlock lets a run write only beneath its own temp dir and /dev/shm, and to existing files under
 /dev, and refuses TCP; the seccomp filter refuses socket() of any family but AF_UNIX. A run with
@@ -73,12 +74,12 @@ def test_process_can_still_write(tmp_path: Path) -> None:
     assert marker.read_text() == "ok"
 
 
-# --- F7: files ----------------------------------------------------------------------------------
+# --- files --------------------------------------------------------------------------------------
 
 
 @needs_landlock(1)
 @pytest.mark.timeout(30)
-def test_f7_writes_outside_the_workdir_are_refused(fallback_pool, tmp_path):
+def test_writes_outside_the_workdir_are_refused(fallback_pool, tmp_path):
     pool = fallback_pool  # the paths must be visible to the run: bubblewrap hides this test's files
     out = outside_dir(tmp_path)
     workers_before = sorted(pool.worker_pids())
@@ -116,7 +117,7 @@ def test_f7_writes_outside_the_workdir_are_refused(fallback_pool, tmp_path):
 
 @needs_landlock(1)
 @pytest.mark.timeout(30)
-def test_f7_home_bashrc_is_not_writable(fallback_pool, tmp_path):
+def test_home_bashrc_is_not_writable(fallback_pool, tmp_path):
     pool = fallback_pool  # the paths must be visible to the run: bubblewrap hides this test's files
     home = tmp_path / "home"  # HOME points here, never at the real home directory
     home.mkdir()
@@ -131,7 +132,7 @@ def test_f7_home_bashrc_is_not_writable(fallback_pool, tmp_path):
 
 @needs_landlock(1)
 @pytest.mark.timeout(30)
-def test_f7_symlink_escape_is_refused(fallback_pool, tmp_path):
+def test_symlink_escape_is_refused(fallback_pool, tmp_path):
     pool = fallback_pool  # the paths must be visible to the run: bubblewrap hides this test's files
     out = outside_dir(tmp_path)
     target = out / "target.txt"
@@ -158,7 +159,7 @@ def test_f7_symlink_escape_is_refused(fallback_pool, tmp_path):
 
 
 @pytest.mark.timeout(30)
-def test_f7_writes_inside_the_workdir_dev_shm_and_dev_null_work(layered_pool):
+def test_writes_inside_the_workdir_dev_shm_and_dev_null_work(layered_pool):
     pool = layered_pool
     shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
     # A pathname UNIX socket in the workdir: inside bubblewrap only (the fallback refuses socket()).
@@ -207,7 +208,7 @@ def test_f7_writes_inside_the_workdir_dev_shm_and_dev_null_work(layered_pool):
 
 
 @pytest.mark.timeout(30)
-def test_f7_a_100_mb_write_inside_the_workdir_hits_the_file_size_limit(pool):
+def test_a_100_mb_write_inside_the_workdir_hits_the_file_size_limit(pool):
     # RLIMIT_FSIZE (16 MiB) with SIGXFSZ ignored: the write fails with EFBIG and the run "failed".
     code = "with open('big.bin', 'wb') as f:\n    f.write(b'x' * (100 * 2**20))\n"
     result, _ = run(pool, code)
@@ -216,7 +217,7 @@ def test_f7_a_100_mb_write_inside_the_workdir_hits_the_file_size_limit(pool):
     assert result.line == 2
 
 
-# --- F8: network --------------------------------------------------------------------------------
+# --- network ------------------------------------------------------------------------------------
 
 tcp_refused = pytest.mark.skipif(
     sandbox.landlock_abi() < sandbox.LANDLOCK_NET_ABI and not sandbox.seccomp_available(),
@@ -226,7 +227,7 @@ tcp_refused = pytest.mark.skipif(
 
 @tcp_refused
 @pytest.mark.timeout(30)
-def test_f8_tcp_connect_to_a_local_listener_is_refused(pool):
+def test_tcp_connect_to_a_local_listener_is_refused(pool):
     with socket.create_server(("127.0.0.1", 0)) as listener:
         listener.setblocking(False)
         port = listener.getsockname()[1]
@@ -240,7 +241,7 @@ def test_f8_tcp_connect_to_a_local_listener_is_refused(pool):
 
 @needs_seccomp
 @pytest.mark.timeout(30)
-def test_f8_inet_raw_netlink_and_packet_sockets_are_refused(pool):
+def test_inet_raw_netlink_and_packet_sockets_are_refused(pool):
     checks = {
         "tcp_bind": "lambda: socket.socket().bind(('127.0.0.1', 0))",
         "udp": "lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM)",
@@ -257,7 +258,7 @@ def test_f8_inet_raw_netlink_and_packet_sockets_are_refused(pool):
 
 
 @pytest.mark.timeout(30)
-def test_f8_unix_sockets_and_socketpair_still_work_inside_bubblewrap(bwrap_pool):
+def test_unix_sockets_and_socketpair_still_work_inside_bubblewrap(bwrap_pool):
     pool = bwrap_pool
     code = textwrap.dedent(
         """
@@ -501,7 +502,7 @@ def _run_child_in_fork(spec: RunSpec, workdir: Path) -> tuple[dict, int, str]:
 
 
 @pytest.mark.timeout(60)
-def test_f15_sandbox_required_but_unavailable_does_not_run_the_code(monkeypatch, tmp_path):
+def test_sandbox_required_but_unavailable_does_not_run_the_code(monkeypatch, tmp_path):
     monkeypatch.setattr(sandbox, "landlock_abi", lambda: 0)
     monkeypatch.setattr(sandbox, "seccomp_available", lambda: False)
     assert sandbox.sandbox_level(bubblewrap=False) == "rlimits-only"
