@@ -54,8 +54,9 @@ class KBApp(App):
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True),
     ]
 
-    def __init__(self, settings: Any = None, *, clock: Any = None, watch: bool = True,
-                 keep_running_on_error: bool = True) -> None:
+    def __init__(
+        self, settings: Any = None, *, clock: Any = None, watch: bool = True, keep_running_on_error: bool = True
+    ) -> None:
         super().__init__()
         self.settings = settings
         # An unexpected exception is logged and shown, and the app goes on (tests of other things
@@ -85,8 +86,9 @@ class KBApp(App):
             if saved in self.available_themes:
                 self.theme = saved
             else:
-                self.notify(f"The saved theme {saved!r} is not available; using {self.theme}.", severity="warning",
-                            markup=False)
+                self.notify(
+                    f"The saved theme {saved!r} is not available; using {self.theme}.", severity="warning", markup=False
+                )
         self.theme_changed_signal.subscribe(self, self._theme_changed)
         self.push_screen(BrowseScreen())
         # Paint the first frame before the heavy imports (sqlmodel ~0.4 s) start in the worker.
@@ -111,7 +113,6 @@ class KBApp(App):
         self.post_message(KnowledgeBaseOpened(kb, report, notices + ([moved] if moved else [])))
         _warm_up()
         self.warmed_up.set()
-
 
     @on(KnowledgeBaseFailed)
     def _open_failed(self, message: KnowledgeBaseFailed) -> None:
@@ -175,8 +176,13 @@ class KBApp(App):
         if new:
             first = sorted(new)[0]
             more = f" (and {len(new) - 1} more; run `kb check`)" if len(new) > 1 else ""
-            self.notify(f"{first}{more}", title="A deck file has errors; its last good version is used",
-                        severity="warning", timeout=10, markup=False)
+            self.notify(
+                f"{first}{more}",
+                title="A deck file has errors; its last good version is used",
+                severity="warning",
+                timeout=10,
+                markup=False,
+            )
 
     @work(thread=True, exclusive=True, group="due", exit_on_error=False)
     @reports_failure()
@@ -220,8 +226,11 @@ class KBApp(App):
     def _decks_changed(self, message: DecksChanged) -> None:
         self.report_sync(message.report)
         if message.report.changed:
-            self.notify(f"decks reloaded: {len(message.report.added)} added, {len(message.report.updated)} updated, "
-                        f"{len(message.report.retired)} retired", timeout=4)
+            self.notify(
+                f"decks reloaded: {len(message.report.added)} added, {len(message.report.updated)} updated, "
+                f"{len(message.report.retired)} retired",
+                timeout=4,
+            )
         for screen in self.screen_stack:
             if hasattr(screen, "decks_changed"):
                 screen.decks_changed(message.report)
@@ -246,8 +255,9 @@ class KBApp(App):
         """The database was found damaged in use: rebuilt if only the search index is hurt, else moved
         aside (the next use opens a new one, and says so)."""
         line = self.service.recover_damaged()
-        self.call_from_thread(self.notify, line, title="The database was damaged", severity="error", timeout=30,
-                              markup=False)
+        self.call_from_thread(
+            self.notify, line, title="The database was damaged", severity="error", timeout=30, markup=False
+        )
         self.call_from_thread(self.refresh_due)
 
     def recover_from(self, error: Exception) -> bool:
@@ -260,8 +270,13 @@ class KBApp(App):
         if not self.keep_running_on_error or len(self._error_times) > ERROR_STORM_COUNT or not self.is_running:
             return False
         where = self._log_exception(error)
-        self.notify(f"{type(error).__name__}: {error}" + (f" (the details are in {where})" if where else "")
-                    + "; kb goes on", title="Unexpected error", severity="error", timeout=20, markup=False)
+        self.notify(
+            f"{type(error).__name__}: {error}" + (f" (the details are in {where})" if where else "") + "; kb goes on",
+            title="Unexpected error",
+            severity="error",
+            timeout=20,
+            markup=False,
+        )
         return True
 
     def _handle_exception(self, error: Exception) -> None:

@@ -19,8 +19,8 @@ class ConceptProvider(Provider):
         for concept in (await self._list(kb))[:30]:
             title = f"{concept['title']['en']} / {concept['title']['zh']}"
             # Content, not str: deck text must never be parsed as markup ("a[i]", "[/x]").
-            yield DiscoveryHit(Content(title), partial(self._open, concept["id"]), text=title,
-                               help=Content(concept["category"]))  # type: ignore[arg-type]  # Content: never parsed as markup
+            category = Content(concept["category"])
+            yield DiscoveryHit(Content(title), partial(self._open, concept["id"]), text=title, help=category)  # type: ignore[arg-type]
 
     async def search(self, query: str) -> Hits:
         kb = getattr(self.app, "kb", None)
@@ -31,8 +31,13 @@ class ConceptProvider(Provider):
         hits = await asyncio.to_thread(kb.search, query, limit=20)
         for rank, hit in enumerate(hits):
             title = f"{hit.title_en} / {hit.title_zh}"
-            yield Hit(1.0 - rank / 40, Content(title), partial(self._open, hit.id), text=title,
-                      help=Content(f"{hit.id} · {hit.category}"))  # type: ignore[arg-type]  # as above
+            yield Hit(
+                1.0 - rank / 40,
+                Content(title),
+                partial(self._open, hit.id),
+                text=title,
+                help=Content(f"{hit.id} · {hit.category}"),  # type: ignore[arg-type]
+            )
 
     async def _list(self, kb):
         import asyncio

@@ -21,7 +21,7 @@ def guard_option_list_page_keys() -> None:
     if getattr(original, "kb_guarded", False):
         return
 
-    def _move_page(self, direction):  # type: ignore[no-untyped-def]
+    def _move_page(self, direction):
         self._update_lines()
         try:
             return original(self, direction)
@@ -48,7 +48,7 @@ def keep_message_loops_alive() -> None:
     if getattr(original, "kb_guarded", False):
         return
 
-    async def _dispatch_message(self, message):  # type: ignore[no-untyped-def]
+    async def _dispatch_message(self, message):
         try:
             return await original(self, message)
         except asyncio.CancelledError:

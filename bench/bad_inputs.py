@@ -76,7 +76,7 @@ def damage(home: Path, table: str, *, every_page: bool) -> None:
     pages = [r[0] for r in conn.execute("SELECT pageno FROM dbstat WHERE name = ?", (table,))]
     conn.close()
     with open(db, "r+b") as f:
-        for page in pages if every_page else pages[len(pages) // 2: len(pages) // 2 + 1]:
+        for page in pages if every_page else pages[len(pages) // 2 : len(pages) // 2 + 1]:
             f.seek((page - 1) * size)
             f.write(b"\0" * 16)
 
@@ -95,32 +95,111 @@ def synced(setup: Callable[[Path], None]) -> Callable[[Path], None]:
 def kb(home: Path, args: list[str], *, stdin: str = "", timeout: float = 60) -> subprocess.CompletedProcess:
     env = {**os.environ, "KB_HOME": str(home), "PYTHONPATH": str(REPO)}
     env.pop("KB_CONTENT", None)
-    return subprocess.run([sys.executable, "-m", "kb", *args], env=env, input=stdin, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "kb", *args], env=env, input=stdin, capture_output=True, text=True, timeout=timeout
+    )
 
 
 CASES = [
-    Case("a 5,000-digit integer in a note", ["sync"], lambda h: note(h, "big", NOTE.format(id="big") + "pitfalls: [" + "1" * 5000 + "]\n") and None),
-    Case("a base-60 category of 3,000 parts", ["sync"], lambda h: note(h, "b60", NOTE.format(id="b60").replace("fundamentals", ":".join(["1"] * 3000))) and None),
-    Case("a 600 KB base-60 scalar", ["check"], lambda h: note(h, "b60big", NOTE.format(id="b60big") + "pitfalls: [" + ":".join(["1"] * 300_000) + "]\n") and None),
-    Case("an impossible date", ["sync"], lambda h: note(h, "date", NOTE.format(id="date") + "pitfalls: [2024-13-45]\n") and None),
-    Case("a 1,000-character key", ["check"], lambda h: note(h, "key", NOTE.format(id="key") + "k" * 1000 + ": 1\n") and None),
-    Case("symbolic link loops in the notes", ["sync"], lambda h: (note(h, "loop", NOTE.format(id="loop")), os.symlink(".", h / "notes" / "a"), os.symlink(".", h / "notes" / "b")) and None),
-    Case("a symbolic link loop, then search", ["search", "note"], lambda h: (note(h, "loop2", NOTE.format(id="loop2")), os.symlink("..", h / "notes" / "fundamentals" / "up")) and None, expect=0),
-    Case("an .apkg with NUL, digits, NUL in a field", [], lambda h: package(h, notes=[(1, "g", 1, "", "a\x0012\x00b\x1fc")]), expect=0),
+    Case(
+        "a 5,000-digit integer in a note",
+        ["sync"],
+        lambda h: note(h, "big", NOTE.format(id="big") + "pitfalls: [" + "1" * 5000 + "]\n") and None,
+    ),
+    Case(
+        "a base-60 category of 3,000 parts",
+        ["sync"],
+        lambda h: note(h, "b60", NOTE.format(id="b60").replace("fundamentals", ":".join(["1"] * 3000))) and None,
+    ),
+    Case(
+        "a 600 KB base-60 scalar",
+        ["check"],
+        lambda h: (
+            note(h, "b60big", NOTE.format(id="b60big") + "pitfalls: [" + ":".join(["1"] * 300_000) + "]\n") and None
+        ),
+    ),
+    Case(
+        "an impossible date",
+        ["sync"],
+        lambda h: note(h, "date", NOTE.format(id="date") + "pitfalls: [2024-13-45]\n") and None,
+    ),
+    Case(
+        "a 1,000-character key",
+        ["check"],
+        lambda h: note(h, "key", NOTE.format(id="key") + "k" * 1000 + ": 1\n") and None,
+    ),
+    Case(
+        "symbolic link loops in the notes",
+        ["sync"],
+        lambda h: (
+            (
+                note(h, "loop", NOTE.format(id="loop")),
+                os.symlink(".", h / "notes" / "a"),
+                os.symlink(".", h / "notes" / "b"),
+            )
+            and None
+        ),
+    ),
+    Case(
+        "a symbolic link loop, then search",
+        ["search", "note"],
+        lambda h: (
+            (note(h, "loop2", NOTE.format(id="loop2")), os.symlink("..", h / "notes" / "fundamentals" / "up")) and None
+        ),
+        expect=0,
+    ),
+    Case(
+        "an .apkg with NUL, digits, NUL in a field",
+        [],
+        lambda h: package(h, notes=[(1, "g", 1, "", "a\x0012\x00b\x1fc")]),
+        expect=0,
+    ),
     Case("an .apkg with NULL flds", [], lambda h: package(h, notes=[(1, "g", 1, "", None)])),
     Case("an .apkg with NULL tags", [], lambda h: package(h, notes=[(1, "g", 1, None, "a\x1fb")])),
     Case("an .apkg with col.models = []", [], lambda h: package(h, raw_models="[]", notes=[(1, "g", 1, "", "a\x1fb")])),
-    Case("an .apkg with col.models = null", [], lambda h: package(h, raw_models="null", notes=[(1, "g", 1, "", "a\x1fb")])),
+    Case(
+        "an .apkg with col.models = null",
+        [],
+        lambda h: package(h, raw_models="null", notes=[(1, "g", 1, "", "a\x1fb")]),
+    ),
     Case("an .apkg with a BLOB in flds", [], lambda h: package(h, notes=[(1, "g", 1, "", b"a\x1fb")])),
-    Case("an .apkg whose notes are an endless view", [], lambda h: package(h, notes_sql="CREATE VIEW notes AS WITH RECURSIVE n(id) AS (SELECT 1 UNION ALL SELECT id + 1 FROM n) SELECT id, 'g' AS guid, 1 AS mid, '' AS tags, 'a' AS flds FROM n")),
+    Case(
+        "an .apkg whose notes are an endless view",
+        [],
+        lambda h: package(
+            h,
+            notes_sql="CREATE VIEW notes AS WITH RECURSIVE n(id) AS (SELECT 1 UNION ALL SELECT id + 1 FROM n) SELECT id, 'g' AS guid, 1 AS mid, '' AS tags, 'a' AS flds FROM n",
+        ),
+    ),
     Case("an .apkg bomb (300 MiB of zeros, 300 KB packed)", [], lambda h: package(h, big=300)),
-    Case("an .apkg repeating an unclosed code block 200,000 times", [], lambda h: package(h, notes=[(1, "g", 1, "", '<div class="kb-code" data-lang="py">' * 200_000 + "\x1fback")])),  # refused: far too long a field
-    Case("an .apkg of 20,001 notes", [], lambda h: package(h, notes=[(i, f"g{i}", 1, "", f"f{i}\x1fb{i}") for i in range(20_001)])),
-    Case("not a zip at all", [], lambda h: ((h / "bad.apkg").write_bytes(b"PK\x03\x04" + b"\xff" * 99), ["import", str(h / "bad.apkg")])[1]),
-    Case("a damaged search index", ["search", "note"], synced(lambda h: damage(h, "concept_fts_data", every_page=False)), expect=0),
+    Case(
+        "an .apkg repeating an unclosed code block 200,000 times",
+        [],
+        lambda h: package(h, notes=[(1, "g", 1, "", '<div class="kb-code" data-lang="py">' * 200_000 + "\x1fback")]),
+    ),  # refused: far too long a field
+    Case(
+        "an .apkg of 20,001 notes",
+        [],
+        lambda h: package(h, notes=[(i, f"g{i}", 1, "", f"f{i}\x1fb{i}") for i in range(20_001)]),
+    ),
+    Case(
+        "not a zip at all",
+        [],
+        lambda h: ((h / "bad.apkg").write_bytes(b"PK\x03\x04" + b"\xff" * 99), ["import", str(h / "bad.apkg")])[1],
+    ),
+    Case(
+        "a damaged search index",
+        ["search", "note"],
+        synced(lambda h: damage(h, "concept_fts_data", every_page=False)),
+        expect=0,
+    ),
     Case("a damaged review log", ["stats"], synced(lambda h: damage(h, "review_log", every_page=True))),
-    Case("the command after a damaged review log was moved aside", ["stats"], synced(lambda h: (damage(h, "review_log", every_page=True), kb(h, ["stats"])) and None), expect=0),
+    Case(
+        "the command after a damaged review log was moved aside",
+        ["stats"],
+        synced(lambda h: (damage(h, "review_log", every_page=True), kb(h, ["stats"])) and None),
+        expect=0,
+    ),
     Case("kb doctor after a damaged database", ["doctor"], synced(lambda h: damage(h, "card", every_page=True))),
     Case("a database file of garbage", ["stats"], lambda h: (h / "kb.sqlite").write_bytes(b"garbage" * 1000) and None),
     Case("an empty database file", ["doctor"], lambda h: (h / "kb.sqlite").write_bytes(b"") and None),

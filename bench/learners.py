@@ -17,12 +17,75 @@ import numpy as np
 
 # FSRS-6's published default weights, and the bounds the fsrs package clips fitted weights to: the
 # learners' true weights are these, each times a factor from U[0.7, 1.3], clipped.
-DEFAULT_WEIGHTS = (0.212, 1.2931, 2.3065, 8.2956, 6.4133, 0.8334, 3.0194, 0.001, 1.8722, 0.1666, 0.796,
-                   1.4835, 0.0614, 0.2629, 1.6483, 0.6014, 1.8729, 0.5425, 0.0912, 0.0658, 0.1542)
-LOWER_BOUNDS = (0.001, 0.001, 0.001, 0.001, 1.0, 0.001, 0.001, 0.001, 0.0, 0.0, 0.001,
-                0.001, 0.001, 0.001, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.1)
-UPPER_BOUNDS = (100.0, 100.0, 100.0, 100.0, 10.0, 4.0, 4.0, 0.75, 4.5, 0.8, 3.5,
-                5.0, 0.25, 0.9, 4.0, 1.0, 6.0, 2.0, 2.0, 0.8, 0.8)
+DEFAULT_WEIGHTS = (
+    0.212,
+    1.2931,
+    2.3065,
+    8.2956,
+    6.4133,
+    0.8334,
+    3.0194,
+    0.001,
+    1.8722,
+    0.1666,
+    0.796,
+    1.4835,
+    0.0614,
+    0.2629,
+    1.6483,
+    0.6014,
+    1.8729,
+    0.5425,
+    0.0912,
+    0.0658,
+    0.1542,
+)
+LOWER_BOUNDS = (
+    0.001,
+    0.001,
+    0.001,
+    0.001,
+    1.0,
+    0.001,
+    0.001,
+    0.001,
+    0.0,
+    0.0,
+    0.001,
+    0.001,
+    0.001,
+    0.001,
+    0.0,
+    0.0,
+    1.0,
+    0.0,
+    0.0,
+    0.0,
+    0.1,
+)
+UPPER_BOUNDS = (
+    100.0,
+    100.0,
+    100.0,
+    100.0,
+    10.0,
+    4.0,
+    4.0,
+    0.75,
+    4.5,
+    0.8,
+    3.5,
+    5.0,
+    0.25,
+    0.9,
+    4.0,
+    1.0,
+    6.0,
+    2.0,
+    2.0,
+    0.8,
+    0.8,
+)
 
 # The first answer to a card never seen (Again, Hard, Good, Easy), and the grade of a success.
 FIRST_RATING_P = (0.24, 0.094, 0.495, 0.171)
@@ -43,8 +106,9 @@ def _index(cumulative: tuple[float, ...], u: float) -> int:
 def perturbed_weights(rng: np.random.Generator) -> tuple[float, ...]:
     """Each default weight times a factor from U[0.7, 1.3], clipped to the bounds."""
     factors = rng.uniform(0.7, 1.3, size=len(DEFAULT_WEIGHTS))
-    return tuple(float(min(max(w * f, lo), hi))
-                 for w, f, lo, hi in zip(DEFAULT_WEIGHTS, factors, LOWER_BOUNDS, UPPER_BOUNDS))
+    return tuple(
+        float(min(max(w * f, lo), hi)) for w, f, lo, hi in zip(DEFAULT_WEIGHTS, factors, LOWER_BOUNDS, UPPER_BOUNDS)
+    )
 
 
 @dataclass
@@ -90,8 +154,10 @@ class Learner:
         else:
             r = self.retrievability(memory, now)
             if rating == 1:
-                new_s = min(w[11] * d ** -w[12] * ((s + 1) ** w[13] - 1) * math.exp((1 - r) * w[14]),
-                            s / math.exp(w[17] * w[18]))
+                new_s = min(
+                    w[11] * d ** -w[12] * ((s + 1) ** w[13] - 1) * math.exp((1 - r) * w[14]),
+                    s / math.exp(w[17] * w[18]),
+                )
             else:
                 bonus = (w[15] if rating == 2 else 1.0) * (w[16] if rating == 4 else 1.0)
                 new_s = s * (1 + math.exp(w[8]) * (11 - d) * s ** -w[9] * (math.exp((1 - r) * w[10]) - 1) * bonus)

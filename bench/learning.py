@@ -34,7 +34,7 @@ import random
 import statistics
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -76,8 +76,9 @@ class KbScheduler:
         from kb.scheduler import SchedulerConfig
 
         self.name = name
-        self.config = SchedulerConfig(desired_retention=retention, parameters=weights, zone=ZONE,
-                                      rollover_hour=ROLLOVER)
+        self.config = SchedulerConfig(
+            desired_retention=retention, parameters=weights, zone=ZONE, rollover_hour=ROLLOVER
+        )
 
     def answer(self, state, rating: int, now: datetime, card: int, day: int):
         from kb.scheduler import answer
@@ -111,8 +112,11 @@ class FsrsScheduler:
             state = copy(state)
             last_day, last_offset = self.last[card]
             # On a later study day, exactly that many days back; on the same day, the real gap.
-            state.last_review = synthetic - timedelta(days=day - last_day) if day > last_day \
+            state.last_review = (
+                synthetic - timedelta(days=day - last_day)
+                if day > last_day
                 else self.epoch + timedelta(days=day) + min(last_offset, offset)
+            )
         random.seed(card * 1_000_003 + day * 1_009 + int(offset.total_seconds()))  # fsrs fuzzes with `random`
         new, _ = self.scheduler.review_card(state, Rating(rating), review_datetime=synthetic)
         self.last[card] = (day, offset)
@@ -232,14 +236,16 @@ class Setup:
     review_limit: int = 200
 
 
-def simulate(setup: Setup, scheduler, *, optimize_at: int | None = None, target: float | None = None,
-             label: str | None = None) -> Result:
+def simulate(
+    setup: Setup, scheduler, *, optimize_at: int | None = None, target: float | None = None, label: str | None = None
+) -> Result:
     learner = Learner(setup.weights)
     rng = np.random.default_rng(setup.seed)
     # Common random numbers: the same draws for a card's n-th presentation, whatever the schedule.
     draws = rng.random((setup.cards, 512, 2))
-    session_offsets = rng.uniform(-setup.jitter_h, setup.jitter_h, size=setup.days) if setup.jitter_h else \
-        np.zeros(setup.days)
+    session_offsets = (
+        rng.uniform(-setup.jitter_h, setup.jitter_h, size=setup.days) if setup.jitter_h else np.zeros(setup.days)
+    )
     origin = day_start(0)
     memories: list[Memory | None] = [None] * setup.cards
     states: list = [None] * setup.cards
@@ -310,8 +316,10 @@ def optimized(scheduler, history):
 
     report = fit([(c, r, at) for c, r, at in history], zone=ZONE, rollover_hour=ROLLOVER)
     weights = tuple(report.weights)
-    note = f"{report.chosen}; log loss {report.default.log_loss if report.default else '-'} -> " \
-           f"{report.candidate.log_loss if report.candidate else '-'}; decay {weights[20]:.3f}"
+    note = (
+        f"{report.chosen}; log loss {report.default.log_loss if report.default else '-'} -> "
+        f"{report.candidate.log_loss if report.candidate else '-'}; decay {weights[20]:.3f}"
+    )
     return KbScheduler(scheduler.config.desired_retention, weights, name="kb-optimized"), note
 
 
@@ -324,8 +332,11 @@ def run_learner(args: tuple) -> list[Result]:
     results.append(simulate(setup, KbScheduler(0.9, setup.weights, name="kb-true"), target=0.9))
     results.append(simulate(setup, FsrsScheduler(setup.weights), target=0.9))
     results.append(simulate(setup, Sm2Scheduler()))
-    results.append(simulate(setup, KbScheduler(0.9), optimize_at=min(OPTIMIZE_DAY, setup.days // 3), target=0.9,
-                            label="kb-optimized"))
+    results.append(
+        simulate(
+            setup, KbScheduler(0.9), optimize_at=min(OPTIMIZE_DAY, setup.days // 3), target=0.9, label="kb-optimized"
+        )
+    )
     return results
 
 
@@ -342,15 +353,20 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cards", type=int, default=1000)
     parser.add_argument("--days", type=int, default=365)
-    parser.add_argument("--learners", type=int, default=6, help="the default weights and this many minus one perturbed sets")
+    parser.add_argument(
+        "--learners", type=int, default=6, help="the default weights and this many minus one perturbed sets"
+    )
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--quick", action="store_true", help="two retentions in the sweep (a smoke test)")
     parser.add_argument("--seed", type=int, default=2026)
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     weights = [DEFAULT_WEIGHTS] + [perturbed_weights(rng) for _ in range(args.learners - 1)]
-    setups = [Setup(i, w, args.cards, args.days, jitter, args.seed + 101 * i + (7 if jitter else 0))
-              for i, w in enumerate(weights) for jitter in (0.0, 3.0)]
+    setups = [
+        Setup(i, w, args.cards, args.days, jitter, args.seed + 101 * i + (7 if jitter else 0))
+        for i, w in enumerate(weights)
+        for jitter in (0.0, 3.0)
+    ]
     began = time.perf_counter()
     if args.jobs > 1:
         from multiprocessing import Pool
@@ -361,14 +377,18 @@ def main() -> int:
         outcomes = [run_learner((s, args.quick)) for s in setups]
     elapsed = time.perf_counter() - began
     report(setups, outcomes, args)
-    print(f"\n{len(setups)} learner-timings x {len(outcomes[0])} schedules, {args.cards} cards, {args.days} days: "
-          f"{elapsed:.0f} s on {args.jobs} processes")
+    print(
+        f"\n{len(setups)} learner-timings x {len(outcomes[0])} schedules, {args.cards} cards, {args.days} days: "
+        f"{elapsed:.0f} s on {args.jobs} processes"
+    )
     return 0
 
 
 def report(setups, outcomes, args) -> None:
-    print(f"{'learner':<13}{'sessions':<10}{'scheduler':<14}{'reviews':>8}{'retention':>10}{'knowledge':>10}"
-          f"{'peak/day':>9}  vs SM-2 at equal knowledge")
+    print(
+        f"{'learner':<13}{'sessions':<10}{'scheduler':<14}{'reviews':>8}{'retention':>10}{'knowledge':>10}"
+        f"{'peak/day':>9}  vs SM-2 at equal knowledge"
+    )
     savings, true_gaps, calibration = [], [], []
     for setup, results in zip(setups, outcomes):
         by_name = {}
@@ -396,19 +416,27 @@ def report(setups, outcomes, args) -> None:
                 extra = f"  kb {saving:+.1%}" if saving is not None else "  (outside kb's sweep)"
             elif r is opt:
                 extra = f"  retention after day {OPTIMIZE_DAY}: {late:.3f} ({opt.fit_note})"
-            print(f"{label:<13}{sessions:<10}{r.scheduler:<14}{r.reviews:>8}{retention:>10.3f}{r.knowledge:>10.1f}"
-                  f"{r.peak_day:>9}{extra}")
+            print(
+                f"{label:<13}{sessions:<10}{r.scheduler:<14}{r.reviews:>8}{retention:>10.3f}{r.knowledge:>10.1f}"
+                f"{r.peak_day:>9}{extra}"
+            )
     known = [s for s in savings if s is not None]
     print("\nTargets:")
     if known:
-        print(f"  kb vs SM-2 at equal knowledge: mean {statistics.mean(known):+.1%}, worst {max(known):+.1%} "
-              f"(target: every learner below 0, mean -5% or less)")
-    print(f"  kb-true vs fsrs-true reviews: mean {statistics.mean(true_gaps):+.1%}, largest "
-          f"{max(true_gaps, key=abs):+.1%} (target: within 2%)")
+        print(
+            f"  kb vs SM-2 at equal knowledge: mean {statistics.mean(known):+.1%}, worst {max(known):+.1%} "
+            f"(target: every learner below 0, mean -5% or less)"
+        )
+    print(
+        f"  kb-true vs fsrs-true reviews: mean {statistics.mean(true_gaps):+.1%}, largest "
+        f"{max(true_gaps, key=abs):+.1%} (target: within 2%)"
+    )
     gaps = [abs(c) for c in calibration if not math.isnan(c)]
     if gaps:
-        print(f"  kb-optimized |retention - 0.9| after day {OPTIMIZE_DAY}: mean {statistics.mean(gaps) * 100:.2f} "
-              f"points, largest {max(gaps) * 100:.2f} (target: mean <= 1.5, each <= 3)")
+        print(
+            f"  kb-optimized |retention - 0.9| after day {OPTIMIZE_DAY}: mean {statistics.mean(gaps) * 100:.2f} "
+            f"points, largest {max(gaps) * 100:.2f} (target: mean <= 1.5, each <= 3)"
+        )
 
 
 if __name__ == "__main__":

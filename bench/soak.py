@@ -55,7 +55,8 @@ def write_deck(deck: Path, concepts: int) -> None:
     for i in range(concepts):
         path = deck / "fundamentals" / f"soak-{i}.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(f"""\
+        path.write_text(
+            textwrap.dedent(f"""\
             id: soak-{i}
             title: {{en: Soak concept {i}, zh: 浸泡测试{i}}}
             summary: {{en: A concept for the soak test., zh: 浸泡测试用的概念。}}
@@ -63,7 +64,9 @@ def write_deck(deck: Path, concepts: int) -> None:
             definition: Soak test concept number {i}.
             cards:
               - {{type: basic, id: q, front: Question {i}?, back: Answer {i}.}}
-            """), encoding="utf-8")
+            """),
+            encoding="utf-8",
+        )
 
 
 def main() -> int:
@@ -79,8 +82,9 @@ def main() -> int:
         acked = kills = 0
         started = time.perf_counter()
         while acked < args.answers:
-            child = subprocess.Popen([sys.executable, "-c", CHILD, str(home), str(deck), str(acked)],
-                                     stdout=subprocess.PIPE, cwd=ROOT)
+            child = subprocess.Popen(
+                [sys.executable, "-c", CHILD, str(home), str(deck), str(acked)], stdout=subprocess.PIPE, cwd=ROOT
+            )
             assert child.stdout is not None
             fd = child.stdout.fileno()
             # Kill at a random moment once it answers: after 50-400 answers' worth of time.
@@ -109,8 +113,10 @@ def main() -> int:
         conn.close()
     lost = max(0, acked - stored)
     print(f"{acked:,} answers acknowledged, {kills} kills (SIGKILL at random moments), {elapsed:.0f} s")
-    print(f"review log: {stored:,} rows; lost: {lost}; stored but unacknowledged: {stored - acked} "
-          f"(at most one per kill allowed: the commit landed, the kill came before its ack)")
+    print(
+        f"review log: {stored:,} rows; lost: {lost}; stored but unacknowledged: {stored - acked} "
+        f"(at most one per kill allowed: the commit landed, the kill came before its ack)"
+    )
     print(f"integrity_check: {integrity}")
     ok = lost == 0 and 0 <= stored - acked <= kills and integrity == "ok"
     print("PASS" if ok else "FAIL")

@@ -92,8 +92,14 @@ def run(script: str, *args: str) -> dict:
     # Bytecode is cached as it is for an installed package (pip compiles it): with
     # PYTHONDONTWRITEBYTECODE set, as on some CI machines, every run would compile kb's modules anew.
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(script), *args], capture_output=True, text=True,
-                          cwd=ROOT, timeout=300, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script), *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        env=env,
+    )
     if proc.returncode != 0:
         raise SystemExit(proc.stderr[-2000:])
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -110,8 +116,9 @@ def beside_empty(runs: int, *kb_args: str) -> tuple[float, dict]:
         empty = run(EMPTY)["first_frame"]
         pairs.append((empty, run(KB_APP, *kb_args)))
     figures = {key: statistics.median(kb[key] for _, kb in pairs) for key in pairs[0][1]}
-    ratios = {key: statistics.median(kb[key] / empty for empty, kb in pairs)
-              for key in ("first_frame", "list_filled", "live")}
+    ratios = {
+        key: statistics.median(kb[key] / empty for empty, kb in pairs) for key in ("first_frame", "list_filled", "live")
+    }
     return statistics.median(empty for empty, _ in pairs), {**figures, "ratio": ratios}
 
 
@@ -145,15 +152,21 @@ def main() -> int:
         run(KB_APP, str(big_home), str(deck))  # the first full load is bench/sync.py's business
         _, big = beside_empty(max(3, args.runs // 2), str(big_home), str(deck))
     print(f"empty Textual app, first frame: {empty * 1e3:6.0f} ms (baseline; ratios are medians of paired runs)")
-    for label, kb, list_budget in ((f"bundled content ({bundled['concepts']:.0f} concepts)", bundled, 3),
-                                   (f"{args.entries:,} generated entries", big, 4)):
+    for label, kb, list_budget in (
+        (f"bundled content ({bundled['concepts']:.0f} concepts)", bundled, 3),
+        (f"{args.entries:,} generated entries", big, 4),
+    ):
         ratio = kb["ratio"]
         print(f"kb, {label}:")
         print(f"  first frame   {kb['first_frame'] * 1e3:6.0f} ms  {ratio['first_frame']:4.2f}x  (budget 1.3x)")
-        print(f"  list filled   {kb['list_filled'] * 1e3:6.0f} ms  {ratio['list_filled']:4.2f}x  (budget {list_budget}x)")
+        print(
+            f"  list filled   {kb['list_filled'] * 1e3:6.0f} ms  {ratio['list_filled']:4.2f}x  (budget {list_budget}x)"
+        )
         print(f"  store open    {kb['live'] * 1e3:6.0f} ms  {ratio['live']:4.2f}x  (synced; its list shown)")
-        print(f"  open concept  {kb['open_concept'] * 1e3:6.0f} ms first, {kb['open_again'] * 1e3:.0f} ms then "
-              "(enter to the concept screen painted; budget 150 ms)")
+        print(
+            f"  open concept  {kb['open_concept'] * 1e3:6.0f} ms first, {kb['open_again'] * 1e3:.0f} ms then "
+            "(enter to the concept screen painted; budget 150 ms)"
+        )
     return 0
 
 

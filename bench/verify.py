@@ -202,8 +202,10 @@ def sandbox_costs() -> None:
         start = worker_start(use_bwrap)
         median, best = warm_latency("pass\n", repeats=40, bubblewrap=use_bwrap)
         added = fork_time(confine=True, inside_bubblewrap=use_bwrap) - plain
-        print(f"{name + ' layer':45s} worker start-up {start:5.2f} s; `pass` on a warm worker {median * 1000:5.1f} ms "
-              f"(best {best * 1000:.1f}); confine() adds {added * 1000:.2f} ms a run")
+        print(
+            f"{name + ' layer':45s} worker start-up {start:5.2f} s; `pass` on a warm worker {median * 1000:5.1f} ms "
+            f"(best {best * 1000:.1f}); confine() adds {added * 1000:.2f} ms a run"
+        )
 
 
 def main() -> None:
@@ -219,8 +221,10 @@ def main() -> None:
     snippets = generated_snippets()
     extra = content_snippets(args.content)
     snippets += extra
-    print(f"{len(snippets)} snippets ({len(snippets) - len(extra)} generated, {len(extra)} from {args.content}); "
-          f"{os.cpu_count()} CPUs; python {sys.version.split()[0]}")
+    print(
+        f"{len(snippets)} snippets ({len(snippets) - len(extra)} generated, {len(extra)} from {args.content}); "
+        f"{os.cpu_count()} CPUs; python {sys.version.split()[0]}"
+    )
 
     rows: list[tuple[str, float, int]] = []
     base = None
@@ -235,8 +239,14 @@ def main() -> None:
         ratio = f"  {base / elapsed:5.1f}x faster than the baseline" if base and elapsed != base else ""
         print(f"{label:45s} {elapsed:7.2f} s  {ok}/{len(snippets)} passed{ratio}")
     median, best = warm_latency(snippets[0][1])
-    per_snippet = f"  (baseline per snippet {base / len(snippets) * 1000:.0f} ms, {base / len(snippets) / median:.0f}x)" if base else ""
-    print(f"{'single snippet on a warm pool (median of 20)':45s} {median * 1000:7.1f} ms (best {best * 1000:.1f} ms){per_snippet}")
+    per_snippet = (
+        f"  (baseline per snippet {base / len(snippets) * 1000:.0f} ms, {base / len(snippets) / median:.0f}x)"
+        if base
+        else ""
+    )
+    print(
+        f"{'single snippet on a warm pool (median of 20)':45s} {median * 1000:7.1f} ms (best {best * 1000:.1f} ms){per_snippet}"
+    )
     sandbox_costs()
 
 

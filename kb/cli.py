@@ -30,8 +30,11 @@ class _Parser(argparse.ArgumentParser):
             choices = re.findall(r"'([^']*)'", wrong.group(2))
             guess = difflib.get_close_matches(wrong.group(1), choices, n=1, cutoff=0.6)
             what = "command" if "COMMAND" in message else "action" if "ACTION" in message else "choice"
-            message = (f"no {what} {wrong.group(1)!r}" + (f" (did you mean {guess[0]!r}?)" if guess else "")
-                       + f"; the {what}s: {', '.join(choices)}")
+            message = (
+                f"no {what} {wrong.group(1)!r}"
+                + (f" (did you mean {guess[0]!r}?)" if guess else "")
+                + f"; the {what}s: {', '.join(choices)}"
+            )
         raise UsageError(message)
 
 
@@ -112,12 +115,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("ids", nargs="*", metavar="ID", help="concepts to verify (default: all with a snippet)")
     p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto", help="where to run (default auto)")
     p.add_argument("--jobs", type=int, default=None, help="parallel workers (default: number of cores)")
-    p.add_argument("--changed", action="store_true", help="only snippets whose code or library versions changed since their last pass")
-    p.add_argument("--sandbox", action="store_true",
-                   help="also run untrusted snippets, confined (Landlock/seccomp); refused where the machine has neither")
+    p.add_argument(
+        "--changed",
+        action="store_true",
+        help="only snippets whose code or library versions changed since their last pass",
+    )
+    p.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="also run untrusted snippets, confined (Landlock/seccomp); refused where the machine has neither",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
-    p = sub.add_parser("trust", help="allow the snippets of a deck to run, as they are now (an edited one is untrusted again)")
+    p = sub.add_parser(
+        "trust", help="allow the snippets of a deck to run, as they are now (an edited one is untrusted again)"
+    )
     p.add_argument("deck", metavar="DECK", help="the deck's name as `kb decks` lists it, or its directory")
     p.add_argument("--revoke", action="store_true", help="stop trusting the deck's snippets")
 
@@ -147,8 +159,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("optimize", help="fit FSRS parameters to your review history")
 
-    p = sub.add_parser("add", help="write a new note in $EDITOR from a template; validated, then saved to the notes deck")
-    p.add_argument("id", nargs="?", default=None, metavar="ID", help="the new concept's id (or a note of yours to edit)")
+    p = sub.add_parser(
+        "add", help="write a new note in $EDITOR from a template; validated, then saved to the notes deck"
+    )
+    p.add_argument(
+        "id", nargs="?", default=None, metavar="ID", help="the new concept's id (or a note of yours to edit)"
+    )
     p.add_argument("--category", default="fundamentals", help="category for the template (default fundamentals)")
 
     sub.add_parser("schema", help="print the JSON Schema of a concept file")
@@ -177,8 +193,10 @@ def cmd_check(kb, args) -> int:
         if report.ok:
             print(f"{files} file{'s' if files != 1 else ''} checked, no errors")
         else:
-            print(f"{files} file{'s' if files != 1 else ''} checked, {len(report.errors)} error{'s' if len(report.errors) != 1 else ''}",
-                  file=sys.stderr)
+            print(
+                f"{files} file{'s' if files != 1 else ''} checked, {len(report.errors)} error{'s' if len(report.errors) != 1 else ''}",
+                file=sys.stderr,
+            )
     return EXIT_OK if report.ok else EXIT_FAIL
 
 
@@ -276,7 +294,9 @@ def cmd_show(kb, args) -> int:
         print("    " + concept["snippet"]["code"].rstrip().replace("\n", "\n    "))
     run = concept["last_run"]
     stale = "" if not run or run["current"] else ", of an earlier version of this snippet"
-    print(f"\nLast run: {run['status']} on {run['device']} ({run['created_at']}{stale})" if run else "\nLast run: never")
+    print(
+        f"\nLast run: {run['status']} on {run['device']} ({run['created_at']}{stale})" if run else "\nLast run: never"
+    )
     print(f"Cards: {len(concept['cards'])}   Source: {concept['source_path']}")
     return EXIT_OK
 
@@ -318,9 +338,15 @@ def cmd_verify(kb, args) -> int:
                 TimeElapsedColumn,
             )
 
-            progress = Progress(TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                                TextColumn("{task.fields[last]}", markup=False), console=_console(stderr=True),
-                                transient=True)
+            progress = Progress(
+                TextColumn("verifying"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("{task.fields[last]}", markup=False),
+                console=_console(stderr=True),
+                transient=True,
+            )
             progress.start()
 
         def planned(total: int) -> None:
@@ -332,8 +358,15 @@ def cmd_verify(kb, args) -> int:
             if progress is not None and task is not None:
                 progress.update(task, advance=1, last=f"{outcome.id}: {outcome.status}")
 
-        outcomes = kb.verify(args.ids or None, device=args.device, jobs=args.jobs, changed_only=args.changed,
-                             sandbox=args.sandbox, on_planned=planned, on_result=advance)
+        outcomes = kb.verify(
+            args.ids or None,
+            device=args.device,
+            jobs=args.jobs,
+            changed_only=args.changed,
+            sandbox=args.sandbox,
+            on_planned=planned,
+            on_result=advance,
+        )
     finally:
         if progress is not None:
             progress.stop()
@@ -341,8 +374,14 @@ def cmd_verify(kb, args) -> int:
     passed = sum(o.passed for o in ran)
     failed = len(ran) - passed
     if args.json:
-        _print_json({"passed": passed, "failed": failed, "skipped": len(outcomes) - len(ran),
-                     "results": [o.to_dict() for o in outcomes]})
+        _print_json(
+            {
+                "passed": passed,
+                "failed": failed,
+                "skipped": len(outcomes) - len(ran),
+                "results": [o.to_dict() for o in outcomes],
+            }
+        )
         return EXIT_FAIL if failed else EXIT_OK
     if not outcomes:
         print("nothing to verify" + (" (no snippet changed since its last pass)" if args.changed else ""))
@@ -354,12 +393,18 @@ def cmd_verify(kb, args) -> int:
         table.add_column(column, justify="right" if column == "seconds" else "left")
     for o in outcomes:
         style = _STATUS_STYLE.get(o.status, "bold red")
-        table.add_row(safe(escape(o.id)), f"[{style}]{o.status}[/]", o.device or "-", f"{o.duration_s:.2f}" if o.ran else "-")
+        table.add_row(
+            safe(escape(o.id)), f"[{style}]{o.status}[/]", o.device or "-", f"{o.duration_s:.2f}" if o.ran else "-"
+        )
     _console().print(table)
     # Plain prints: a path:line must never be wrapped, so editors and terminals can open it.
     for o in outcomes:
         if not o.passed:
-            where = f"{o.source_path}:{o.line}: " if o.source_path and o.line else (f"{o.source_path}: " if o.source_path else "")
+            where = (
+                f"{o.source_path}:{o.line}: "
+                if o.source_path and o.line
+                else (f"{o.source_path}: " if o.source_path else "")
+            )
             print(f"{where}{o.id}: {o.status}: {o.message or ''}")
     skipped = len(outcomes) - len(ran)
     print(f"{passed} passed, {failed} failed" + (f", {skipped} not run" if skipped else ""))
@@ -380,8 +425,10 @@ def cmd_trust(kb, args) -> int:
         for concept_id, lines in changes.items():
             for line in lines:
                 print(f"  {concept_id}: {line}")
-    print(f"trusting the {count} snippet(s) of the deck {deck.name} as they are now ({deck.path}): "
-          f"their code and their computed cards' expressions; an edit of either is untrusted again")
+    print(
+        f"trusting the {count} snippet(s) of the deck {deck.name} as they are now ({deck.path}): "
+        f"their code and their computed cards' expressions; an edit of either is untrusted again"
+    )
     return EXIT_OK
 
 
@@ -399,7 +446,11 @@ def cmd_decks(kb, args) -> int:
     for d in decks:
         trust = d.trust
         if trust in ("partly trusted", "changed since trusted", "untrusted"):
-            trust += f" ({d.trusted_snippets}/{d.snippets}" + (f", {d.changed_snippets} changed" if d.changed_snippets else "") + ")"
+            trust += (
+                f" ({d.trusted_snippets}/{d.snippets}"
+                + (f", {d.changed_snippets} changed" if d.changed_snippets else "")
+                + ")"
+            )
         style = "green" if d.trust in ("own", "trusted") else "dim" if d.trust == "no snippets" else "yellow"
         table.add_row(safe(escape(d.name)), d.kind, str(d.concepts), str(d.snippets), f"[{style}]{escape(trust)}[/]")
     _console().print(table)
@@ -439,8 +490,10 @@ def cmd_quiz(kb, args) -> int:
         if item is None:
             break
         card = item.card
-        out.write(f"\n[{session.answered + 1}] {card.card_id} ({item.state}; {session.remaining} left today)\n"
-                  f"{math(card.prompt)}\n")
+        out.write(
+            f"\n[{session.answered + 1}] {card.card_id} ({item.state}; {session.remaining} left today)\n"
+            f"{math(card.prompt)}\n"
+        )
         for i, option in enumerate(card.options, 1):
             out.write(f"  {i}. {math(option)}\n")
         response = ask("answer> ")
@@ -481,12 +534,17 @@ def cmd_quiz(kb, args) -> int:
         except AnsweredElsewhere as exc:
             out.write(f"not recorded: {exc}; next card\n")
             continue
-        out.write(f"recorded: {rating_name(rating).lower()}, next in {outcome.interval}"
-                  + (f" ({outcome.leech_message})" if outcome.leech else "") + "\n")
+        out.write(
+            f"recorded: {rating_name(rating).lower()}, next in {outcome.interval}"
+            + (f" ({outcome.leech_message})" if outcome.leech else "")
+            + "\n"
+        )
         out.flush()
     summary = session.summary()
-    out.write(f"\n{summary.answered} reviewed, {summary.recalled} recalled, {summary.minutes:.1f} min; "
-              f"{summary.due_today} still due today, next 7 days: {summary.forecast_7d}\n")
+    out.write(
+        f"\n{summary.answered} reviewed, {summary.recalled} recalled, {summary.minutes:.1f} min; "
+        f"{summary.due_today} still due today, next 7 days: {summary.forecast_7d}\n"
+    )
     if not quit_requested:
         if summary.waiting_line:
             out.write(summary.waiting_line + "\n")
@@ -502,9 +560,13 @@ def cmd_stats(kb, args) -> int:
         _print_json(stats)
         return EXIT_OK
     retention = "n/a" if stats["retention_30d"] is None else f"{stats['retention_30d']:.1%}"
-    print(f"cards: {stats['cards_total']} ({stats['cards_new']} new, {stats['cards_learning']} learning, "
-          f"{stats['cards_review']} review, {stats['cards_suspended']} suspended)")
-    print(f"reviews: {stats['reviews_total']} in all, {stats['reviews_today']} today; streak {stats['streak_days']} day(s)")
+    print(
+        f"cards: {stats['cards_total']} ({stats['cards_new']} new, {stats['cards_learning']} learning, "
+        f"{stats['cards_review']} review, {stats['cards_suspended']} suspended)"
+    )
+    print(
+        f"reviews: {stats['reviews_total']} in all, {stats['reviews_today']} today; streak {stats['streak_days']} day(s)"
+    )
     print(f"due today: {stats['due_today']}; next 7 days: {' '.join(map(str, stats['forecast_7d']))}")
     print(f"retention (last 30 days, review cards): {retention}; FSRS parameters: {stats['parameters']}")
     print()
@@ -513,7 +575,6 @@ def cmd_stats(kb, args) -> int:
     for line in true_retention_lines(stats["true_retention"]):
         print(line)
     return EXIT_OK
-
 
 
 def cmd_optimize(kb, args) -> int:
@@ -528,8 +589,14 @@ def cmd_optimize(kb, args) -> int:
             TimeElapsedColumn,
         )
 
-        progress = Progress(TextColumn("fitting FSRS parameters"), BarColumn(), MofNCompleteColumn(),
-                            TimeElapsedColumn(), console=_console(stderr=True), transient=True)
+        progress = Progress(
+            TextColumn("fitting FSRS parameters"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=_console(stderr=True),
+            transient=True,
+        )
         progress.start()
 
     def advance(done: int, total: int) -> None:
@@ -614,29 +681,43 @@ def cmd_doctor(kb, args) -> int:
     if args.json:
         _print_json(info)
         return EXIT_OK if info["integrity"] == "ok" else EXIT_FAIL
-    print(f"kb {info['packages']['mlkb'] or '(not installed)'} on Python {info['python']}, SQLite {info['sqlite']}, "
-          f"libyaml {'yes' if info['libyaml'] else 'NO (slow loading)'}")
+    print(
+        f"kb {info['packages']['mlkb'] or '(not installed)'} on Python {info['python']}, SQLite {info['sqlite']}, "
+        f"libyaml {'yes' if info['libyaml'] else 'NO (slow loading)'}"
+    )
     print("packages: " + ", ".join(f"{k} {v or 'missing'}" for k, v in info["packages"].items()))
     print(f"KB_HOME:  {info['kb_home']}")
     print(f"database: {info['database']} (integrity: {info['integrity']})")
     c = info["counts"]
-    print(f"          {c['concepts']} concepts, {c['cards']} cards, {c['reviews']} reviews, {c['runs']} runs, "
-          f"{c['retired_concepts']} retired")
+    print(
+        f"          {c['concepts']} concepts, {c['cards']} cards, {c['reviews']} reviews, {c['runs']} runs, "
+        f"{c['retired_concepts']} retired"
+    )
     for deck in info["decks"]:
-        print(f"deck {deck['name']}: {deck['path']} ({deck['kind']}, snippets {deck['trust']}"
-              f"{'' if deck['exists'] else ', missing'})")
+        print(
+            f"deck {deck['name']}: {deck['path']} ({deck['kind']}, snippets {deck['trust']}"
+            f"{'' if deck['exists'] else ', missing'})"
+        )
     print(f"devices:  {', '.join(info['devices'])}")
     iso = info["isolation"]
-    verdict = ("untrusted snippets may run with --sandbox" if iso["sandbox_capable"]
-               else "untrusted snippets never run: no bubblewrap, Landlock or seccomp here")
+    verdict = (
+        "untrusted snippets may run with --sandbox"
+        if iso["sandbox_capable"]
+        else "untrusted snippets never run: no bubblewrap, Landlock or seccomp here"
+    )
     print(f"isolation: {iso['level']} ({verdict})")
     if iso["bubblewrap"]:
-        print("  outer:   bubblewrap: own user, PID, network, IPC and mount namespaces; sees only the system's and "
-              "Python's files, a private /tmp, /dev and /dev/shm")
+        print(
+            "  outer:   bubblewrap: own user, PID, network, IPC and mount namespaces; sees only the system's and "
+            "Python's files, a private /tmp, /dev and /dev/shm"
+        )
     else:
         print(f"  outer:   no bubblewrap ({iso['bubblewrap_reason']}); a keeper process reaps what a worker leaves")
-    files = ("writes only in the run's temp dir, a private /dev/shm and /dev/null-like devices" if iso["filesystem_restricted"]
-             else "not confined")
+    files = (
+        "writes only in the run's temp dir, a private /dev/shm and /dev/null-like devices"
+        if iso["filesystem_restricted"]
+        else "not confined"
+    )
     print(f"  files:   {files} (Landlock ABI {iso['landlock_abi']})")
     if iso["seccomp"]:
         print("  calls:   no device nodes, chmod/chown/utime/xattr, TIOCSTI, namespaces, ptrace or io_uring (seccomp)")
@@ -664,7 +745,7 @@ COMMANDS = {
 }
 
 
-# --- kb export / kb import (issue 10) ------------------------------------------------------------
+# --- kb export / kb import ------------------------------------------------------------------------
 
 
 def _add_interop_parsers(sub) -> None:
@@ -673,11 +754,16 @@ def _add_interop_parsers(sub) -> None:
     p.add_argument("out", type=Path, metavar="OUT", help="the .apkg or .json file, or the Markdown directory")
     p.add_argument("--deck", default="kb", help="anki: the parent deck (default kb); one subdeck per category")
     p.add_argument("--category", default=None, help="only this category's concepts")
-    p = sub.add_parser("import", help="import a deck (a folder or .zip of YAML files, or an Anki .apkg) as an untrusted deck")
+    p = sub.add_parser(
+        "import", help="import a deck (a folder or .zip of YAML files, or an Anki .apkg) as an untrusted deck"
+    )
     p.add_argument("package", type=Path, metavar="PATH", help="a folder or .zip of concept files, or an .apkg file")
     p.add_argument("--name", default=None, help="the deck's name (default: the folder's or file's name)")
-    p.add_argument("--update", action="store_true",
-                   help="replace the imported deck of that name by this version (reviews are kept)")
+    p.add_argument(
+        "--update",
+        action="store_true",
+        help="replace the imported deck of that name by this version (reviews are kept)",
+    )
 
 
 def cmd_export(kb, args) -> int:
@@ -689,9 +775,13 @@ def cmd_export(kb, args) -> int:
         raise UsageError(f"{args.out} is a file; give a directory")
     if args.format == "anki":
         result = service.export_anki(kb, args.out, deck=args.deck, category=args.category)
-        skipped = f"; {len(result.skipped)} computed card(s) skipped (no passing run: `kb verify`)" if result.skipped else ""
-        print(f"exported {result.notes} notes ({result.cards} Anki cards) in {len(result.decks)} decks "
-              f"to {args.out}{skipped}")
+        skipped = (
+            f"; {len(result.skipped)} computed card(s) skipped (no passing run: `kb verify`)" if result.skipped else ""
+        )
+        print(
+            f"exported {result.notes} notes ({result.cards} Anki cards) in {len(result.decks)} decks "
+            f"to {args.out}{skipped}"
+        )
     elif args.format == "json":
         print(f"exported {service.export_json(kb, args.out, category=args.category)} concepts to {args.out}")
     else:
@@ -722,8 +812,10 @@ def cmd_import(kb, args) -> int:
             status.stop()
     for reason in outcome.skipped:
         _err(f"skipped note {reason}")
-    print(f"imported {len(outcome.concepts)} concepts into {outcome.deck} (untrusted)"
-          + (f"; {len(outcome.skipped)} note(s) skipped" if outcome.skipped else ""))
+    print(
+        f"imported {len(outcome.concepts)} concepts into {outcome.deck} (untrusted)"
+        + (f"; {len(outcome.skipped)} note(s) skipped" if outcome.skipped else "")
+    )
     return EXIT_OK
 
 
@@ -733,34 +825,49 @@ def _import_yaml_deck(kb, args) -> int:
     outcome = service.import_deck(kb, args.package, name=args.name, update=args.update)
     name = outcome.name
     if outcome.updated:
-        print(f"updated the deck {name} ({outcome.deck}): {len(outcome.added)} added, {len(outcome.changed)} changed, "
-              f"{len(outcome.retired)} retired (their reviews are kept)")
+        print(
+            f"updated the deck {name} ({outcome.deck}): {len(outcome.added)} added, {len(outcome.changed)} changed, "
+            f"{len(outcome.retired)} retired (their reviews are kept)"
+        )
     else:
         print(f"imported {outcome.concepts} concepts into the deck {name} ({outcome.deck})")
     if outcome.untrusted_again:
-        print(f"{len(outcome.untrusted_again)} snippet(s) changed since you trusted them and are untrusted again: "
-              f"{', '.join(outcome.untrusted_again)}")
+        print(
+            f"{len(outcome.untrusted_again)} snippet(s) changed since you trusted them and are untrusted again: "
+            f"{', '.join(outcome.untrusted_again)}"
+        )
     if outcome.untrusted:
-        print(f"{outcome.untrusted} of its {outcome.snippets} snippet(s) do not run until you read them and run "
-              f"`kb trust {name}` (or run one confined with `kb verify --sandbox ID`); its text and cards work now")
+        print(
+            f"{outcome.untrusted} of its {outcome.snippets} snippet(s) do not run until you read them and run "
+            f"`kb trust {name}` (or run one confined with `kb verify --sandbox ID`); its text and cards work now"
+        )
     if outcome.ignored:
-        print(f"{len(outcome.ignored)} file(s) that are not YAML were left out: {', '.join(outcome.ignored[:5])}"
-              + (", ..." if len(outcome.ignored) > 5 else ""))
+        print(
+            f"{len(outcome.ignored)} file(s) that are not YAML were left out: {', '.join(outcome.ignored[:5])}"
+            + (", ..." if len(outcome.ignored) > 5 else "")
+        )
     return EXIT_OK
 
 
 COMMANDS.update({"export": cmd_export, "import": cmd_import})
 
 
-# --- kb backup / kb restore (issue 9) ------------------------------------------------------------
+# --- kb backup / kb restore ------------------------------------------------------------------------
 
 
 def _add_backup_parsers(sub) -> None:
     sub.add_parser("backup", help="back up the database now into $KB_HOME/backups and print the backup's path")
-    p = sub.add_parser("restore", help="replace the database by a backup (the newest by default); what it replaces is backed up first")
-    p.add_argument("file", nargs="?", type=Path, default=None, metavar="FILE", help="a backup file (default: the newest)")
-    p.add_argument("--dismiss", action="store_true",
-                   help="keep the database kb started after moving a damaged one aside, and stop saying so")
+    p = sub.add_parser(
+        "restore", help="replace the database by a backup (the newest by default); what it replaces is backed up first"
+    )
+    p.add_argument(
+        "file", nargs="?", type=Path, default=None, metavar="FILE", help="a backup file (default: the newest)"
+    )
+    p.add_argument(
+        "--dismiss",
+        action="store_true",
+        help="keep the database kb started after moving a damaged one aside, and stop saying so",
+    )
 
 
 def cmd_backup(kb, args) -> int:
@@ -773,8 +880,11 @@ def cmd_restore(kb, args) -> int:
         if args.file is not None:
             raise UsageError("--dismiss keeps the current database: give no backup FILE with it")
         kept = kb.dismiss_moved_aside()
-        print(f"kept the current database; the damaged file(s) stay as {', '.join(map(str, kept))}" if kept
-              else "nothing to dismiss: no damaged database was moved aside")
+        print(
+            f"kept the current database; the damaged file(s) stay as {', '.join(map(str, kept))}"
+            if kept
+            else "nothing to dismiss: no damaged database was moved aside"
+        )
         return EXIT_OK
     result = kb.restore(args.file)
     print(f"restored {result['restored']}")
@@ -821,7 +931,11 @@ def cmd_config(args) -> int:
         except SettingsError as exc:
             hint = " (the file itself cannot be read: fix it in an editor, or `kb config reset`)" if exc.path else ""
             raise UsageError(str(exc) + hint) from None
-        print(f"{args.key} = {args.value} (in {path})" if action == "set" else f"{args.key}: back to the default (in {path})")
+        print(
+            f"{args.key} = {args.value} (in {path})"
+            if action == "set"
+            else f"{args.key}: back to the default (in {path})"
+        )
         variable = OPTIONS_BY_KEY[args.key].variable
         if os.environ.get(variable):
             print(f"note: {variable} is set in the environment and overrides it")
@@ -829,8 +943,10 @@ def cmd_config(args) -> int:
     try:
         stored = read_settings_file(home)
     except SettingsError as exc:
-        raise UsageError(f"{exc} (fix it with `kb config set` or `kb config unset`, or in an editor; "
-                         "`kb config reset` starts afresh)") from None
+        raise UsageError(
+            f"{exc} (fix it with `kb config set` or `kb config unset`, or in an editor; "
+            "`kb config reset` starts afresh)"
+        ) from None
     defaults = {f.name: f.default for f in fields(Settings)}
     rows = []
     for option in OPTIONS:
@@ -904,8 +1020,10 @@ def _start_tui(settings) -> int:
 
     found = entry_points(group="kb.frontends", name="tui")
     if not found:
-        _err("the TUI is not installed with this kb (no 'kb.frontends' entry point); reinstall kb "
-             "(`pip install --force-reinstall mlkb`, or from a checkout `pip install -e .`)")
+        _err(
+            "the TUI is not installed with this kb (no 'kb.frontends' entry point); reinstall kb "
+            "(`pip install --force-reinstall mlkb`, or from a checkout `pip install -e .`)"
+        )
         return EXIT_FAIL
     run = next(iter(found)).load()
     return run(settings)

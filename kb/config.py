@@ -202,8 +202,18 @@ OPTIONS: tuple[Option, ...] = (
     Option("learning_steps", "learning_steps", _steps, "the steps of a new card before it graduates (e.g. 1m 10m)"),
     Option("relearning_steps", "relearning_steps", _steps, "the steps of a forgotten card (e.g. 10m; empty: none)"),
     Option("maximum_interval", "maximum_interval", _number(int, 1, 36500), "the longest interval, days"),
-    Option("leech_threshold", "leech_lapses", _number(int, 1, 99), "lapses that make a card a leech (again every half as many after)"),
-    Option("leech_action", "leech_action", _choice("suspend", "tag"), "what a leech gets: suspend, or tag and keep showing it"),
+    Option(
+        "leech_threshold",
+        "leech_lapses",
+        _number(int, 1, 99),
+        "lapses that make a card a leech (again every half as many after)",
+    ),
+    Option(
+        "leech_action",
+        "leech_action",
+        _choice("suspend", "tag"),
+        "what a leech gets: suspend, or tag and keep showing it",
+    ),
     Option("rollover_hour", "rollover_hour", _number(int, 0, 23), "the local hour a study day starts"),
     Option("tz", "timezone", _zone, "the IANA time zone of study days (default: the system's)"),
     Option("theme", "theme", _theme, "the TUI's theme (f2 switches dark and light; the palette offers all)"),
@@ -218,8 +228,11 @@ def _unknown_key(key: str) -> str:
     import difflib
 
     guess = difflib.get_close_matches(key, list(OPTIONS_BY_KEY), n=1)
-    return f"unknown setting {key!r}" + (f" (did you mean {guess[0]!r}?)" if guess else "") + \
-        f"; the settings are: {', '.join(OPTIONS_BY_KEY)}"
+    return (
+        f"unknown setting {key!r}"
+        + (f" (did you mean {guess[0]!r}?)" if guess else "")
+        + f"; the settings are: {', '.join(OPTIONS_BY_KEY)}"
+    )
 
 
 def read_settings_file(home: Path, *, change: tuple[str, object | None] | None = None) -> dict[str, object]:

@@ -12,8 +12,9 @@ from __future__ import annotations
 class KbError(Exception):
     """An error with a message meant for the user (one line), optionally at `path:line:col`."""
 
-    def __init__(self, message: str = "", *, path: object = None, line: int | None = None,
-                 col: int | None = None) -> None:
+    def __init__(
+        self, message: str = "", *, path: object = None, line: int | None = None, col: int | None = None
+    ) -> None:
         super().__init__(message)
         self.path, self.line, self.col = path, line, col
 

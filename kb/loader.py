@@ -38,6 +38,7 @@ def _shown(text: object, limit: int = MAX_QUOTED_CHARS) -> str:
     text = str(text)
     return text if len(text) <= limit else text[: limit - 1] + f"… ({len(text):,} characters)"
 
+
 _STR_TAG = "tag:yaml.org,2002:str"
 _ALLOWED_SCALAR_TAGS = {
     _STR_TAG,
@@ -239,8 +240,11 @@ class _Tree:
         if tag == _STR_TAG:
             return text
         if tag in _NUMBER_TAGS and len(text) > MAX_NUMBER_CHARS:
-            self.error(event.start_mark, f"this unquoted value of {len(text):,} characters reads as a number, longer "
-                       f"than any number kb accepts ({MAX_NUMBER_CHARS}); quote it if it is text")
+            self.error(
+                event.start_mark,
+                f"this unquoted value of {len(text):,} characters reads as a number, longer "
+                f"than any number kb accepts ({MAX_NUMBER_CHARS}); quote it if it is text",
+            )
             return text
         try:
             value = _construct(tag, text, event)
@@ -248,8 +252,10 @@ class _Tree:
             value = text
         except (ValueError, OverflowError) as exc:  # an impossible date (2024-13-45), a number too large
             kind = "date" if tag.endswith("timestamp") else "number"
-            self.error(event.start_mark, f"the unquoted {_shown(text)} reads as a {kind} but is not a valid one "
-                       f"({exc}); quote it if it is text")
+            self.error(
+                event.start_mark,
+                f"the unquoted {_shown(text)} reads as a {kind} but is not a valid one ({exc}); quote it if it is text",
+            )
             return text
         if not isinstance(value, str) and not event.style:
             self.implicit_text[path] = text
@@ -342,7 +348,9 @@ def parse_bytes(path: Path, data: bytes) -> ParsedFile:
     if not isinstance(data_tree, dict):
         line, col = tree.value_pos.get((), (1, 1))
         kind = "a list" if isinstance(data_tree, list) else "a single value"
-        result.errors.append(LoadError(shown, line, col, f"expected a mapping of concept fields at the top level, found {kind}"))
+        result.errors.append(
+            LoadError(shown, line, col, f"expected a mapping of concept fields at the top level, found {kind}")
+        )
         return result
 
     result.id_position = tree.value_pos.get(("id",), (1, 1))
@@ -506,21 +514,25 @@ def _validation_errors(shown: str, exc: ValidationError, data: dict, tree: _Tree
         elif kind == "union_tag_invalid":
             line, col = tree.value_pos.get(path + ("type",), tree.value_pos.get(path, (1, 1)))
             tag = value.get("type") if isinstance(value, dict) else value
-            message = f"{_dotted(path)}.type: unknown card type '{_shown(tag)}' (expected one of {', '.join(CARD_TYPES)})"
+            message = (
+                f"{_dotted(path)}.type: unknown card type '{_shown(tag)}' (expected one of {', '.join(CARD_TYPES)})"
+            )
         else:
             line, col = tree.value_pos.get(path, (1, 1))
-            target = _dotted(path if found else path + (loc[len(path):][-1:] or ("?",)))
+            target = _dotted(path if found else path + (loc[len(path) :][-1:] or ("?",)))
             if kind in _TYPE_WORDS:
                 message = f"{target}: expected {_TYPE_WORDS[kind]}, got {_describe(value)}"
                 if path in tree.implicit_text and kind == "string_type":
-                    message += f" (YAML reads the unquoted {_shown(tree.implicit_text[path])} that way; quote this value)"
+                    message += (
+                        f" (YAML reads the unquoted {_shown(tree.implicit_text[path])} that way; quote this value)"
+                    )
             elif kind == "literal_error":
                 expected = err.get("ctx", {}).get("expected", "")
                 message = f"{target}: {_shown(repr(value))} is not allowed; expected {expected}"
             else:
                 msg = err["msg"]
                 if msg.startswith("Value error, "):
-                    msg = msg[len("Value error, "):]
+                    msg = msg[len("Value error, ") :]
                 message = f"{target}: {msg[0].lower() + msg[1:]}"
         key = (line, col, message)
         if key not in seen:
@@ -542,8 +554,9 @@ def check_references(parsed: Iterable[ParsedFile], known_ids: set[str]) -> list[
     return errors
 
 
-def reference_errors(path: str, references: list[tuple[str, str, int, int]], own_id: str,
-                     known_ids: set[str]) -> list[LoadError]:
+def reference_errors(
+    path: str, references: list[tuple[str, str, int, int]], own_id: str, known_ids: set[str]
+) -> list[LoadError]:
     """The errors of one file's references: unknown ids (with a guess) and the concept itself."""
     errors = []
     for ref_field, ref, line, col in references:
@@ -556,10 +569,15 @@ def reference_errors(path: str, references: list[tuple[str, str, int, int]], own
     return errors
 
 
-def duplicate_id_at(path: str, position: tuple[int, int], concept_id: str, other_path: str,
-                    other_pos: tuple[int, int]) -> LoadError:
-    return LoadError(path, position[0], position[1],
-                     f"duplicate id '{concept_id}' (also defined in {other_path}:{other_pos[0]}:{other_pos[1]})")
+def duplicate_id_at(
+    path: str, position: tuple[int, int], concept_id: str, other_path: str, other_pos: tuple[int, int]
+) -> LoadError:
+    return LoadError(
+        path,
+        position[0],
+        position[1],
+        f"duplicate id '{concept_id}' (also defined in {other_path}:{other_pos[0]}:{other_pos[1]})",
+    )
 
 
 MAX_WALK_DEPTH = 64  # folders within folders in one deck
@@ -596,20 +614,36 @@ def walk_yaml(root: Path, problems: list[WalkProblem] | None = None) -> Iterator
             st = os.stat(folder)
         except OSError as exc:
             if folder != str(root):
-                problems.append(WalkProblem(folder, f"cannot read this folder ({exc.strerror}); what kb loaded from it "
-                                            "before is kept", unreadable=True))
+                problems.append(
+                    WalkProblem(
+                        folder,
+                        f"cannot read this folder ({exc.strerror}); what kb loaded from it before is kept",
+                        unreadable=True,
+                    )
+                )
             continue
         identity = (st.st_dev, st.st_ino)
         if identity in seen:
-            problems.append(WalkProblem(folder, f"a symbolic link back to {seen[identity]}, which is read once (a loop "
-                                        "or a second link to one folder)", unreadable=False))
+            problems.append(
+                WalkProblem(
+                    folder,
+                    f"a symbolic link back to {seen[identity]}, which is read once (a loop "
+                    "or a second link to one folder)",
+                    unreadable=False,
+                )
+            )
             continue
         seen[identity] = folder
         try:
             entries = list(os.scandir(folder))
         except OSError as exc:
-            problems.append(WalkProblem(folder, f"cannot read this folder ({exc.strerror}); what kb loaded from it "
-                                        "before is kept", unreadable=True))
+            problems.append(
+                WalkProblem(
+                    folder,
+                    f"cannot read this folder ({exc.strerror}); what kb loaded from it before is kept",
+                    unreadable=True,
+                )
+            )
             continue
         for entry in sorted(entries, key=lambda e: e.name, reverse=True):
             if entry.name.startswith("."):
@@ -617,15 +651,25 @@ def walk_yaml(root: Path, problems: list[WalkProblem] | None = None) -> Iterator
             try:
                 if entry.is_dir():
                     if depth + 1 > MAX_WALK_DEPTH:
-                        problems.append(WalkProblem(entry.path, f"folders nested deeper than {MAX_WALK_DEPTH} levels "
-                                                    "are not read", unreadable=False))
+                        problems.append(
+                            WalkProblem(
+                                entry.path,
+                                f"folders nested deeper than {MAX_WALK_DEPTH} levels are not read",
+                                unreadable=False,
+                            )
+                        )
                     else:
                         stack.append((entry.path, depth + 1))
                 elif entry.name.endswith((".yaml", ".yml")) and entry.is_file():
                     files += 1
                     if files > MAX_DECK_FILES:
-                        problems.append(WalkProblem(str(root), f"a deck of more than {MAX_DECK_FILES:,} files: the "
-                                                    "rest is not read", unreadable=True))
+                        problems.append(
+                            WalkProblem(
+                                str(root),
+                                f"a deck of more than {MAX_DECK_FILES:,} files: the rest is not read",
+                                unreadable=True,
+                            )
+                        )
                         return
                     yield entry.path, entry.stat()
             except OSError:
@@ -664,7 +708,9 @@ def check_parsed(parsed: list[ParsedFile], extra_known_ids: Collection[str] = fr
             continue
         other = first_by_id.get(declared)
         if other is not None:
-            errors.append(duplicate_id_at(str(item.path), item.id_position, declared, str(other.path), other.id_position))
+            errors.append(
+                duplicate_id_at(str(item.path), item.id_position, declared, str(other.path), other.id_position)
+            )
         else:
             first_by_id[declared] = item
     errors.extend(check_references(parsed, set(first_by_id) | set(extra_known_ids)))

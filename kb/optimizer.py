@@ -27,12 +27,75 @@ import sys
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone, tzinfo
 
-DEFAULT_WEIGHTS = (0.212, 1.2931, 2.3065, 8.2956, 6.4133, 0.8334, 3.0194, 0.001, 1.8722, 0.1666, 0.796,
-                   1.4835, 0.0614, 0.2629, 1.6483, 0.6014, 1.8729, 0.5425, 0.0912, 0.0658, 0.1542)
-LOWER_BOUNDS = (0.001, 0.001, 0.001, 0.001, 1.0, 0.001, 0.001, 0.001, 0.0, 0.0, 0.001,
-                0.001, 0.001, 0.001, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.1)
-UPPER_BOUNDS = (100.0, 100.0, 100.0, 100.0, 10.0, 4.0, 4.0, 0.75, 4.5, 0.8, 3.5,
-                5.0, 0.25, 0.9, 4.0, 1.0, 6.0, 2.0, 2.0, 0.8, 0.8)
+DEFAULT_WEIGHTS = (
+    0.212,
+    1.2931,
+    2.3065,
+    8.2956,
+    6.4133,
+    0.8334,
+    3.0194,
+    0.001,
+    1.8722,
+    0.1666,
+    0.796,
+    1.4835,
+    0.0614,
+    0.2629,
+    1.6483,
+    0.6014,
+    1.8729,
+    0.5425,
+    0.0912,
+    0.0658,
+    0.1542,
+)
+LOWER_BOUNDS = (
+    0.001,
+    0.001,
+    0.001,
+    0.001,
+    1.0,
+    0.001,
+    0.001,
+    0.001,
+    0.0,
+    0.0,
+    0.001,
+    0.001,
+    0.001,
+    0.001,
+    0.0,
+    0.0,
+    1.0,
+    0.0,
+    0.0,
+    0.0,
+    0.1,
+)
+UPPER_BOUNDS = (
+    100.0,
+    100.0,
+    100.0,
+    100.0,
+    10.0,
+    4.0,
+    4.0,
+    0.75,
+    4.5,
+    0.8,
+    3.5,
+    5.0,
+    0.25,
+    0.9,
+    4.0,
+    1.0,
+    6.0,
+    2.0,
+    2.0,
+    0.8,
+    0.8,
+)
 MIN_INTER_DAY_REVIEWS = 400  # below this, a fit says more about noise than about the learner
 MAX_REVIEWS_PER_CARD = 128
 PROGRESS_PREFIX = "progress "  # a line of the subprocess's stderr: "progress 40/400"
@@ -147,10 +210,18 @@ def _predictions(w, delta, rating):
         predicted.append(r)
         outcome.append((g > 1).to(torch.float64))
         counted.append(inter_day)
-        recall_s = s * (1 + torch.exp(w[8]) * (11 - d) * s ** -w[9] * (torch.exp((1 - r) * w[10]) - 1)
-                        * torch.where(g == 2, w[15], torch.ones_like(s)) * torch.where(g == 4, w[16], torch.ones_like(s)))
-        forget_s = torch.minimum(w[11] * d ** -w[12] * ((s + 1) ** w[13] - 1) * torch.exp((1 - r) * w[14]),
-                                 s / torch.exp(w[17] * w[18]))
+        recall_s = s * (
+            1
+            + torch.exp(w[8])
+            * (11 - d)
+            * s ** -w[9]
+            * (torch.exp((1 - r) * w[10]) - 1)
+            * torch.where(g == 2, w[15], torch.ones_like(s))
+            * torch.where(g == 4, w[16], torch.ones_like(s))
+        )
+        forget_s = torch.minimum(
+            w[11] * d ** -w[12] * ((s + 1) ** w[13] - 1) * torch.exp((1 - r) * w[14]), s / torch.exp(w[17] * w[18])
+        )
         long_s = torch.where(g > 1, recall_s, forget_s)
         growth = torch.exp(w[17] * (gf - 3 + w[18])) * s ** -w[19]
         growth = torch.where(g > 1, growth.clamp(min=1.0), growth)
@@ -206,8 +277,7 @@ def _bucket(x: float) -> float:
     return round(2.48 * 3.62 ** math.floor(math.log(x) / math.log(3.62)), 2)
 
 
-def fit_weights(seqs: Sequences, *, start=DEFAULT_WEIGHTS, iterations: int = ITERATIONS,
-                on_step=None) -> list[float]:
+def fit_weights(seqs: Sequences, *, start=DEFAULT_WEIGHTS, iterations: int = ITERATIONS, on_step=None) -> list[float]:
     """Weights minimising the log loss of `seqs`' inter-day reviews plus the pull to the defaults.
 
     `on_step(done, iterations)`, if given, is called after each step (for a progress bar).
@@ -247,24 +317,46 @@ def fit(reviews, *, zone: tzinfo = timezone.utc, rollover_hour: int = 4, current
     inter_day = seqs.inter_day_reviews
     if inter_day < MIN_INTER_DAY_REVIEWS:
         kept = current or list(DEFAULT_WEIGHTS)
-        return FitReport(False, kept, "current" if current else "default", seqs.reviews, inter_day, len(seqs.deltas),
-                         None, None, None,
-                         f"{inter_day} reviews on a later day than the card's previous one (of {seqs.reviews} "
-                         f"reviews); a fit needs at least {MIN_INTER_DAY_REVIEWS}. "
-                         f"Keeping the {'optimized' if current else 'default'} parameters.")
+        return FitReport(
+            False,
+            kept,
+            "current" if current else "default",
+            seqs.reviews,
+            inter_day,
+            len(seqs.deltas),
+            None,
+            None,
+            None,
+            f"{inter_day} reviews on a later day than the card's previous one (of {seqs.reviews} "
+            f"reviews); a fit needs at least {MIN_INTER_DAY_REVIEWS}. "
+            f"Keeping the {'optimized' if current else 'default'} parameters.",
+        )
     candidate = fit_weights(seqs, on_step=on_step)
-    scored = {"default": (list(DEFAULT_WEIGHTS), evaluate(DEFAULT_WEIGHTS, seqs)),
-              "fitted": (candidate, evaluate(candidate, seqs))}
+    scored = {
+        "default": (list(DEFAULT_WEIGHTS), evaluate(DEFAULT_WEIGHTS, seqs)),
+        "fitted": (candidate, evaluate(candidate, seqs)),
+    }
     if current:
         scored["current"] = (current, evaluate(current, seqs))
     chosen = min(scored, key=lambda k: _log_loss(scored[k][1]))
-    message = {"fitted": f"fitted FSRS parameters to {inter_day} reviews on later days ({seqs.reviews} reviews of "
-                         f"{len(seqs.deltas)} cards); they are used from now on",
-               "current": "the fitted parameters predict your history no better than the ones in use; keeping them",
-               "default": "the fitted parameters predict your history no better than the defaults; using the defaults"}
-    return FitReport(True, scored[chosen][0], chosen, seqs.reviews, inter_day, len(seqs.deltas),
-                     scored["default"][1], scored.get("current", (None, None))[1], scored["fitted"][1],
-                     message[chosen])
+    message = {
+        "fitted": f"fitted FSRS parameters to {inter_day} reviews on later days ({seqs.reviews} reviews of "
+        f"{len(seqs.deltas)} cards); they are used from now on",
+        "current": "the fitted parameters predict your history no better than the ones in use; keeping them",
+        "default": "the fitted parameters predict your history no better than the defaults; using the defaults",
+    }
+    return FitReport(
+        True,
+        scored[chosen][0],
+        chosen,
+        seqs.reviews,
+        inter_day,
+        len(seqs.deltas),
+        scored["default"][1],
+        scored.get("current", (None, None))[1],
+        scored["fitted"][1],
+        message[chosen],
+    )
 
 
 def _log_loss(evaluation: Evaluation | None) -> float:
@@ -283,8 +375,9 @@ def main() -> int:
         if done % 10 == 0 or done == total:
             print(f"{PROGRESS_PREFIX}{done}/{total}", file=sys.stderr, flush=True)
 
-    report = fit([(row[0], row[1], int(row[2])) for row in request["reviews"]], current=request.get("current"),
-                 on_step=progress)
+    report = fit(
+        [(row[0], row[1], int(row[2])) for row in request["reviews"]], current=request.get("current"), on_step=progress
+    )
     json.dump(asdict(report), sys.stdout)
     return 0
 

@@ -60,9 +60,15 @@ def derive_cards(concept: Concept) -> list[DerivedCard]:
         DerivedCard(
             "definition",
             "definition",
-            {"title": concept.title.model_dump(), "summary": concept.summary.model_dump(), "definition": concept.definition},
+            {
+                "title": concept.title.model_dump(),
+                "summary": concept.summary.model_dump(),
+                "definition": concept.definition,
+            },
         ),
-        DerivedCard("reverse", "reverse", {"summary": concept.summary.model_dump(), "title": concept.title.model_dump()}),
+        DerivedCard(
+            "reverse", "reverse", {"summary": concept.summary.model_dump(), "title": concept.title.model_dump()}
+        ),
     ]
     for i, formula in enumerate(concept.formulas):
         cards.append(DerivedCard(f"formula-{i}", "formula", formula.model_dump()))
@@ -176,11 +182,20 @@ def present(
         return _present_choice(payload, base, rng, distractor_pool)
     if kind == "typed":
         alternatives = _alternatives(str(payload["answer"]))
-        answer = alternatives[0] if len(alternatives) == 1 else (
-            f"{alternatives[0]} (also accepted: {', '.join(alternatives[1:])})")
+        answer = (
+            alternatives[0]
+            if len(alternatives) == 1
+            else (f"{alternatives[0]} (also accepted: {', '.join(alternatives[1:])})")
+        )
         tolerance = payload.get("tolerance")
-        return QuizCard(prompt=str(payload["question"]), answer=answer, auto_graded=True, expected=alternatives,
-                        tolerance=None if tolerance is None else float(tolerance), **base)
+        return QuizCard(
+            prompt=str(payload["question"]),
+            answer=answer,
+            auto_graded=True,
+            expected=alternatives,
+            tolerance=None if tolerance is None else float(tolerance),
+            **base,
+        )
     if kind == "computed":
         return _present_computed(payload, base, computed_values)
     raise ValueError(f"unknown card kind {kind!r}")
@@ -201,15 +216,53 @@ def grade(card: QuizCard, response: str) -> Grade | None:
 
 
 _CJK_RANGES = (
-    (0x1100, 0x11FF), (0x2E80, 0x2FDF), (0x3000, 0x303F), (0x3040, 0x30FF), (0x3100, 0x312F),
-    (0x3130, 0x318F), (0x31A0, 0x31FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xA960, 0xA97F),
-    (0xAC00, 0xD7AF), (0xF900, 0xFAFF), (0xFE30, 0xFE4F), (0x20000, 0x3134F),
+    (0x1100, 0x11FF),
+    (0x2E80, 0x2FDF),
+    (0x3000, 0x303F),
+    (0x3040, 0x30FF),
+    (0x3100, 0x312F),
+    (0x3130, 0x318F),
+    (0x31A0, 0x31FF),
+    (0x3400, 0x4DBF),
+    (0x4E00, 0x9FFF),
+    (0xA960, 0xA97F),
+    (0xAC00, 0xD7AF),
+    (0xF900, 0xFAFF),
+    (0xFE30, 0xFE4F),
+    (0x20000, 0x3134F),
 )
 # CJK punctuation that NFKC keeps: mapped to its ASCII counterpart.
-_CJK_PUNCTUATION = str.maketrans({"。": ".", "、": ",", "「": '"', "」": '"', "『": '"', "』": '"', "【": "[",
-                                  "】": "]", "《": '"', "》": '"', "〈": '"', "〉": '"', "〔": "(", "〕": ")",
-                                  "・": "·", "～": "~", "−": "-", "–": "-", "—": "-", "‘": "'", "’": "'",
-                                  "“": '"', "”": '"', "«": '"', "»": '"', "´": "'", "`": "'"})
+_CJK_PUNCTUATION = str.maketrans(
+    {
+        "。": ".",
+        "、": ",",
+        "「": '"',
+        "」": '"',
+        "『": '"',
+        "』": '"',
+        "【": "[",
+        "】": "]",
+        "《": '"',
+        "》": '"',
+        "〈": '"',
+        "〉": '"',
+        "〔": "(",
+        "〕": ")",
+        "・": "·",
+        "～": "~",
+        "−": "-",
+        "–": "-",
+        "—": "-",
+        "‘": "'",
+        "’": "'",
+        "“": '"',
+        "”": '"',
+        "«": '"',
+        "»": '"',
+        "´": "'",
+        "`": "'",
+    }
+)
 _EDGE_CHARS = " \"'.,;:!?"
 
 
@@ -229,7 +282,8 @@ def normalize_answer(text: str) -> str:
     if " " in text:
         chars = list(text)
         text = "".join(
-            ch for i, ch in enumerate(chars)
+            ch
+            for i, ch in enumerate(chars)
             if not (ch == " " and 0 < i < len(chars) - 1 and (_is_cjk(chars[i - 1]) or _is_cjk(chars[i + 1])))
         )
     return text.strip(_EDGE_CHARS)
@@ -328,8 +382,14 @@ def _present_choice(payload: dict, base: dict, rng: random.Random, pool: Sequenc
     options = [answer, *distractors]
     rng.shuffle(options)
     correct = options.index(answer)
-    return QuizCard(prompt=str(payload["question"]), answer=f"{correct + 1}. {answer}", options=tuple(options),
-                    correct_option=correct, auto_graded=True, **base)
+    return QuizCard(
+        prompt=str(payload["question"]),
+        answer=f"{correct + 1}. {answer}",
+        options=tuple(options),
+        correct_option=correct,
+        auto_graded=True,
+        **base,
+    )
 
 
 def _present_computed(payload: dict, base: dict, computed_values: dict | None) -> QuizCard:
@@ -393,7 +453,9 @@ def _grade(correct: bool, feedback: str) -> Grade:
 
 def _grade_choice(card: QuizCard, response: str) -> Grade:
     text = unicodedata.normalize("NFKC", response).strip().strip(_EDGE_CHARS + "()")
-    right = f"{(card.correct_option or 0) + 1}. {card.options[card.correct_option or 0]}" if card.options else card.answer
+    right = (
+        f"{(card.correct_option or 0) + 1}. {card.options[card.correct_option or 0]}" if card.options else card.answer
+    )
     chosen: int | None = None
     number = int(text) if text.isdigit() and text.isascii() and len(text) < 6 else None
     if number is not None and 1 <= number <= len(card.options):
@@ -529,8 +591,9 @@ def _show_numbers(numbers: list[_Number]) -> str:
     return "[" + ", ".join(n.text for n in numbers) + "]"
 
 
-def _grade_numeric(expected_text: str, expected: list[_Number], tolerance: float | None,
-                   response: str) -> tuple[bool, str, float]:
+def _grade_numeric(
+    expected_text: str, expected: list[_Number], tolerance: float | None, response: str
+) -> tuple[bool, str, float]:
     """(correct, feedback, badness) of a response to a numeric alternative."""
     readings = _readings(response)
     # "1,234" is one number or two: the reading with as many numbers as the answer is meant.
@@ -539,13 +602,18 @@ def _grade_numeric(expected_text: str, expected: list[_Number], tolerance: float
     if got is None:
         return False, f"expected {shown}, you wrote {response.strip()!r} (not a number)", math.inf
     if len(got) != len(expected):
-        return (False, f"expected {len(expected)} number{'s' * (len(expected) != 1)} ({shown}), "
-                f"you wrote {len(got)} ({_show_numbers(got)})", 1e300)
+        return (
+            False,
+            f"expected {len(expected)} number{'s' * (len(expected) != 1)} ({shown}), "
+            f"you wrote {len(got)} ({_show_numbers(got)})",
+            1e300,
+        )
     close = [_numbers_close(e, g, tolerance) for e, g in zip(expected, got)]
     diffs = [_format_difference(e, g) for e, g in zip(expected, got)]
     exact = all(d in ("", "+0") for d in diffs)
-    badness = sum(abs(g.value - e.value) for e, g in zip(expected, got)
-                  if math.isfinite(g.value) and math.isfinite(e.value))
+    badness = sum(
+        abs(g.value - e.value) for e, g in zip(expected, got) if math.isfinite(g.value) and math.isfinite(e.value)
+    )
     if all(close):
         if exact:
             return True, "correct", 0.0

@@ -34,7 +34,7 @@ RATINGS = {1: "again", 2: "hard", 3: "good", 4: "easy"}  # the one vocabulary of
 
 
 def rating_name(rating: int) -> str:
-    """"Again", "Hard", "Good" or "Easy" (as a button shows it)."""
+    """ "Again", "Hard", "Good" or "Easy" (as a button shows it)."""
     return RATINGS[rating].capitalize()
 
 
@@ -44,6 +44,8 @@ def parse_rating(word: str) -> int | None:
     if text in ("1", "2", "3", "4"):
         return int(text)
     return next((rating for rating, name in RATINGS.items() if name == text), None)
+
+
 STATES = {State.Learning: "learning", State.Review: "review", State.Relearning: "relearning"}
 STATE_BY_NAME = {name: state for state, name in STATES.items()}
 CARD_ID = 1  # fsrs cards need an id; a fixed one keeps its clock-derived default out
@@ -93,8 +95,11 @@ class SchedulerConfig:
             raise ValueError(f"leech_lapses must be >= 1, got {self.leech_lapses}")
         if any(step <= timedelta(0) for step in tuple(self.learning_steps) + tuple(self.relearning_steps)):
             raise ValueError("learning and relearning steps must be positive")
-        if isinstance(self.rollover_hour, bool) or not isinstance(self.rollover_hour, int) \
-                or not 0 <= self.rollover_hour <= 23:
+        if (
+            isinstance(self.rollover_hour, bool)
+            or not isinstance(self.rollover_hour, int)
+            or not 0 <= self.rollover_hour <= 23
+        ):
             raise ValueError(f"rollover_hour must be an integer in 0..23, got {self.rollover_hour!r}")
         object.__setattr__(self, "learning_steps", tuple(self.learning_steps))
         object.__setattr__(self, "relearning_steps", tuple(self.relearning_steps))

@@ -47,8 +47,7 @@ def _clean_slug(value: str) -> str:
         raise ValueError("contains a bidirectional override character")
     if not _SLUG_RE.match(value):
         raise ValueError(
-            f"{value!r} is not a valid id: use lowercase ASCII letters, digits and '-', "
-            "starting with a letter or digit"
+            f"{value!r} is not a valid id: use lowercase ASCII letters, digits and '-', starting with a letter or digit"
         )
     return value
 
@@ -97,15 +96,17 @@ class Formula(_Model):
     """A named formula in LaTeX, with the meaning of each symbol."""
 
     name: ShortText  # type: ignore[valid-type]
-    latex: Annotated[str, StringConstraints(max_length=4_000), AfterValidator(_clean_text), AfterValidator(_strip_required)]
+    latex: Annotated[
+        str, StringConstraints(max_length=4_000), AfterValidator(_clean_text), AfterValidator(_strip_required)
+    ]
     where: dict[Annotated[str, StringConstraints(max_length=200)], ShortText] = Field(  # type: ignore[valid-type]
         default_factory=dict, max_length=60
     )
 
 
-
 def _all_devices() -> list[Literal["cpu", "cuda"]]:
     return ["cpu", "cuda"]
+
 
 class Snippet(_Model):
     """Runnable Python that demonstrates the concept and asserts itself against an oracle."""
@@ -124,7 +125,7 @@ class Source(_Model):
 
 
 class _CardBase(_Model):
-    id: Slug | None = None  # type: ignore[valid-type]
+    id: Slug | None = None
     note: MediumText | None = None  # type: ignore[valid-type]
 
 
@@ -177,7 +178,9 @@ class ComputedCard(_CardBase):
 
     type: Literal["computed"]
     question: MediumText  # type: ignore[valid-type]
-    answer: Annotated[str, StringConstraints(max_length=500), AfterValidator(_clean_text), AfterValidator(_strip_required)]
+    answer: Annotated[
+        str, StringConstraints(max_length=500), AfterValidator(_clean_text), AfterValidator(_strip_required)
+    ]
     digits: int | None = Field(default=None, ge=0, le=12)
 
 
@@ -191,21 +194,21 @@ CARD_TYPES: tuple[str, ...] = ("basic", "cloze", "choice", "typed", "computed")
 class Concept(_Model):
     """One concept: a YAML file under content/<category>/<id>.yaml."""
 
-    id: Slug  # type: ignore[valid-type]
+    id: Slug
     title: Bilingual
     summary: BilingualSummary
     category: Category
     status: Literal["verified", "unverified"] = "verified"
-    tags: list[Slug] = Field(default_factory=list, max_length=40)  # type: ignore[valid-type]
+    tags: list[Slug] = Field(default_factory=list, max_length=40)
     aliases: list[ShortText] = Field(default_factory=list, max_length=40)  # type: ignore[valid-type]
     definition: LongText  # type: ignore[valid-type]
     definition_zh: LongText | None = None  # type: ignore[valid-type]
     formulas: list[Formula] = Field(default_factory=list, max_length=40)
     snippet: Snippet | None = None
     cards: list[CardSpec] = Field(default_factory=list, max_length=100)
-    related: list[Slug] = Field(default_factory=list, max_length=60)  # type: ignore[valid-type]
-    prerequisites: list[Slug] = Field(default_factory=list, max_length=60)  # type: ignore[valid-type]
-    previous_ids: list[Slug] = Field(default_factory=list, max_length=20)  # type: ignore[valid-type]
+    related: list[Slug] = Field(default_factory=list, max_length=60)
+    prerequisites: list[Slug] = Field(default_factory=list, max_length=60)
+    previous_ids: list[Slug] = Field(default_factory=list, max_length=20)
     sources: list[Source] = Field(default_factory=list, max_length=40)
     pitfalls: list[MediumText] = Field(default_factory=list, max_length=40)  # type: ignore[valid-type]
 

@@ -73,9 +73,7 @@ def _day_start(day: date, tz: tzinfo, rollover_hour: int) -> datetime:
     return low + timedelta(seconds=hi_s)
 
 
-def day_bounds(
-    day: date, *, tz: tzinfo, rollover_hour: int = DEFAULT_ROLLOVER_HOUR
-) -> tuple[datetime, datetime]:
+def day_bounds(day: date, *, tz: tzinfo, rollover_hour: int = DEFAULT_ROLLOVER_HOUR) -> tuple[datetime, datetime]:
     """The half-open UTC-aware interval [start, next day's start) of study day `day`."""
     return (
         day_start(day, tz=tz, rollover_hour=rollover_hour),

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import FIXED_NOW
 
+from helpers import FIXED_NOW
 from kb.config import Settings
 
 

@@ -83,11 +83,19 @@ def snapshot_db(
 
     conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
     try:
-        names = tables or [r[0] for r in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+        names = tables or [
+            r[0]
+            for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+            )
+        ]
         out = {}
         for name in names:
-            columns = [r[1] for r in conn.execute(f'PRAGMA table_info("{name}")') if r[1] not in (leave_out or {}).get(name, ())]
+            columns = [
+                r[1]
+                for r in conn.execute(f'PRAGMA table_info("{name}")')
+                if r[1] not in (leave_out or {}).get(name, ())
+            ]
             selected = ", ".join(f'"{c}"' for c in columns)
             rows = sorted(repr(r) for r in conn.execute(f'SELECT {selected} FROM "{name}"'))
             out[name] = (len(rows), hashlib.sha256("\n".join(rows).encode("utf-8", "surrogatepass")).hexdigest())

@@ -35,8 +35,9 @@ class BrowseScreen(KBScreen):
         Binding("a", "add_note", "Add note", id="add-note", tooltip="Write a new concept in YAML"),
         Binding("ctrl+p", "command_palette", "Find", id="find", tooltip="Find a concept by title, alias or tag"),
         Binding("escape", "clear_search", "Clear", id="clear", show=False),
-        Binding("x", "clear_filter", "All categories", id="clear-filter",
-                tooltip="Stop filtering by the selected category"),
+        Binding(
+            "x", "clear_filter", "All categories", id="clear-filter", tooltip="Stop filtering by the selected category"
+        ),
     ]
 
     def __init__(self) -> None:
@@ -99,9 +100,16 @@ class BrowseScreen(KBScreen):
         everywhere = None
         if query:
             hits = kb.search(query, limit=500)
-            concepts = [{"id": h.id, "title": {"en": h.title_en, "zh": h.title_zh}, "category": h.category,
-                         "snippet": h.snippet_text} for h in hits
-                        if category == ALL or h.category == category]
+            concepts = [
+                {
+                    "id": h.id,
+                    "title": {"en": h.title_en, "zh": h.title_zh},
+                    "category": h.category,
+                    "snippet": h.snippet_text,
+                }
+                for h in hits
+                if category == ALL or h.category == category
+            ]
             everywhere = len(hits) if category != ALL else None
         else:
             concepts = kb.list_concepts(None if category == ALL else category)
@@ -135,8 +143,9 @@ class BrowseScreen(KBScreen):
         if message.concepts:
             options.highlighted = 0
         else:
-            self.query_one("#preview-text", Static).update(plain("Nothing here." if not message.query else
-                                                                 "No concept matches. Try fewer or other words."))
+            self.query_one("#preview-text", Static).update(
+                plain("Nothing here." if not message.query else "No concept matches. Try fewer or other words.")
+            )
 
     def _add_rest(self, generation: int, rest: list[dict]) -> None:
         if generation == self._generation:  # not replaced by a newer list meanwhile
@@ -207,7 +216,6 @@ class BrowseScreen(KBScreen):
             self.notify(self.app.not_ready_message(), markup=False)
             return
         if concept_id:
-
             self.app.open_concept(concept_id)
 
     def action_open(self) -> None:

@@ -25,13 +25,31 @@ class ConceptScreen(KBScreen):
 
     BINDINGS = [
         Binding("escape", "back", "Back", id="back", tooltip="The previous concept, or the list"),
-        Binding("left_square_bracket,alt+left", "history(-1)", "Back", id="history-back", show=False,
-                tooltip="The previous concept of this history"),
-        Binding("right_square_bracket,alt+right", "history(1)", "Forward", id="history-forward", show=False,
-                tooltip="The next concept of this history"),
+        Binding(
+            "left_square_bracket,alt+left",
+            "history(-1)",
+            "Back",
+            id="history-back",
+            show=False,
+            tooltip="The previous concept of this history",
+        ),
+        Binding(
+            "right_square_bracket,alt+right",
+            "history(1)",
+            "Forward",
+            id="history-forward",
+            show=False,
+            tooltip="The next concept of this history",
+        ),
         Binding("r", "run", "Run snippet", id="run", tooltip="Run the snippet in an isolated worker"),
-        Binding("R", "run_confined", "Run confined", id="run-confined", show=False,
-                tooltip="Run an untrusted deck's snippet confined (kb verify --sandbox)"),
+        Binding(
+            "R",
+            "run_confined",
+            "Run confined",
+            id="run-confined",
+            show=False,
+            tooltip="Run an untrusted deck's snippet confined (kb verify --sandbox)",
+        ),
         Binding("l", "toggle_latex", "LaTeX", id="latex", tooltip="Formulas as raw LaTeX or as text"),
         Binding("e", "edit", "Edit", id="edit", tooltip="Edit this note (notes deck only)"),
         Binding("q", "quiz", "Quiz", id="quiz", show=False),
@@ -127,8 +145,9 @@ class ConceptScreen(KBScreen):
         self.sub_title = concept["id"] if deck in (None, "bundled") else f"{concept['id']}  ·  deck {deck}"
         retired = "   (retired: its file is gone; its cards and reviews are kept)" if concept.get("retired") else ""
         unverified = "   [unverified]" if concept.get("status") == "unverified" else ""
-        self.query_one("#titles", Static).update(plain(
-            f"{concept['title']['en']}  ·  {concept['title']['zh']}{unverified}{retired}", "bold"))
+        self.query_one("#titles", Static).update(
+            plain(f"{concept['title']['en']}  ·  {concept['title']['zh']}{unverified}{retired}", "bold")
+        )
         summary = f"{concept['summary']['en']}\n{concept['summary']['zh']}"
         self.query_one("#summary", Static).update(plain(summary, "italic"))
         self.query_one("#definition", Static).update(self._markdown(concept["definition"]))
@@ -150,7 +169,8 @@ class ConceptScreen(KBScreen):
         self._show_formulas()
         pitfalls = concept.get("pitfalls") or []
         self.query_one("#pitfalls", Static).update(
-            plain("Pitfalls\n" + "\n".join(f"  • {p}" for p in pitfalls)) if pitfalls else "")
+            plain("Pitfalls\n" + "\n".join(f"  • {p}" for p in pitfalls)) if pitfalls else ""
+        )
         links = self.query_one("#links", OptionList)
         links.clear_options()
         shown: set[str] = set()
@@ -164,7 +184,9 @@ class ConceptScreen(KBScreen):
                     links.add_option(Option(plain(f"{label}: {name}"), id=target))
         sources = concept.get("sources") or []
         box = self.query_one("#sources", Static)
-        box.update(plain("Sources\n" + "\n".join(f"  • {s['title']}\n    {s['url']}" for s in sources)) if sources else "")
+        box.update(
+            plain("Sources\n" + "\n".join(f"  • {s['title']}\n    {s['url']}" for s in sources)) if sources else ""
+        )
         box.display = bool(sources)
         has_links = links.option_count > 0
         links.display = has_links
@@ -208,11 +230,15 @@ class ConceptScreen(KBScreen):
             return
         # Line numbers are the YAML file's, so a failure's line can be found in the editor.
         start = concept.get("snippet_line_offset", 0) + 1
-        self.query_one("#snippet", Static).update(_numbered_python(snippet["code"].rstrip(), start, dark=self.app.current_theme.dark))
+        self.query_one("#snippet", Static).update(
+            _numbered_python(snippet["code"].rstrip(), start, dark=self.app.current_theme.dark)
+        )
         run = concept.get("last_run")
         if run and not run.get("current", True):
-            text = (f"Last run: {run['status']} on {run['device']}, {run['created_at'][:19]}, of an earlier version "
-                    "of this snippet; press r to run this one.")
+            text = (
+                f"Last run: {run['status']} on {run['device']}, {run['created_at'][:19]}, of an earlier version "
+                "of this snippet; press r to run this one."
+            )
             style = "dim"
         elif run:
             versions = f"torch {run.get('torch_version')}, numpy {run.get('numpy_version')}, Python {run.get('python_version')}"
@@ -259,8 +285,7 @@ class ConceptScreen(KBScreen):
     def run_snippet(self, sandbox: bool = False) -> None:
         outcome = None
         try:
-            outcome = self.app.service.run_snippet(self._shown(), sandbox=sandbox,
-                                              on_output=self._stream_output)
+            outcome = self.app.service.run_snippet(self._shown(), sandbox=sandbox, on_output=self._stream_output)
         finally:
             self.post_message(SnippetFinished(outcome))  # None when it failed: the error follows
 
@@ -284,10 +309,15 @@ class ConceptScreen(KBScreen):
             return
         level = self.app.service.isolation_level()  # shown with every run: how it was confined
         if outcome.passed:
-            status.update(plain(f"passed on {outcome.device} in {outcome.duration_s:.2f} s (isolation: {level})", "bold green"))
+            status.update(
+                plain(f"passed on {outcome.device} in {outcome.duration_s:.2f} s (isolation: {level})", "bold green")
+            )
         elif outcome.status == "untrusted":
-            hint = ("\npress R (shift+r) to run it confined: no writes outside its temporary folder, no network"
-                    if "no sandbox" not in (outcome.message or "") else "")
+            hint = (
+                "\npress R (shift+r) to run it confined: no writes outside its temporary folder, no network"
+                if "no sandbox" not in (outcome.message or "")
+                else ""
+            )
             status.update(plain(f"not run: {outcome.message or ''}{hint}", "bold yellow"))
         else:
             where = f"{outcome.source_path}:{outcome.line}: " if outcome.line else ""

@@ -62,8 +62,14 @@ class NoteEditorScreen(KBScreen):
     BINDINGS = [
         Binding("ctrl+s", "save", "Save", id="save", priority=True),
         # Priority: the text area would otherwise take escape (to leave its own focus).
-        Binding("escape", "cancel", "Cancel", id="cancel", priority=True,
-                tooltip="Leave the editor (asks first when the text was changed)"),
+        Binding(
+            "escape",
+            "cancel",
+            "Cancel",
+            id="cancel",
+            priority=True,
+            tooltip="Leave the editor (asks first when the text was changed)",
+        ),
     ]
 
     def __init__(self, text: str, path: Path | None, *, validate_now: bool = False) -> None:
@@ -76,9 +82,15 @@ class NoteEditorScreen(KBScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         with Vertical(id="note"):
-            yield Static(plain(("Editing " + str(self.path)) if self.path else
-                               "New note: edit the YAML, then ctrl+s to validate and save (esc cancels)", "bold"),
-                         id="note-title")
+            yield Static(
+                plain(
+                    ("Editing " + str(self.path))
+                    if self.path
+                    else "New note: edit the YAML, then ctrl+s to validate and save (esc cancels)",
+                    "bold",
+                ),
+                id="note-title",
+            )
             try:
                 area = TextArea.code_editor(self.initial_text, language="yaml", id="editor")
             except Exception:  # no tree-sitter grammar for YAML installed: plain text
@@ -110,8 +122,9 @@ class NoteEditorScreen(KBScreen):
         self.saving = False
         box = self.query_one("#note-errors", Static)
         if errors:
-            box.update(plain("Not saved; fix these and press ctrl+s again:\n" + "\n".join(str(e) for e in errors),
-                             "bold red"))
+            box.update(
+                plain("Not saved; fix these and press ctrl+s again:\n" + "\n".join(str(e) for e in errors), "bold red")
+            )
             first = errors[0]
             line = getattr(first, "line", None)
             if line:
@@ -152,5 +165,6 @@ class DiscardChangesScreen(ModalScreen[str]):
     """
 
     def compose(self) -> ComposeResult:
-        yield Static(plain("The note has changes that are not saved.\n\n"
-                           "s: save them   d: discard them   esc: keep editing"))
+        yield Static(
+            plain("The note has changes that are not saved.\n\ns: save them   d: discard them   esc: keep editing")
+        )

@@ -16,8 +16,13 @@ class OpenFailedScreen(ModalScreen[str]):
 
     BINDINGS = [
         Binding("r", "retry", "Try again", id="open-retry", tooltip="Open the knowledge base again"),
-        Binding("escape", "dismiss('browse')", "Browse anyway", id="open-dismiss",
-                tooltip="Browse the cached concept list; nothing that needs the database works"),
+        Binding(
+            "escape",
+            "dismiss('browse')",
+            "Browse anyway",
+            id="open-dismiss",
+            tooltip="Browse the cached concept list; nothing that needs the database works",
+        ),
     ]
     DEFAULT_CSS = """
     OpenFailedScreen { align: center middle; }
@@ -34,7 +39,9 @@ class OpenFailedScreen(ModalScreen[str]):
         with Vertical():
             yield Static(plain("The knowledge base could not be opened", "bold"))
             yield Static(plain(self.error), id="open-error")
-            yield Static(plain("r: try again   esc: browse anyway   ctrl+q: quit   (`kb doctor` in a shell says more)", "dim"))
+            yield Static(
+                plain("r: try again   esc: browse anyway   ctrl+q: quit   (`kb doctor` in a shell says more)", "dim")
+            )
         yield Footer()
 
     def action_retry(self) -> None:

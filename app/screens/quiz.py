@@ -115,9 +115,13 @@ class QuizScreen(KBScreen):
             return
         card = message.item.card
         self.finished = False
-        self.query_one("#progress", Static).update(plain(
-            f"Card {self.answered + 1} of {self.answered + message.remaining}   ·   {message.item.state}   ·   "
-            f"{card.concept_id}", "dim"))
+        self.query_one("#progress", Static).update(
+            plain(
+                f"Card {self.answered + 1} of {self.answered + message.remaining}   ·   {message.item.state}   ·   "
+                f"{card.concept_id}",
+                "dim",
+            )
+        )
         self.query_one("#prompt", Static).update(plain(plain_with_math(card.prompt), "bold"))
         options = "\n".join(f"  {i}. {option}" for i, option in enumerate(card.options, 1))
         self.query_one("#options", Static).update(plain(options))
@@ -133,8 +137,13 @@ class QuizScreen(KBScreen):
             answer_input.focus()
         else:
             self.set_focus(None)
-        hint = ("type the answer, enter" if typed else "1-%d choose" % len(card.options) if card.options
-                else "space shows the answer")
+        hint = (
+            "type the answer, enter"
+            if typed
+            else "1-%d choose" % len(card.options)
+            if card.options
+            else "space shows the answer"
+        )
         self.query_one("#buttons", Static).update(plain(hint, "dim"))
         self.refresh_bindings()
 
@@ -242,14 +251,21 @@ class QuizScreen(KBScreen):
         self.finished = True
         self.query_one("#answer-input", Input).display = False
         self.query_one("#progress", Static).update(plain("Nothing more to answer now", "bold"))
-        self.query_one("#prompt", Static).update(plain(
-            f"{self.answered} reviewed." if self.answered else
-            "Nothing is due right now. Come back tomorrow, or add a note (a).", "bold"))
+        self.query_one("#prompt", Static).update(
+            plain(
+                f"{self.answered} reviewed."
+                if self.answered
+                else "Nothing is due right now. Come back tomorrow, or add a note (a).",
+                "bold",
+            )
+        )
         self.query_one("#options", Static).update("")
         self.query_one("#answer", Markdown).update("")
         self.query_one("#verdict", Static).update("")
         self.query_one("#verdict", Static).display = False
-        self.query_one("#buttons", Static).update(plain("escape: back to browsing   ·   u: undo the last answer", "dim"))
+        self.query_one("#buttons", Static).update(
+            plain("escape: back to browsing   ·   u: undo the last answer", "dim")
+        )
         self.summarize()
         self.refresh_bindings()
 
@@ -264,8 +280,9 @@ class QuizScreen(KBScreen):
         """Nothing more can be shown now: what was done, what comes, and why cards still wait."""
         summary = message.summary
         if summary.answered:
-            self.query_one("#prompt", Static).update(plain(
-                f"{summary.answered} reviewed, {summary.recalled} recalled, {summary.minutes:.1f} min.", "bold"))
+            self.query_one("#prompt", Static).update(
+                plain(f"{summary.answered} reviewed, {summary.recalled} recalled, {summary.minutes:.1f} min.", "bold")
+            )
         forecast = " · ".join(str(n) for n in summary.forecast_7d)
         self.query_one("#answer", Markdown).update(f"Next 7 days: {forecast} cards due (today first).")
         if summary.waiting_line:

@@ -71,22 +71,40 @@ def _models() -> dict[str, object]:
     css = _CSS + pygments_css()
     answer = "{{FrontSide}}\n\n<hr id=answer>\n\n{{Back}}{{#Extra}}<div class=kb-note>{{Extra}}</div>{{/Extra}}"
     basic = genanki.Model(
-        BASIC_MODEL_ID, "kb Basic",
+        BASIC_MODEL_ID,
+        "kb Basic",
         fields=[{"name": "Front"}, {"name": "Back"}, {"name": "Extra"}],
-        templates=[{"name": "Card 1", "qfmt": "{{Front}}", "afmt": answer}], css=css)
+        templates=[{"name": "Card 1", "qfmt": "{{Front}}", "afmt": answer}],
+        css=css,
+    )
     cloze = genanki.Model(
-        CLOZE_MODEL_ID, "kb Cloze", model_type=genanki.Model.CLOZE,
+        CLOZE_MODEL_ID,
+        "kb Cloze",
+        model_type=genanki.Model.CLOZE,
         fields=[{"name": "Text"}, {"name": "Back Extra"}],
-        templates=[{"name": "Cloze", "qfmt": "{{cloze:Text}}",
-                    "afmt": "{{cloze:Text}}{{#Back Extra}}<div class=kb-note>{{Back Extra}}</div>{{/Back Extra}}"}],
-        css=css)
+        templates=[
+            {
+                "name": "Cloze",
+                "qfmt": "{{cloze:Text}}",
+                "afmt": "{{cloze:Text}}{{#Back Extra}}<div class=kb-note>{{Back Extra}}</div>{{/Back Extra}}",
+            }
+        ],
+        css=css,
+    )
     typed = genanki.Model(
-        TYPED_MODEL_ID, "kb Typed",
+        TYPED_MODEL_ID,
+        "kb Typed",
         fields=[{"name": "Front"}, {"name": "Back"}, {"name": "Extra"}],
-        templates=[{"name": "Card 1", "qfmt": "{{Front}}\n\n{{type:Back}}",
-                    "afmt": "{{Front}}\n\n<hr id=answer>\n\n{{type:Back}}"
-                            "{{#Extra}}<div class=kb-note>{{Extra}}</div>{{/Extra}}"}],
-        css=css)
+        templates=[
+            {
+                "name": "Card 1",
+                "qfmt": "{{Front}}\n\n{{type:Back}}",
+                "afmt": "{{Front}}\n\n<hr id=answer>\n\n{{type:Back}}"
+                "{{#Extra}}<div class=kb-note>{{Extra}}</div>{{/Extra}}",
+            }
+        ],
+        css=css,
+    )
     return {"basic": basic, "cloze": cloze, "typed": typed}
 
 
@@ -115,8 +133,9 @@ def _formula_fields(card: dict, concept: dict) -> tuple[str, str]:
     back = latex_html(card["latex"], display=True)
     where = card.get("where") or {}
     if where:
-        items = "".join(f"<li>{latex_html(symbol, display=False)}: {to_html(meaning)}</li>"
-                        for symbol, meaning in where.items())
+        items = "".join(
+            f"<li>{latex_html(symbol, display=False)}: {to_html(meaning)}</li>" for symbol, meaning in where.items()
+        )
         back += f"<div class=kb-where>where:<ul>{items}</ul></div>"
     return _escape(front), back
 
@@ -154,8 +173,15 @@ def note_for(card: dict, concept: dict, *, deck: str, pool: list[str], values: d
     # reverse, choice, computed: shown as the quiz shows them (masked summary, options, the value).
     rng = random.Random(card_id)  # the same option order on every export
     try:
-        shown = present(card_id=card_id, kind=kind, payload=card, concept=concept, rng=rng,
-                        distractor_pool=pool, computed_values=values)
+        shown = present(
+            card_id=card_id,
+            kind=kind,
+            payload=card,
+            concept=concept,
+            rng=rng,
+            distractor_pool=pool,
+            computed_values=values,
+        )
     except CardUnavailable:
         if kind == "computed":
             return None
@@ -178,8 +204,9 @@ def build_notes(rows: list[dict], *, deck: str) -> tuple[list[AnkiNote], list[st
         concept = row["data"]
         pool = [t for t in pools[concept["category"]] if t != concept["title"]["en"]]
         for card in row["cards"]:
-            made = note_for(card, concept, deck=f"{deck}::{concept['category']}", pool=pool,
-                            values=row.get("passing_values"))
+            made = note_for(
+                card, concept, deck=f"{deck}::{concept['category']}", pool=pool, values=row.get("passing_values")
+            )
             if made is None:
                 skipped.append(card["id"])
             elif (made.model, made.card_id) not in seen:  # the other numbers of a cloze spec share its note
@@ -197,8 +224,9 @@ def write_package(notes: list[AnkiNote], out: Path) -> list[str]:
     for item in notes:
         if item.deck not in decks:
             decks[item.deck] = genanki.Deck(_deck_id(item.deck), item.deck)
-        decks[item.deck].add_note(genanki.Note(model=models[item.model], fields=list(item.fields),
-                                               tags=list(item.tags), guid=item.guid))
+        decks[item.deck].add_note(
+            genanki.Note(model=models[item.model], fields=list(item.fields), tags=list(item.tags), guid=item.guid)
+        )
     if not decks:
         raise InteropError("nothing to export (no concepts match)")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -56,8 +56,10 @@ def _copy_bounded(source, target, package: Path) -> None:
     while chunk := source.read(_CHUNK):
         copied += len(chunk)
         if copied > MAX_COLLECTION_BYTES:
-            raise InteropError(f"{package}: its collection unpacks to more than {MAX_COLLECTION_BYTES // 2**20} MiB, "
-                               "kb's limit for one import")
+            raise InteropError(
+                f"{package}: its collection unpacks to more than {MAX_COLLECTION_BYTES // 2**20} MiB, "
+                "kb's limit for one import"
+            )
         target.write(chunk)
 
 
@@ -69,15 +71,19 @@ def _extract_collection(archive: zipfile.ZipFile, target: Path, package: Path) -
         raise InteropError(f"{package}: not an Anki package: it holds no collection")
     declared = archive.getinfo(member).file_size
     if member != "collection.anki21b" and declared > MAX_COLLECTION_BYTES:
-        raise InteropError(f"{package}: its collection is {declared / 2**20:,.0f} MiB unpacked; kb imports at most "
-                           f"{MAX_COLLECTION_BYTES // 2**20} MiB at a time (export one Anki deck at a time)")
+        raise InteropError(
+            f"{package}: its collection is {declared / 2**20:,.0f} MiB unpacked; kb imports at most "
+            f"{MAX_COLLECTION_BYTES // 2**20} MiB at a time (export one Anki deck at a time)"
+        )
     with archive.open(member) as raw, open(target, "wb") as out:
         if member == "collection.anki21b":
             try:
                 import zstandard
             except ImportError:
-                raise InteropError("this package uses the newer Anki format (collection.anki21b): export it from Anki "
-                                   "with 'Support older Anki versions' ticked, or `pip install zstandard`") from None
+                raise InteropError(
+                    "this package uses the newer Anki format (collection.anki21b): export it from Anki "
+                    "with 'Support older Anki versions' ticked, or `pip install zstandard`"
+                ) from None
             _copy_bounded(zstandard.ZstdDecompressor().stream_reader(raw), out, package)
         else:
             _copy_bounded(raw, out, package)
@@ -123,7 +129,7 @@ def short_title(text: str) -> str:
     if len(line) <= MAX_TITLE:
         return line
     cut = line[: MAX_TITLE - 1]
-    if " " in cut[MAX_TITLE // 2:]:
+    if " " in cut[MAX_TITLE // 2 :]:
         cut = cut[: cut.rindex(" ")]
     return cut.rstrip() + "…"
 
@@ -203,7 +209,7 @@ def concepts_from_notes(notes: list[AnkiNoteIn], taken: set[str]) -> tuple[list[
 _BaseDumper: type = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml's emitter: 20,000 notes in seconds
 
 
-class _Dumper(_BaseDumper):  # type: ignore[valid-type,misc]  # chosen at import time
+class _Dumper(_BaseDumper):  # chosen at import time
     """Multi-line text as literal blocks (`|`), as a person would write it."""
 
 
@@ -218,8 +224,9 @@ _Dumper.add_representer(str, _str)
 
 def concept_yaml(concept: dict) -> str:
     """The YAML file of one imported concept."""
-    body = yaml.dump(concept, Dumper=_Dumper, allow_unicode=True, sort_keys=False, width=1_000,
-                     default_flow_style=False)
+    body = yaml.dump(
+        concept, Dumper=_Dumper, allow_unicode=True, sort_keys=False, width=1_000, default_flow_style=False
+    )
     return "# Imported from Anki by `kb import`.\n" + body
 
 

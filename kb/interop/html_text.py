@@ -49,7 +49,7 @@ def to_html(text: str) -> str:
     parts: list[str] = []
     last = 0
     for m in _FENCE_RE.finditer(text):
-        parts.append(_prose_to_html(text[last:m.start()]))
+        parts.append(_prose_to_html(text[last : m.start()]))
         parts.append(highlight(m.group(2).rstrip("\n"), m.group(1)))
         last = m.end()
     parts.append(_prose_to_html(text[last:]))
@@ -66,8 +66,9 @@ def latex_html(latex: str, *, display: bool) -> str:
 # ([^<>]*, so a run of unclosed '<' is not rescanned), and pairs of opening and closing markers are
 # found with str.find, which gives up at the first opening without a close instead of retrying from
 # each later one (a field repeating `<div class="kb-code" ...>` 200,000 times took minutes before).
-_BREAK_RE = re.compile(r"<br\s*/?>|</div>\s*<div[^<>]*>|</p>\s*<p[^<>]*>|</?(?:div|p|ul|ol)(?:\s[^<>]*)?>",
-                       re.IGNORECASE)
+_BREAK_RE = re.compile(
+    r"<br\s*/?>|</div>\s*<div[^<>]*>|</p>\s*<p[^<>]*>|</?(?:div|p|ul|ol)(?:\s[^<>]*)?>", re.IGNORECASE
+)
 _ITEM_RE = re.compile(r"<li(?:\s[^<>]*)?>", re.IGNORECASE)
 _TAG_RE = re.compile(r"<[^<>]*>")
 _BLOCK_OPEN_RE = re.compile(r'<div class="kb-code" data-lang="([\w+-]*)">')
@@ -83,8 +84,8 @@ def _replace_pairs(text: str, opening: re.Pattern[str], closing: re.Pattern[str]
         end = closing.search(text, start.end())
         if end is None:
             break  # no later opening can be closed either
-        out.append(text[pos:start.start()])
-        out.append(render(start, text[start.end():end.start()]))
+        out.append(text[pos : start.start()])
+        out.append(render(start, text[start.end() : end.start()]))
         pos = end.end()
     out.append(text[pos:])
     return "".join(out)

@@ -37,9 +37,17 @@ def _fence(text: str, language: str = "") -> str:
 def concept_page(concept: dict, last_run: dict | None, titles: dict[str, tuple[str, str]]) -> str:
     """The Markdown page of one concept."""
     here = concept["category"]
-    lines = [_front_matter(concept), f"# {concept['title']['en']} / {concept['title']['zh']}", "",
-             f"> {concept['summary']['en']}", ">", f"> {concept['summary']['zh']}", "",
-             concept["definition"].strip(), ""]
+    lines = [
+        _front_matter(concept),
+        f"# {concept['title']['en']} / {concept['title']['zh']}",
+        "",
+        f"> {concept['summary']['en']}",
+        ">",
+        f"> {concept['summary']['zh']}",
+        "",
+        concept["definition"].strip(),
+        "",
+    ]
     if concept.get("definition_zh"):
         lines += [concept["definition_zh"].strip(), ""]
     if concept.get("formulas"):
@@ -53,8 +61,11 @@ def concept_page(concept: dict, last_run: dict | None, titles: dict[str, tuple[s
     if concept.get("snippet"):
         lines += ["## Example", "", _fence(concept["snippet"]["code"], "python"), ""]
         if last_run:
-            lines += [f"Last run: **{last_run['status']}** on {last_run['device']} "
-                      f"(torch {last_run.get('torch_version')}, {last_run['created_at'][:10]})", ""]
+            lines += [
+                f"Last run: **{last_run['status']}** on {last_run['device']} "
+                f"(torch {last_run.get('torch_version')}, {last_run['created_at'][:10]})",
+                "",
+            ]
             if (last_run.get("output") or "").strip():
                 lines += ["Output:", "", _fence(last_run["output"], "text"), ""]
     for heading, key in (("Prerequisites", "prerequisites"), ("Related", "related")):

@@ -88,10 +88,14 @@ def _admit(out: DeckSource, shown: str, size: int, total: int) -> bool:
         out.errors.append(LoadError(shown, 1, 1, f"more than {MAX_IMPORT_FILES:,} YAML files in one import"))
         return False
     if size > MAX_FILE_BYTES:
-        out.errors.append(LoadError(shown, 1, 1, f"the file is {size:,} bytes; the limit is {MAX_FILE_BYTES:,} bytes (1 MiB)"))
+        out.errors.append(
+            LoadError(shown, 1, 1, f"the file is {size:,} bytes; the limit is {MAX_FILE_BYTES:,} bytes (1 MiB)")
+        )
         return False
     if total + size > MAX_IMPORT_BYTES:
-        out.errors.append(LoadError(shown, 1, 1, f"the deck is over {MAX_IMPORT_BYTES // 2**20} MiB of YAML; import it in parts"))
+        out.errors.append(
+            LoadError(shown, 1, 1, f"the deck is over {MAX_IMPORT_BYTES // 2**20} MiB of YAML; import it in parts")
+        )
         return False
     return True
 

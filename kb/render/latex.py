@@ -40,8 +40,21 @@ _PLACEHOLDER_RE = re.compile("[\ue000-\ue009]")
 _RESTORE = {_SPACE: " ", _LBRACE: "{", _RBRACE: "}", _UNDERSCORE: "_", _CARET: "^", _BACKSLASH: "\\", _AMP: "&"}
 
 _ESCAPES = {
-    "\\": _ROWSEP, "{": _LBRACE, "}": _RBRACE, "_": _UNDERSCORE, "%": "%", "&": _AMP, "#": "#",
-    "$": "$", "|": "‖", ",": " ", ";": " ", ":": " ", ">": " ", " ": " ", "!": "",
+    "\\": _ROWSEP,
+    "{": _LBRACE,
+    "}": _RBRACE,
+    "_": _UNDERSCORE,
+    "%": "%",
+    "&": _AMP,
+    "#": "#",
+    "$": "$",
+    "|": "‖",
+    ",": " ",
+    ";": " ",
+    ":": " ",
+    ">": " ",
+    " ": " ",
+    "!": "",
 }
 _WORD_RE = re.compile(r"\\([A-Za-z]+)")
 _ESCAPE_RE = re.compile(r"\\([\\{}_%&#$|,;:> !])")
@@ -49,18 +62,62 @@ _SIZING_RE = re.compile(r"\\(?:left|middle|[Bb]igg?[lm]?)(?![A-Za-z])\s*\.?|\s*\
 _NOOP_RE = re.compile(r"\\(?:displaystyle|textstyle|scriptstyle|scriptscriptstyle|limits|nolimits)(?![A-Za-z])\s*")
 _TOP_SUP_RE = re.compile(r"\^\s*(?:\\top|\\intercal|\{\s*(?:\\top|\\intercal|\\mathsf\{T\}|T)\s*\})(?![A-Za-z])")
 _RENAME = {
-    "tfrac": "frac", "dfrac": "frac", "cfrac": "frac", "boldsymbol": "mathbf", "bm": "mathbf",
-    "widetilde": "tilde", "widebar": "bar", "dots": "ldots",
+    "tfrac": "frac",
+    "dfrac": "frac",
+    "cfrac": "frac",
+    "boldsymbol": "mathbf",
+    "bm": "mathbf",
+    "widetilde": "tilde",
+    "widebar": "bar",
+    "dots": "ldots",
 }
 # Symbols flatlatex does not know (the rest of its table is good).
 _SYMBOLS = {
-    "le": "≤", "ge": "≥", "ne": "≠", "to": "→", "gets": "←", "lvert": "|", "rvert": "|", "vert": "|",
-    "Vert": "‖", "lVert": "‖", "rVert": "‖", "mid": " | ", "langle": "⟨", "rangle": "⟩", "lfloor": "⌊",
-    "rfloor": "⌋", "lceil": "⌈", "rceil": "⌉", "ldots": "…", "coloneqq": "≔", "varnothing": "∅",
-    "iff": " ⟺ ", "implies": " ⟹ ", "prime": "′", "land": "∧", "lor": "∨", "colon": ":", "dagger": "†",
-    "leqslant": "⩽", "geqslant": "⩾", "square": "□", "checkmark": "✓", "top": "ᵀ", "intercal": "ᵀ",
-    "quad": _QUAD, "qquad": _QUAD, "enspace": " ", "thinspace": " ", "medspace": " ", "thickspace": " ",
-    "lbrace": _LBRACE, "rbrace": _RBRACE, "backslash": _BACKSLASH, "mathring": "", "centerdot": "·",
+    "le": "≤",
+    "ge": "≥",
+    "ne": "≠",
+    "to": "→",
+    "gets": "←",
+    "lvert": "|",
+    "rvert": "|",
+    "vert": "|",
+    "Vert": "‖",
+    "lVert": "‖",
+    "rVert": "‖",
+    "mid": " | ",
+    "langle": "⟨",
+    "rangle": "⟩",
+    "lfloor": "⌊",
+    "rfloor": "⌋",
+    "lceil": "⌈",
+    "rceil": "⌉",
+    "ldots": "…",
+    "coloneqq": "≔",
+    "varnothing": "∅",
+    "iff": " ⟺ ",
+    "implies": " ⟹ ",
+    "prime": "′",
+    "land": "∧",
+    "lor": "∨",
+    "colon": ":",
+    "dagger": "†",
+    "leqslant": "⩽",
+    "geqslant": "⩾",
+    "square": "□",
+    "checkmark": "✓",
+    "top": "ᵀ",
+    "intercal": "ᵀ",
+    "quad": _QUAD,
+    "qquad": _QUAD,
+    "enspace": " ",
+    "thinspace": " ",
+    "medspace": " ",
+    "thickspace": " ",
+    "lbrace": _LBRACE,
+    "rbrace": _RBRACE,
+    "backslash": _BACKSLASH,
+    "mathring": "",
+    "centerdot": "·",
 }
 # Operator names: rendered as words, scripts attached, a space before a following letter.
 _OPERATORS = frozenset(
@@ -69,20 +126,35 @@ _OPERATORS = frozenset(
     "softmax relu".split()
 )
 _BIG_OPERATORS = {
-    "sum": "∑", "prod": "∏", "coprod": "∐", "int": "∫", "iint": "∬", "iiint": "∭", "oint": "∮",
-    "bigcup": "⋃", "bigcap": "⋂", "bigoplus": "⨁", "bigotimes": "⨂", "bigvee": "⋁", "bigwedge": "⋀",
+    "sum": "∑",
+    "prod": "∏",
+    "coprod": "∐",
+    "int": "∫",
+    "iint": "∬",
+    "iiint": "∭",
+    "oint": "∮",
+    "bigcup": "⋃",
+    "bigcap": "⋂",
+    "bigoplus": "⨁",
+    "bigotimes": "⨂",
+    "bigvee": "⋁",
+    "bigwedge": "⋀",
 }
 # Commands whose argument is shown as plain text (a word).
 _TEXT_COMMANDS = frozenset(
     "mathrm operatorname text textrm textnormal textup textit textsf texttt textbf mathsf mathtt "
     "mbox hbox mathop mathrel mathbin mathord".split()
 )
-_ENVIRONMENT_RE = re.compile(
-    r"\\begin\s*\{(\w+\*?)\}((?:(?!\\begin\s*\{).)*?)\\end\s*\{\1\}", re.DOTALL
-)
+_ENVIRONMENT_RE = re.compile(r"\\begin\s*\{(\w+\*?)\}((?:(?!\\begin\s*\{).)*?)\\end\s*\{\1\}", re.DOTALL)
 _MATRIX_DELIMITERS = {
-    "matrix": ("[", "]"), "smallmatrix": ("[", "]"), "array": ("[", "]"), "pmatrix": ("(", ")"),
-    "bmatrix": ("[", "]"), "Bmatrix": (_LBRACE, _RBRACE), "vmatrix": ("|", "|"), "Vmatrix": ("‖", "‖"),
+    "matrix": ("[", "]"),
+    "smallmatrix": ("[", "]"),
+    "array": ("[", "]"),
+    "pmatrix": ("(", ")"),
+    "bmatrix": ("[", "]"),
+    "Bmatrix": (_LBRACE, _RBRACE),
+    "vmatrix": ("|", "|"),
+    "Vmatrix": ("‖", "‖"),
 }
 _ALIGN_ENVIRONMENTS = frozenset(
     "aligned align align* alignat alignat* gathered gather gather* split eqnarray eqnarray* equation "
@@ -141,7 +213,7 @@ def _strip_math_delimiters(tex: str) -> str:
     text = tex.strip()
     for left, right in (("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"), ("$", "$")):
         if len(text) > len(left) + len(right) and text.startswith(left) and text.endswith(right):
-            return text[len(left):-len(right)]
+            return text[len(left) : -len(right)]
     return text
 
 
@@ -190,7 +262,8 @@ def _pylatexenc():
 
     db = get_default_latex_context_db()
     db.add_context_category(
-        "kb", prepend=True,
+        "kb",
+        prepend=True,
         macros=[MacroTextSpec(name, simplify_repl=frac) for name in ("frac", "tfrac", "dfrac", "cfrac")]
         + [MacroTextSpec("sqrt", simplify_repl=sqrt)],
     )
@@ -295,7 +368,7 @@ def _read_group(s: str, i: int) -> tuple[str, int] | None:
         elif s[j] == "}":
             depth -= 1
             if depth == 0:
-                return s[i + 1:j], j + 1
+                return s[i + 1 : j], j + 1
     return None
 
 
@@ -310,13 +383,26 @@ def _read_argument(s: str, i: int) -> tuple[str, int] | None:
     if s[i] == "\\":
         m = _WORD_RE.match(s, i)
         if m is None:
-            return s[i:i + 2], i + 2
+            return s[i : i + 2], i + 2
         name = m.group(0)[1:]
-        if name in _TEXT_COMMANDS or name in ("mathbf", "mathcal", "mathbb", "mathit", "mathfrak", "hat",
-                                              "bar", "tilde", "vec", "dot", "ddot", "overline", "sqrt"):
+        if name in _TEXT_COMMANDS or name in (
+            "mathbf",
+            "mathcal",
+            "mathbb",
+            "mathit",
+            "mathfrak",
+            "hat",
+            "bar",
+            "tilde",
+            "vec",
+            "dot",
+            "ddot",
+            "overline",
+            "sqrt",
+        ):
             arg = _read_argument(s, m.end())
             if arg is not None:
-                return s[i:m.end()] + "{" + arg[0] + "}", arg[1]
+                return s[i : m.end()] + "{" + arg[0] + "}", arg[1]
         return m.group(0), m.end()
     if s[i] in "}^_":
         return None
@@ -325,8 +411,14 @@ def _read_argument(s: str, i: int) -> tuple[str, int] | None:
 
 def _protect(text: str) -> str:
     """Text made inert for flatlatex: its TeX-special characters become placeholders."""
-    return (text.replace("\\", _BACKSLASH).replace(" ", _SPACE).replace("{", _LBRACE).replace("}", _RBRACE)
-            .replace("_", _UNDERSCORE).replace("^", _CARET))
+    return (
+        text.replace("\\", _BACKSLASH)
+        .replace(" ", _SPACE)
+        .replace("{", _LBRACE)
+        .replace("}", _RBRACE)
+        .replace("_", _UNDERSCORE)
+        .replace("^", _CARET)
+    )
 
 
 def _render(tex: str, depth: int) -> str:
@@ -394,7 +486,7 @@ def _words(s: str, depth: int) -> str:
                 first = _read_argument(s, frac.end())
                 second = _read_argument(s, first[1]) if first else None
                 if second is not None:
-                    out.append("(" + _words(s[k:second[1]], depth + 1) + ")")
+                    out.append("(" + _words(s[k : second[1]], depth + 1) + ")")
                     j = second[1]
             elif k < len(s) and k == j and (s[k].isalnum() or s[k] in "\\{"):
                 out.append(" ")

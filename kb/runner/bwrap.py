@@ -31,7 +31,21 @@ _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the directory holdin
 _SYSTEM_DIRS = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc")
 # Directories whose contents must stay out of the sandbox: where socket files and other users'
 # runtime state live. A Python installation inside one of them is bound alone, never the whole.
-_PRIVATE_ROOTS = ("/", "/tmp", "/var/tmp", "/run", "/var/run", "/var", "/dev", "/proc", "/sys", "/home", "/root", "/mnt", "/media")
+_PRIVATE_ROOTS = (
+    "/",
+    "/tmp",
+    "/var/tmp",
+    "/run",
+    "/var/run",
+    "/var",
+    "/dev",
+    "/proc",
+    "/sys",
+    "/home",
+    "/root",
+    "/mnt",
+    "/media",
+)
 
 
 def executable() -> str | None:

@@ -8,6 +8,7 @@ worker (atexit handlers, buffered control-channel data) runs twice.
 from __future__ import annotations
 
 import faulthandler
+import io
 import json
 import linecache
 import math
@@ -27,9 +28,20 @@ from kb.runner.protocol import write_all
 SNIPPET_FILENAME = "<snippet>"
 MAX_MESSAGE_CHARS = 4000  # an assertion message may embed a huge tensor repr
 MAX_VALUE_BYTES = 64 * 1024  # JSON of one computed value; bigger values are not card answers
-_MEMORY_TEXTS = ("defaultcpuallocator", "failed to allocate", "can't allocate memory", "out of memory", "std::bad_alloc")
+_MEMORY_TEXTS = (
+    "defaultcpuallocator",
+    "failed to allocate",
+    "can't allocate memory",
+    "out of memory",
+    "std::bad_alloc",
+)
 EXIT_RUNNER_ERROR = 70  # EX_SOFTWARE: the runner itself failed in the child
 EXIT_SANDBOX_UNAVAILABLE = 77  # EX_NOPERM: the run required confinement that could not be applied
+
+
+def _line_buffered(fd: int) -> io.TextIOWrapper:
+    """A line-buffered text stream writing to `fd`; undecodable text is escaped, never an error."""
+    return open(fd, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False)
 
 
 def run_child(
@@ -52,7 +64,12 @@ def run_child(
     _close_in_forks(res_w)
     try:
         applied = _isolate(
-            spec, out_w=out_w, workdir=workdir, close_fds=close_fds, worker_pid=worker_pid, inside_bubblewrap=inside_bubblewrap
+            spec,
+            out_w=out_w,
+            workdir=workdir,
+            close_fds=close_fds,
+            worker_pid=worker_pid,
+            inside_bubblewrap=inside_bubblewrap,
         )
         refusal = sandbox.unavailable_reason(applied) if spec.get("sandbox") else None
         if refusal is not None:  # the run requires confinement (RunSpec.sandbox): do not run the code
@@ -139,10 +156,8 @@ def _isolate(
 
     # The interpreter's own streams too (typeshed marks them final): the snippet sees only these.
     sys.stdin = sys.__stdin__ = open(0, encoding="utf-8", closefd=False)  # type: ignore[misc]
-    sys.stdout = sys.__stdout__ = open(1, "w", encoding="utf-8", errors="backslashreplace", buffering=1,  # type: ignore[misc]
-                                       closefd=False)
-    sys.stderr = sys.__stderr__ = open(2, "w", encoding="utf-8", errors="backslashreplace", buffering=1,  # type: ignore[misc]
-                                       closefd=False)
+    sys.stdout = sys.__stdout__ = _line_buffered(1)  # type: ignore[misc]
+    sys.stderr = sys.__stderr__ = _line_buffered(2)  # type: ignore[misc]
     faulthandler.enable(file=sys.stderr, all_threads=True)
     return applied
 

@@ -34,7 +34,9 @@ def _torch_built_with_cuda() -> bool:
         text = version_file.read_text(encoding="utf-8")
     except OSError:
         return True  # unknown: let the probe decide
-    return not any(line.replace(" ", "").startswith(("cuda:Optional[str]=None", "cuda=None")) for line in text.splitlines())
+    return not any(
+        line.replace(" ", "").startswith(("cuda:Optional[str]=None", "cuda=None")) for line in text.splitlines()
+    )
 
 
 def _probe_cuda() -> bool:

@@ -43,7 +43,15 @@ class Limits:
     shm_bytes: int = 256 * 1024**2
 
     def __post_init__(self) -> None:
-        for name in ("wall_s", "cpu_s", "memory_bytes", "output_keep_bytes", "output_kill_bytes", "file_bytes", "shm_bytes"):
+        for name in (
+            "wall_s",
+            "cpu_s",
+            "memory_bytes",
+            "output_keep_bytes",
+            "output_kill_bytes",
+            "file_bytes",
+            "shm_bytes",
+        ):
             if not getattr(self, name) > 0:
                 raise ValueError(f"Limits.{name} must be positive, got {getattr(self, name)!r}")
         if self.nproc_extra < 1:

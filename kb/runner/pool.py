@@ -368,7 +368,7 @@ class WorkerPool:
 
     @property
     def layer(self) -> str:
-        """"bubblewrap" or "fallback": the outer layer the workers run in (decided once)."""
+        """ "bubblewrap" or "fallback": the outer layer the workers run in (decided once)."""
         if self._layer is None:
             if self._bubblewrap is False:
                 self._layer = "fallback"
@@ -486,7 +486,14 @@ class WorkerPool:
                 if not lost.started and attempt < RETRIES:
                     continue
                 output = "".join(streamed)
-                return _synthetic(spec, "crashed", lost.message, output=output, duration=time.monotonic() - started_at, versions=worker.versions)
+                return _synthetic(
+                    spec,
+                    "crashed",
+                    lost.message,
+                    output=output,
+                    duration=time.monotonic() - started_at,
+                    versions=worker.versions,
+                )
             except BaseException:
                 # KeyboardInterrupt or a bug: the worker's state is unknown, so it cannot be reused.
                 self._replace(worker)

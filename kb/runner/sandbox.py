@@ -136,7 +136,11 @@ def landlock_abi() -> int:
 
 
 class _RulesetAttr(ctypes.Structure):
-    _fields_ = [("handled_access_fs", ctypes.c_uint64), ("handled_access_net", ctypes.c_uint64), ("scoped", ctypes.c_uint64)]
+    _fields_ = [
+        ("handled_access_fs", ctypes.c_uint64),
+        ("handled_access_net", ctypes.c_uint64),
+        ("scoped", ctypes.c_uint64),
+    ]
 
 
 class _PathBeneathAttr(ctypes.Structure):
@@ -185,7 +189,12 @@ def _add_path_rule(ruleset_fd: int, path: str, rights: int) -> None:
     fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
     try:
         rule = _PathBeneathAttr(rights, fd)
-        if libc().syscall(SYS_LANDLOCK_ADD_RULE, ctypes.c_int(ruleset_fd), LANDLOCK_RULE_PATH_BENEATH, ctypes.byref(rule), 0) != 0:
+        if (
+            libc().syscall(
+                SYS_LANDLOCK_ADD_RULE, ctypes.c_int(ruleset_fd), LANDLOCK_RULE_PATH_BENEATH, ctypes.byref(rule), 0
+            )
+            != 0
+        ):
             raise _syscall_error(f"landlock_add_rule({path})")
     finally:
         os.close(fd)
@@ -372,11 +381,13 @@ def unavailable_reason(applied: dict[str, Any]) -> str | None:
     detail = "; ".join(applied.get("errors") or ()) or (
         f"Landlock ABI {applied.get('landlock_abi', 0)} and no seccomp filter support on this kernel"
     )
-    return f"sandbox unavailable: neither the Landlock filesystem rules nor the seccomp filter could be applied ({detail})"
+    return (
+        f"sandbox unavailable: neither the Landlock filesystem rules nor the seccomp filter could be applied ({detail})"
+    )
 
 
 def inner_level() -> str:
-    """"landlock+seccomp", "landlock", "seccomp" or "rlimits-only": what confine() can apply here."""
+    """ "landlock+seccomp", "landlock", "seccomp" or "rlimits-only": what confine() can apply here."""
     landlock = landlock_abi() >= 1
     use_seccomp = seccomp_available()
     if landlock and use_seccomp:

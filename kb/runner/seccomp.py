@@ -195,7 +195,14 @@ def program(*, allow_unix_sockets: bool, abi: _Abi | None = None) -> list[Instru
     prog += _when(nr["mknodat"], _refuse_values(2, (S_IFBLK, S_IFCHR), mask=S_IFMT))
     prog += _when(nr["clone3"], [_errno(errno.ENOSYS)])
     prog += _when(
-        nr["clone"], [(_LD_W_ABS, 0, 0, _arg_low(0)), (_AND_K, 0, 0, CLONE_NAMESPACE_FLAGS), (_JEQ_K, 0, 1, 0), ALLOW, _errno(errno.EPERM)]
+        nr["clone"],
+        [
+            (_LD_W_ABS, 0, 0, _arg_low(0)),
+            (_AND_K, 0, 0, CLONE_NAMESPACE_FLAGS),
+            (_JEQ_K, 0, 1, 0),
+            ALLOW,
+            _errno(errno.EPERM),
+        ],
     )
     return [*prog, ALLOW]
 

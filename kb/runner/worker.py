@@ -203,7 +203,9 @@ def _supervise(spec: dict[str, Any], *, ctl_in: int, ctl_out: int, inside_bubble
 class _Watch:
     """The poll loop of one run: output, the child's report, its exit, the deadline, the pool."""
 
-    def __init__(self, pid: int, out_r: int, res_r: int, ctl_in: int, ctl_out: int, limits: dict[str, Any], start: float):
+    def __init__(
+        self, pid: int, out_r: int, res_r: int, ctl_in: int, ctl_out: int, limits: dict[str, Any], start: float
+    ):
         self.pid, self.out_r, self.res_r, self.ctl_in, self.ctl_out = pid, out_r, res_r, ctl_in, ctl_out
         self.limits = limits
         self.start = start
@@ -263,7 +265,7 @@ class _Watch:
                 wait = self.deadline - now if self.kill_reason is None else 0.1
                 if pidfd is None:
                     wait = min(wait, 0.02)
-                for fd, events in poller.poll(max(1, int(wait * 1000))):
+                for fd, _events in poller.poll(max(1, int(wait * 1000))):
                     if fd == self.ctl_in:
                         raise _PoolGone()
                     if fd == pidfd:
@@ -377,18 +379,24 @@ class _Watch:
         if sig is not None:
             return result("crashed", sig_name)
         if self.foreign_report_pids:
-            return result("crashed", "a process the snippet started wrote to the run's report channel; the report is void")
+            return result(
+                "crashed", "a process the snippet started wrote to the run's report channel; the report is void"
+            )
         report = _parse_report(bytes(self.report))
         if report is None:
             if self.report:
                 return result("failed", "the run's report was not valid (written twice, cut short or overwritten)")
             # The process left without reporting: os._exit(), a closed channel, an exit from a thread.
-            return result("failed", f"the snippet's process exited before its code finished (exit code {exit_code}, no report)")
+            return result(
+                "failed", f"the snippet's process exited before its code finished (exit code {exit_code}, no report)"
+            )
         line = report.get("line")
         values = report.get("values") if isinstance(report.get("values"), dict) else {}
         if report["status"] == "passed" and exit_code != 0:
             return result("failed", f"the snippet reported success but exited with code {exit_code}", values=values)
-        return result(report["status"], report.get("message"), line=line if isinstance(line, int) else None, values=values)
+        return result(
+            report["status"], report.get("message"), line=line if isinstance(line, int) else None, values=values
+        )
 
 
 def _recvmsg(fd: int) -> tuple[bytes, list[tuple[int, int, bytes]], int, Any]:

@@ -37,8 +37,9 @@ from kb.service.study import (
 )
 
 
-class KnowledgeBase(ContentUseCases, DeckUseCases, SnippetUseCases, StudyUseCases, ProgressUseCases,
-                    MaintenanceUseCases, ServiceBase):
+class KnowledgeBase(
+    ContentUseCases, DeckUseCases, SnippetUseCases, StudyUseCases, ProgressUseCases, MaintenanceUseCases, ServiceBase
+):
     """The knowledge base of one KB_HOME: its decks and its database."""
 
     def __enter__(self) -> KnowledgeBase:

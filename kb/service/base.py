@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Self
 
-    from sqlalchemy.engine import Engine
+    from kb.store.engine import Engine
 
     from kb.runner import WorkerPool
     from kb.scheduler import SchedulerConfig
@@ -39,6 +39,7 @@ def save_user_setting(settings: Settings, key: str, value: object | None) -> Non
     from kb.config import write_setting
 
     write_setting(settings.home, key, value)
+
 
 def is_damaged_database(exc: BaseException | None) -> bool:
     """Whether an error raised by the service means the database file was found damaged in use."""
@@ -72,8 +73,9 @@ class ServiceBase:
                 open_engine,  # sqlmodel costs ~0.4 s: only when needed
             )
 
-            self._engine = open_engine(self.settings.db_path, now=self.clock(), backup_day=self.study_day,
-                                       on_notice=self.notices.append)
+            self._engine = open_engine(
+                self.settings.db_path, now=self.clock(), backup_day=self.study_day, on_notice=self.notices.append
+            )
         return self._engine
 
     def close(self) -> None:
@@ -132,4 +134,3 @@ class ServiceBase:
             if str(deck.path) == deck_path:
                 return deck.name
         return deck_path
-

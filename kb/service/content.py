@@ -13,6 +13,7 @@ from kb.service.base import ServiceBase
 
 if TYPE_CHECKING:
     from kb.store.ingest import SyncReport
+
     pass
 
 
@@ -32,8 +33,10 @@ class SearchHit:
             "snippet_text": self.snippet_text,
         }
 
+
 class NoteError(KbError):
     """A note cannot be edited: not the user's own, or its file is gone. The message says which."""
+
 
 NOTE_TEMPLATE = """\
 # yaml-language-server: $schema={schema}
@@ -91,8 +94,10 @@ class ContentUseCases(ServiceBase):
             return None  # another bundled deck was chosen (KB_BUNDLED_CONTENT): it may be empty
         if folder.is_dir() and any(folder.glob("*/*.yaml")):
             return None
-        return ("the bundled deck is missing from this installation of kb (no concept files here); reinstall it "
-                "(`pip install --force-reinstall mlkb`, or from a checkout `pip install -e .`)")
+        return (
+            "the bundled deck is missing from this installation of kb (no concept files here); reinstall it "
+            "(`pip install --force-reinstall mlkb`, or from a checkout `pip install -e .`)"
+        )
 
     def deck_files(self, problems: list | None = None) -> list[Path]:
         files = []
@@ -122,8 +127,9 @@ class ContentUseCases(ServiceBase):
             declared = item.concept.id if item.concept is not None else item.declared_id
             if declared is not None and declared in known:
                 other = known[declared]
-                report.errors.append(duplicate_id_at(str(item.path), item.id_position, declared, str(other.path),
-                                                     other.id_position))
+                report.errors.append(
+                    duplicate_id_at(str(item.path), item.id_position, declared, str(other.path), other.id_position)
+                )
         report.errors.extend(p.as_error() for p in problems)
         report.errors.sort()
         return report
@@ -131,7 +137,10 @@ class ContentUseCases(ServiceBase):
     def search(self, query: str, *, limit: int = 50) -> list[SearchHit]:
         from kb.store.queries import search
 
-        return [SearchHit(r.id, r.title_en, r.title_zh, r.category, r.snippet_text) for r in search(self.engine, query, limit=limit)]
+        return [
+            SearchHit(r.id, r.title_en, r.title_zh, r.category, r.snippet_text)
+            for r in search(self.engine, query, limit=limit)
+        ]
 
     def concept_ids(self) -> list[str]:
         from kb.store.queries import all_concept_ids
@@ -142,8 +151,10 @@ class ContentUseCases(ServiceBase):
         """Active concepts (all, or one category's), in category order then by id."""
         from kb.store.queries import list_concepts
 
-        concepts = [{"id": i, "title": {"en": en, "zh": zh}, "category": cat}
-                    for i, en, zh, cat in list_concepts(self.engine, category=category)]
+        concepts = [
+            {"id": i, "title": {"en": en, "zh": zh}, "category": cat}
+            for i, en, zh, cat in list_concepts(self.engine, category=category)
+        ]
         if category is None:
             self._write_list_cache(concepts)
         return concepts
@@ -185,7 +196,9 @@ class ContentUseCases(ServiceBase):
         out["snippet_line_offset"] = stored["snippet_line_offset"]
         out["retired"] = stored["retired"]
         # The titles of what it links to, so that a link reads as a title, not an id.
-        out["link_titles"] = titles_of(self.engine, list(dict.fromkeys(out.get("prerequisites", []) + out.get("related", []))))
+        out["link_titles"] = titles_of(
+            self.engine, list(dict.fromkeys(out.get("prerequisites", []) + out.get("related", [])))
+        )
         return out
 
     def is_own_note(self, concept: dict) -> bool:
@@ -200,11 +213,15 @@ class ContentUseCases(ServiceBase):
             raise NoteError(f"no concept {concept_id!r}")
         path = Path(concept["source_path"])
         if not self.is_own_note(concept):
-            raise NoteError(f"only notes in your notes deck can be edited here; {concept_id} comes from the deck "
-                            f"{concept.get('deck', '?')} and is read-only in kb")
+            raise NoteError(
+                f"only notes in your notes deck can be edited here; {concept_id} comes from the deck "
+                f"{concept.get('deck', '?')} and is read-only in kb"
+            )
         if concept.get("retired") or not path.is_file():
-            raise NoteError(f"the file of {concept_id} is gone ({path}): it was deleted or moved, so the note is retired "
-                            "(its cards and reviews are kept); `a` writes a new one")
+            raise NoteError(
+                f"the file of {concept_id} is gone ({path}): it was deleted or moved, so the note is retired "
+                "(its cards and reviews are kept); `a` writes a new one"
+            )
         return path
 
     def note_template(self, concept_id: str = "my-concept", category: str = "fundamentals") -> str:
@@ -224,8 +241,11 @@ class ContentUseCases(ServiceBase):
         drafts.mkdir(parents=True, exist_ok=True)
         # The id and category only name the draft and the file in messages: read them with a bounded
         # pattern, never by loading the text (the loader checks it properly below).
-        declared = dict(re.findall(r"^(id|category):[ \t]*['\"]?([a-z0-9][a-z0-9-]{0,79})['\"]?[ \t]*(?:#.*)?$",
-                                   text[:100_000], re.M))
+        declared = dict(
+            re.findall(
+                r"^(id|category):[ \t]*['\"]?([a-z0-9][a-z0-9-]{0,79})['\"]?[ \t]*(?:#.*)?$", text[:100_000], re.M
+            )
+        )
         stem = declared.get("id", "draft")
         draft = drafts / f"{Path(stem).name or 'draft'}.yaml"
         draft.write_text(text, encoding="utf-8")
@@ -236,11 +256,15 @@ class ContentUseCases(ServiceBase):
             errors = [e for e in errors if not (e.message.startswith("duplicate id") and str(replace) in e.message)]
         # Errors name the file the user is editing (or the one a new note will be saved as), never the draft.
         category = declared.get("category")
-        shown = replace or (self.settings.notes_dir / category / f"{stem}.yaml" if stem != "draft" and category else None)
+        shown = replace or (
+            self.settings.notes_dir / category / f"{stem}.yaml" if stem != "draft" and category else None
+        )
         from kb.loader import LoadError
 
-        errors = [LoadError(str(shown) if shown else "new note", e.line, e.col, e.message) if e.path == str(draft) else e
-                  for e in errors]
+        errors = [
+            LoadError(str(shown) if shown else "new note", e.line, e.col, e.message) if e.path == str(draft) else e
+            for e in errors
+        ]
         concept = report.parsed[0].concept if report.parsed else None
         if errors or concept is None:
             return None, None, errors

@@ -11,11 +11,13 @@ from kb.service.base import ServiceBase
 
 if TYPE_CHECKING:
     from kb.config import Deck
+
     pass
 
 
 class DeckError(KbError, ValueError):
     """A deck command that cannot be done (unknown deck, invalid import); the message says why."""
+
 
 @dataclass(frozen=True)
 class DeckInfo:
@@ -46,10 +48,19 @@ class DeckInfo:
         return "changed since trusted" if self.changed_snippets else "untrusted"
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "path": str(self.path), "kind": self.kind, "exists": self.exists,
-                "trust": self.trust, "trusted": self.own or (self.snippets > 0 and self.trusted_snippets == self.snippets),
-                "concepts": self.concepts, "snippets": self.snippets, "trusted_snippets": self.trusted_snippets,
-                "changed_snippets": self.changed_snippets, "changes": self.changes}
+        return {
+            "name": self.name,
+            "path": str(self.path),
+            "kind": self.kind,
+            "exists": self.exists,
+            "trust": self.trust,
+            "trusted": self.own or (self.snippets > 0 and self.trusted_snippets == self.snippets),
+            "concepts": self.concepts,
+            "snippets": self.snippets,
+            "trusted_snippets": self.trusted_snippets,
+            "changed_snippets": self.changed_snippets,
+            "changes": self.changes,
+        }
 
 
 class DeckUseCases(ServiceBase):
@@ -60,8 +71,10 @@ class DeckUseCases(ServiceBase):
         decks = self.settings.decks()
         named = [deck for deck in decks if deck.name == name_or_path]
         if len(named) > 1:
-            raise DeckError(f"{len(named)} decks are named {name_or_path!r} ({', '.join(str(d.path) for d in named)}); "
-                            "give the directory instead")
+            raise DeckError(
+                f"{len(named)} decks are named {name_or_path!r} ({', '.join(str(d.path) for d in named)}); "
+                "give the directory instead"
+            )
         if named:
             return named[0]
         path = Path(name_or_path).expanduser()
@@ -96,7 +109,9 @@ class DeckUseCases(ServiceBase):
         from kb.store.queries import changed_since_trusted
         from kb.trust import describe_changes
 
-        return {c.concept_id: describe_changes(c.trusted, c.current) for c in changed_since_trusted(self.engine, deck_path)}
+        return {
+            c.concept_id: describe_changes(c.trusted, c.current) for c in changed_since_trusted(self.engine, deck_path)
+        }
 
     def decks(self) -> list["DeckInfo"]:
         """Every deck kb loads, with its concepts and the trust of its snippets."""
@@ -108,6 +123,18 @@ class DeckUseCases(ServiceBase):
             kind = deck.kind
             c = stats.get(str(deck.path), DeckCounts())
             changes = self.changes_since_trusted(str(deck.path)) if c.changed and not deck.trusted else {}
-            out.append(DeckInfo(deck.name, deck.path, kind, deck.path.is_dir(), deck.trusted, c.concepts,
-                                c.snippets, c.trusted, c.changed, changes))
+            out.append(
+                DeckInfo(
+                    deck.name,
+                    deck.path,
+                    kind,
+                    deck.path.is_dir(),
+                    deck.trusted,
+                    c.concepts,
+                    c.snippets,
+                    c.trusted,
+                    c.changed,
+                    changes,
+                )
+            )
         return out

@@ -36,6 +36,7 @@ def json_schema() -> dict:
 
     return build()
 
+
 def _export_rows(kb: KnowledgeBase, category: str | None) -> list[dict]:
     """Synced active concepts (all, or one category's) with their cards and runs."""
     from kb.interop import InteropError
@@ -47,11 +48,13 @@ def _export_rows(kb: KnowledgeBase, category: str | None) -> list[dict]:
     kb.sync()
     return export_rows(kb.engine, category=category)
 
+
 def export_anki(kb: KnowledgeBase, out: Path, *, deck: str = "kb", category: str | None = None) -> AnkiExport:
     """Write the cards as an Anki package; returns a kb.interop.anki.AnkiExport."""
     from kb.interop.anki import export_anki as write
 
     return write(_export_rows(kb, category), out, deck=deck)
+
 
 def export_json(kb: KnowledgeBase, out: Path, *, category: str | None = None) -> int:
     """Write every concept with its cards and last run as JSON; returns the number of concepts."""
@@ -61,11 +64,13 @@ def export_json(kb: KnowledgeBase, out: Path, *, category: str | None = None) ->
     version = package_version("mlkb")
     return write(_export_rows(kb, category), out, schema_version=SCHEMA_VERSION, kb_version=version)
 
+
 def export_markdown(kb: KnowledgeBase, out_dir: Path, *, category: str | None = None) -> dict[str, int]:
     """Write one Markdown page per concept and an index per category under out_dir."""
     from kb.interop.markdown_export import export_markdown as write
 
     return write(_export_rows(kb, category), out_dir)
+
 
 @dataclass(frozen=True)
 class ImportOutcome:
@@ -74,6 +79,7 @@ class ImportOutcome:
     deck: Path
     concepts: list[str]
     skipped: list[str]
+
 
 @dataclass(frozen=True)
 class DeckImportOutcome:
@@ -91,12 +97,14 @@ class DeckImportOutcome:
     untrusted_again: list[str]  # snippets trusted before, edited in this version
     ignored: list[str]  # files that are not YAML
 
+
 class DeckImportError(DeckError):
     """An import refused as a whole; `errors` are every path:line:col problem found."""
 
     def __init__(self, message: str, errors: list | None = None):
         super().__init__(message)
         self.errors = errors or []
+
 
 def import_deck(kb: KnowledgeBase, source: Path, *, name: str | None = None, update: bool = False) -> DeckImportOutcome:
     """Import a folder or .zip of concept files as the untrusted deck $KB_HOME/decks/<name>, all or nothing.
@@ -121,8 +129,10 @@ def import_deck(kb: KnowledgeBase, source: Path, *, name: str | None = None, upd
     if name is None:
         deck_name = slugify(source.stem if source.is_file() else source.resolve().name)
         if not deck_name:
-            raise DeckError(f"cannot make a deck name from {source.name!r} (names are lowercase ASCII letters, "
-                            "digits and '-'); pass --name NAME")
+            raise DeckError(
+                f"cannot make a deck name from {source.name!r} (names are lowercase ASCII letters, "
+                "digits and '-'); pass --name NAME"
+            )
     elif not name or slugify(name) != name:
         raise DeckError(f"--name {name!r}: a deck name is lowercase letters, digits and '-'")
     else:
@@ -133,8 +143,10 @@ def import_deck(kb: KnowledgeBase, source: Path, *, name: str | None = None, upd
     if others:
         raise DeckError(f"the name {deck_name!r} is taken by the deck at {others[0].path}; pass --name NAME")
     if target.exists() and not update:
-        raise DeckError(f"a deck named {deck_name!r} is already imported ({target}); pass --update to replace it "
-                        f"with this version (reviews are kept), or --name to import it under another name")
+        raise DeckError(
+            f"a deck named {deck_name!r} is already imported ({target}); pass --update to replace it "
+            f"with this version (reviews are kept), or --name to import it under another name"
+        )
     if update and not target.is_dir():
         raise DeckError(f"--update: there is no imported deck named {deck_name!r} to update")
     if target.exists() and source.resolve() == target.resolve():
@@ -161,9 +173,14 @@ def import_deck(kb: KnowledgeBase, source: Path, *, name: str | None = None, upd
         if item.concept is not None and item.concept.id in owners:
             deck_path, file = owners[item.concept.id]
             clashing_decks.add(deck_path)
-            errors.append(LoadError(str(item.path), *item.id_position,
-                                    f"the id '{item.concept.id}' is already used by the deck {kb._deck_name(deck_path)} "
-                                    f"({file}); ids are unique across decks"))
+            errors.append(
+                LoadError(
+                    str(item.path),
+                    *item.id_position,
+                    f"the id '{item.concept.id}' is already used by the deck {kb._deck_name(deck_path)} "
+                    f"({file}); ids are unique across decks",
+                )
+            )
     if errors:
         errors = sorted(set(errors))
         message = f"{source}: {len(errors)} error(s); nothing was imported"
@@ -202,15 +219,27 @@ def import_deck(kb: KnowledgeBase, source: Path, *, name: str | None = None, upd
     ids = {item.concept.id for item in parsed if item.concept is not None}
     after = {s.concept_id: s for s in snippet_sources(kb.engine, sorted(ids))}
     untrusted_again = sorted(
-        cid for cid, src in after.items()
-        if cid in before and before[cid].trusted_hash is not None and before[cid].trusted_hash != src.code_hash
+        cid
+        for cid, src in after.items()
+        if cid in before
+        and before[cid].trusted_hash is not None
+        and before[cid].trusted_hash != src.code_hash
         and before[cid].trusted_hash == before[cid].code_hash
     )
     return DeckImportOutcome(
-        deck_name, target, update, len(ids), len(after), sum(s.trusted_hash != s.code_hash for s in after.values()),
-        added=sorted(i for i in sync.added if i in ids), changed=sorted(i for i in sync.updated if i in ids),
-        retired=sorted(sync.retired), untrusted_again=untrusted_again, ignored=read.ignored,
+        deck_name,
+        target,
+        update,
+        len(ids),
+        len(after),
+        sum(s.trusted_hash != s.code_hash for s in after.values()),
+        added=sorted(i for i in sync.added if i in ids),
+        changed=sorted(i for i in sync.updated if i in ids),
+        retired=sorted(sync.retired),
+        untrusted_again=untrusted_again,
+        ignored=read.ignored,
     )
+
 
 def import_anki(
     kb: KnowledgeBase, package: Path, *, name: str | None = None, on_progress: Callable[[str], None] | None = None
@@ -243,7 +272,9 @@ def import_anki(
     phase(f"converting {len(notes):,} notes")
     concepts, skipped = concepts_from_notes(notes, set(kb.concept_ids()))
     if not concepts:
-        raise InteropError(f"{package}: no Basic or Cloze note to import" + (f" ({len(skipped)} skipped)" if skipped else ""))
+        raise InteropError(
+            f"{package}: no Basic or Cloze note to import" + (f" ({len(skipped)} skipped)" if skipped else "")
+        )
     with staged_deck(kb.settings.imported_decks_dir, deck_name) as staging:
         phase(f"writing {len(concepts):,} concept files")
         written = write_deck(concepts, staging)

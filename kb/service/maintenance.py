@@ -49,7 +49,10 @@ class MaintenanceUseCases(ServiceBase):
             "platform": platform.platform(),
             "sqlite": sqlite_library_version(),
             "libyaml": bool(getattr(yaml, "__with_libyaml__", False)),
-            "packages": {n: package_version(n) for n in ("mlkb", "textual", "sqlmodel", "pydantic", "pyyaml", "numpy", "torch", "fsrs")},
+            "packages": {
+                n: package_version(n)
+                for n in ("mlkb", "textual", "sqlmodel", "pydantic", "pyyaml", "numpy", "torch", "fsrs")
+            },
             "kb_home": str(self.settings.home),
             "database": str(self.settings.db_path),
         }

@@ -10,13 +10,16 @@ from kb.service.base import ServiceBase
 
 if TYPE_CHECKING:
     from datetime import date
+
     pass
 
 
 class OptimizeError(KbError):
     """The optimizer subprocess failed (e.g. its extra dependencies are missing)."""
 
+
 OPTIMIZER_COMMAND = (sys.executable, "-m", "kb.optimizer")
+
 
 def true_retention_lines(table: dict) -> list[str]:
     """Anki's True Retention table as text: by week and by month, beside the target."""
@@ -41,8 +44,9 @@ class ProgressUseCases(ServiceBase):
         now = self.clock()
         day, start, end = self.study_day_bounds(now)
         zone, hour = self.zone(), self.settings.rollover_hour
-        raw = stats_rows(self.engine, since=now - timedelta(days=30), horizon=end + timedelta(days=7),
-                         day_start=start, day_end=end)
+        raw = stats_rows(
+            self.engine, since=now - timedelta(days=30), horizon=end + timedelta(days=7), day_start=start, day_end=end
+        )
         days = {study_day(t, tz=zone, rollover_hour=hour) for t in raw.pop("review_times")}
         streak, cursor = 0, day if day in days else day - timedelta(days=1)
         while cursor in days:
@@ -54,9 +58,13 @@ class ProgressUseCases(ServiceBase):
             if offset < 7:
                 forecast[offset] += 1
         raw["retention_30d"] = None if raw["retention_30d"] is None else round(raw["retention_30d"], 4)
-        return {**raw, "streak_days": streak, "forecast_7d": forecast,
-                "parameters": "optimized" if get_setting(self.engine, "fsrs_parameters") else "default",
-                "true_retention": self.true_retention()}
+        return {
+            **raw,
+            "streak_days": streak,
+            "forecast_7d": forecast,
+            "parameters": "optimized" if get_setting(self.engine, "fsrs_parameters") else "default",
+            "true_retention": self.true_retention(),
+        }
 
     def true_retention(self, *, weeks: int = 4, months: int = 6) -> dict:
         """Anki's "true retention": of the reviews on a later study day than the card's previous
@@ -93,13 +101,21 @@ class ProgressUseCases(ServiceBase):
 
         def row(label: str, counts: list[int]) -> dict:
             passed, total = counts
-            return {"period": label, "passed": passed, "reviews": total,
-                    "retention": round(passed / total, 4) if total else None}
+            return {
+                "period": label,
+                "passed": passed,
+                "reviews": total,
+                "retention": round(passed / total, 4) if total else None,
+            }
 
-        return {"target": self.settings.desired_retention,
-                "weeks": [row(f"{start.isoformat()}..{(start + timedelta(days=6)).isoformat()}", by_week[start])
-                          for start in week_starts],
-                "months": [row(f"{y:04d}-{m:02d}", by_month[(y, m)]) for y, m in month_keys]}
+        return {
+            "target": self.settings.desired_retention,
+            "weeks": [
+                row(f"{start.isoformat()}..{(start + timedelta(days=6)).isoformat()}", by_week[start])
+                for start in week_starts
+            ],
+            "months": [row(f"{y:04d}-{m:02d}", by_month[(y, m)]) for y, m in month_keys],
+        }
 
     def reviews_per_day(self, days: int = 30) -> list[tuple[str, int]]:
         """(study day ISO date, number of reviews) for the last `days` study days, oldest first."""
@@ -138,24 +154,33 @@ class ProgressUseCases(ServiceBase):
         seqs = sequences(rows, zone=zone, rollover_hour=hour)
         inter_day = seqs.inter_day_reviews
         in_use = "optimized" if current else "default"
-        result: dict[str, Any] = {"fitted": False, "chosen": "current" if current else "default", "reviews": len(rows),
-                  "inter_day_reviews": inter_day, "minimum": MIN_INTER_DAY_REVIEWS, "evaluations": {}}
+        result: dict[str, Any] = {
+            "fitted": False,
+            "chosen": "current" if current else "default",
+            "reviews": len(rows),
+            "inter_day_reviews": inter_day,
+            "minimum": MIN_INTER_DAY_REVIEWS,
+            "evaluations": {},
+        }
         if inter_day < MIN_INTER_DAY_REVIEWS:
-            result["message"] = (f"nothing fitted: {inter_day} of your {len(rows)} reviews came on a later study day "
-                                 f"than the card's previous review, and a fit needs at least {MIN_INTER_DAY_REVIEWS}; "
-                                 f"keeping the {in_use} parameters")
+            result["message"] = (
+                f"nothing fitted: {inter_day} of your {len(rows)} reviews came on a later study day "
+                f"than the card's previous review, and a fit needs at least {MIN_INTER_DAY_REVIEWS}; "
+                f"keeping the {in_use} parameters"
+            )
             return result
         payload = json.dumps({"reviews": rows, "current": current})
         with tempfile.TemporaryFile("w+") as out:
-            with subprocess.Popen(list(OPTIMIZER_COMMAND), stdin=subprocess.PIPE, stdout=out,
-                                  stderr=subprocess.PIPE, text=True) as proc:
+            with subprocess.Popen(
+                list(OPTIMIZER_COMMAND), stdin=subprocess.PIPE, stdout=out, stderr=subprocess.PIPE, text=True
+            ) as proc:
                 assert proc.stdin is not None and proc.stderr is not None  # both are pipes
                 proc.stdin.write(payload)
                 proc.stdin.close()
                 said = []
                 for line in proc.stderr:
                     if line.startswith(PROGRESS_PREFIX):
-                        done, _, total = line[len(PROGRESS_PREFIX):].strip().partition("/")
+                        done, _, total = line[len(PROGRESS_PREFIX) :].strip().partition("/")
                         if on_progress is not None:
                             on_progress(int(done), int(total))
                     else:
@@ -164,19 +189,24 @@ class ProgressUseCases(ServiceBase):
                 raise OptimizeError("optimize: " + ([s for s in said if s.strip()] or ["the optimizer failed"])[-1])
             out.seek(0)
             report = json.load(out)
-        evaluations = {name: report[key] for name, key in (("default", "default"), ("current", "current"),
-                                                           ("fitted", "candidate")) if report.get(key)}
+        evaluations = {
+            name: report[key]
+            for name, key in (("default", "default"), ("current", "current"), ("fitted", "candidate"))
+            if report.get(key)
+        }
         chosen = report["chosen"]
         result.update(fitted=True, chosen=chosen, evaluations=evaluations, parameters=report["weights"])
         if chosen != "current":
             self.backup()  # new parameters change every interval from now on: keep the state before
             set_setting(self.engine, "fsrs_parameters", report["weights"] if chosen == "fitted" else None)
-        set_setting(self.engine, "fsrs_fit", {"chosen": chosen, "inter_day_reviews": inter_day,
-                                              "at": self.clock().isoformat()})
-        message = {"fitted": "the fitted parameters predict your history best; they are used from now on",
-                   "current": "the parameters in use predict your history at least as well as the fitted ones; "
-                              "keeping them",
-                   "default": "the default parameters predict your history at least as well as the fitted ones; "
-                              "using the defaults"}[chosen]
+        set_setting(
+            self.engine, "fsrs_fit", {"chosen": chosen, "inter_day_reviews": inter_day, "at": self.clock().isoformat()}
+        )
+        message = {
+            "fitted": "the fitted parameters predict your history best; they are used from now on",
+            "current": "the parameters in use predict your history at least as well as the fitted ones; keeping them",
+            "default": "the default parameters predict your history at least as well as the fitted ones; "
+            "using the defaults",
+        }[chosen]
         result["message"] = f"fitted to {inter_day} inter-day reviews ({len(rows)} reviews in all): {message}"
         return result

@@ -34,8 +34,9 @@ class SessionSummary:
 class QuizSession:
     """The state of one quiz: the card shown, its grade, counts, and this session's answers."""
 
-    def __init__(self, kb: KnowledgeBase, *, limit: int | None = None,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, kb: KnowledgeBase, *, limit: int | None = None, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
         self.kb = kb
         self.limit = limit
         self.monotonic = monotonic
@@ -104,15 +105,25 @@ class QuizSession:
             self.answered = max(0, self.answered - 1)
         return card_id
 
-    def buttons(self, separator: str = " | ", *, lowercase: bool = False, template: str = "{r} {name} {interval}") -> str:
+    def buttons(
+        self, separator: str = " | ", *, lowercase: bool = False, template: str = "{r} {name} {interval}"
+    ) -> str:
         """The four ratings with the interval each gives: "1 Again 1m | 2 Hard 6m | ..."."""
         if self.current is None:
             return ""
         intervals = self.current.intervals
-        return separator.join(template.format(r=r, name=RATINGS[r] if lowercase else rating_name(r), interval=intervals[r])
-                              for r in RATINGS)
+        return separator.join(
+            template.format(r=r, name=RATINGS[r] if lowercase else rating_name(r), interval=intervals[r])
+            for r in RATINGS
+        )
 
     def summary(self) -> SessionSummary:
         stats = self.kb.stats()
-        return SessionSummary(self.answered, self.recalled, (self.monotonic() - self._started) / 60,
-                              stats["due_today"], stats["forecast_7d"], self.kb.due_overview().waiting_line())
+        return SessionSummary(
+            self.answered,
+            self.recalled,
+            (self.monotonic() - self._started) / 60,
+            stats["due_today"],
+            stats["forecast_7d"],
+            self.kb.due_overview().waiting_line(),
+        )

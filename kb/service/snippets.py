@@ -13,11 +13,13 @@ from kb.service.base import ServiceBase, package_version
 if TYPE_CHECKING:
     from kb.runner.models import RunResult, RunSpec
     from kb.store.queries import SnippetSource
+
     pass
 
 
 class VerifyError(KbError):
     """A verify request that cannot be carried out (a device that is not here)."""
+
 
 @dataclass(frozen=True)
 class VerifyOutcome:
@@ -42,8 +44,13 @@ class VerifyOutcome:
         return self.status not in ("untrusted", "skipped")
 
     def to_dict(self) -> dict:
-        return {"id": self.id, "status": self.status, "device": self.device,
-                "duration_s": round(self.duration_s, 4), "message": self.message}
+        return {
+            "id": self.id,
+            "status": self.status,
+            "device": self.device,
+            "duration_s": round(self.duration_s, 4),
+            "message": self.message,
+        }
 
 
 class SnippetUseCases(ServiceBase):
@@ -66,7 +73,9 @@ class SnippetUseCases(ServiceBase):
         if device == "auto":
             return "cuda" if "cuda" in available else "cpu"
         if device not in available:
-            raise VerifyError(f"--device {device}: no {device.upper()} device is available here (found: {', '.join(available)})")
+            raise VerifyError(
+                f"--device {device}: no {device.upper()} device is available here (found: {', '.join(available)})"
+            )
         return device
 
     @staticmethod
@@ -76,13 +85,18 @@ class SnippetUseCases(ServiceBase):
             return None
         name = names.get(src.deck_path, src.deck_path)
         if src.trusted_hash is not None:
-            return (f"the snippet of {src.concept_id} changed since you trusted the deck {name}; "
-                    f"read it, then run `kb trust {name}` again (or `kb verify --sandbox {src.concept_id}`)")
-        return (f"the deck {name} is not trusted; read its snippets, then run `kb trust {name}` "
-                f"(or `kb verify --sandbox {src.concept_id}` to run this one confined)")
+            return (
+                f"the snippet of {src.concept_id} changed since you trusted the deck {name}; "
+                f"read it, then run `kb trust {name}` again (or `kb verify --sandbox {src.concept_id}`)"
+            )
+        return (
+            f"the deck {name} is not trusted; read its snippets, then run `kb trust {name}` "
+            f"(or `kb verify --sandbox {src.concept_id}` to run this one confined)"
+        )
 
-    def _plan(self, ids: list[str] | None, device: str, changed_only: bool,
-              sandbox: bool = False) -> tuple[list[tuple[SnippetSource, RunSpec]], list[VerifyOutcome]]:
+    def _plan(
+        self, ids: list[str] | None, device: str, changed_only: bool, sandbox: bool = False
+    ) -> tuple[list[tuple[SnippetSource, RunSpec]], list[VerifyOutcome]]:
         """RunSpecs for what should run, and outcomes for what will not (untrusted, skipped).
 
         With `sandbox`, untrusted snippets run too, but only where the runner can confine them
@@ -108,58 +122,118 @@ class SnippetUseCases(ServiceBase):
             if confined and sandbox:
                 level = level or sandbox_level()
                 if level == "rlimits-only":
-                    reason = (f"{src.concept_id} is untrusted and this machine has no sandbox for it (neither bubblewrap, "
-                              f"Landlock nor seccomp is available; `kb doctor` shows the isolation); it will not run")
+                    reason = (
+                        f"{src.concept_id} is untrusted and this machine has no sandbox for it (neither bubblewrap, "
+                        f"Landlock nor seccomp is available; `kb doctor` shows the isolation); it will not run"
+                    )
                 else:
                     reason = None
             if reason is not None:
-                skipped.append(VerifyOutcome(src.concept_id, "untrusted", None, 0.0, reason, source_path=src.source_path))
+                skipped.append(
+                    VerifyOutcome(src.concept_id, "untrusted", None, 0.0, reason, source_path=src.source_path)
+                )
                 continue
             run_on = chosen if chosen in src.devices else next((d for d in src.devices if d in available), None)
             if run_on is None:
-                skipped.append(VerifyOutcome(src.concept_id, "skipped", None, 0.0,
-                                             f"needs {' or '.join(src.devices)}, not available here",
-                                             source_path=src.source_path))
+                skipped.append(
+                    VerifyOutcome(
+                        src.concept_id,
+                        "skipped",
+                        None,
+                        0.0,
+                        f"needs {' or '.join(src.devices)}, not available here",
+                        source_path=src.source_path,
+                    )
+                )
                 continue
             last = passes.get(src.concept_id)
-            if changed_only and last and last["code_hash"] == src.code_hash and last["device"] == run_on and all(
-                last[k] == current[k] for k in ("python", "torch", "numpy")
+            if (
+                changed_only
+                and last
+                and last["code_hash"] == src.code_hash
+                and last["device"] == run_on
+                and all(last[k] == current[k] for k in ("python", "torch", "numpy"))
             ):
                 continue
             limits = self.settings.run_limits
             if src.timeout_s:
                 limits = Limits(**{**limits.__dict__, "wall_s": src.timeout_s, "cpu_s": src.timeout_s})
-            specs.append((src, RunSpec(key=src.concept_id, code=src.code, device=run_on, limits=limits,
-                                       expressions=src.expressions, line_offset=src.line_offset,
-                                       source_path=src.source_path, sandbox=confined)))
+            specs.append(
+                (
+                    src,
+                    RunSpec(
+                        key=src.concept_id,
+                        code=src.code,
+                        device=run_on,
+                        limits=limits,
+                        expressions=src.expressions,
+                        line_offset=src.line_offset,
+                        source_path=src.source_path,
+                        sandbox=confined,
+                    ),
+                )
+            )
         return specs, skipped
 
     @staticmethod
     def library_versions() -> dict[str, str | None]:
         """The versions a run would report, read without importing torch or numpy."""
 
-
-        return {"python": platform.python_version(), "torch": package_version("torch"), "numpy": package_version("numpy")}
+        return {
+            "python": platform.python_version(),
+            "torch": package_version("torch"),
+            "numpy": package_version("numpy"),
+        }
 
     def _record(self, src: SnippetSource, result: RunResult) -> VerifyOutcome:
         import json
 
         from kb.store.queries import record_run
 
-        record_run(self.engine, src.concept_id, {
-            "code_hash": src.code_hash, "status": result.status, "device": result.device,
-            "python_version": result.versions.get("python"), "torch_version": result.versions.get("torch"),
-            "numpy_version": result.versions.get("numpy"), "duration_s": result.duration_s,
-            "output": result.output, "truncated": result.truncated, "message": result.message,
-            "line": result.line, "signal": result.signal, "exit_code": result.exit_code,
-            "values_json": json.dumps(result.values, ensure_ascii=False),
-        }, now=self.clock())
-        return VerifyOutcome(result.key, result.status, result.device, result.duration_s, result.message,
-                             result.line, src.source_path, result.output, result.values)
+        record_run(
+            self.engine,
+            src.concept_id,
+            {
+                "code_hash": src.code_hash,
+                "status": result.status,
+                "device": result.device,
+                "python_version": result.versions.get("python"),
+                "torch_version": result.versions.get("torch"),
+                "numpy_version": result.versions.get("numpy"),
+                "duration_s": result.duration_s,
+                "output": result.output,
+                "truncated": result.truncated,
+                "message": result.message,
+                "line": result.line,
+                "signal": result.signal,
+                "exit_code": result.exit_code,
+                "values_json": json.dumps(result.values, ensure_ascii=False),
+            },
+            now=self.clock(),
+        )
+        return VerifyOutcome(
+            result.key,
+            result.status,
+            result.device,
+            result.duration_s,
+            result.message,
+            result.line,
+            src.source_path,
+            result.output,
+            result.values,
+        )
 
-    def verify(self, ids: list[str] | None = None, *, device: str = "auto", jobs: int | None = None,
-               changed_only: bool = False, sandbox: bool = False, on_planned: Callable[[int], None] | None = None,
-               on_result: Callable[[VerifyOutcome], None] | None = None) -> list[VerifyOutcome]:
+    def verify(
+        self,
+        ids: list[str] | None = None,
+        *,
+        device: str = "auto",
+        jobs: int | None = None,
+        changed_only: bool = False,
+        sandbox: bool = False,
+        on_planned: Callable[[int], None] | None = None,
+        on_result: Callable[[VerifyOutcome], None] | None = None,
+    ) -> list[VerifyOutcome]:
         """Run snippets in warm isolated workers, record every verdict, return them in id order.
 
         Snippets of decks that are not the user's own run only when trusted by hash, or, with
@@ -185,8 +259,14 @@ class SnippetUseCases(ServiceBase):
                 pool.run_many([spec for _, spec in planned], on_result=done)
         return [outcomes[k] for k in sorted(outcomes)]
 
-    def run_snippet(self, concept_id: str, *, device: str = "auto", sandbox: bool = False,
-                    on_output: Callable[[str], None] | None = None) -> VerifyOutcome:
+    def run_snippet(
+        self,
+        concept_id: str,
+        *,
+        device: str = "auto",
+        sandbox: bool = False,
+        on_output: Callable[[str], None] | None = None,
+    ) -> VerifyOutcome:
         """Run one concept's snippet on a warm worker kept for this KnowledgeBase, streaming output."""
         planned, skipped = self._plan([concept_id], device, changed_only=False, sandbox=sandbox)
         if skipped:
@@ -196,8 +276,10 @@ class SnippetUseCases(ServiceBase):
             if concept is None:
                 raise VerifyError(f"no concept {concept_id!r}")
             if concept.get("retired"):
-                raise VerifyError(f"{concept_id} is retired: its file is gone ({concept['source_path']}), so its snippet "
-                                  "does not run; its cards and reviews are kept")
+                raise VerifyError(
+                    f"{concept_id} is retired: its file is gone ({concept['source_path']}), so its snippet "
+                    "does not run; its cards and reviews are kept"
+                )
             raise VerifyError(f"{concept_id} has no snippet")
         src, spec = planned[0]
         if self._pool is None:

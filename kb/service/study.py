@@ -27,6 +27,7 @@ class QuizItem:
     intervals: dict
     shown_state: dict | None = None  # the stored state when shown: pass it to answer() (None: new)
 
+
 @dataclass(frozen=True)
 class DueOverview:
     """Today's due cards: how many can be shown, and the concepts whose cards wait for a run."""
@@ -38,16 +39,22 @@ class DueOverview:
         if not self.waiting_for_a_run:
             return None
         names = ", ".join(self.waiting_for_a_run[:5]) + (" …" if len(self.waiting_for_a_run) > 5 else "")
-        return (f"{len(self.waiting_for_a_run)} concept(s) have computed cards waiting for their snippet to give a "
-                f"value ({names}): `kb verify`, or r on the concept")
+        return (
+            f"{len(self.waiting_for_a_run)} concept(s) have computed cards waiting for their snippet to give a "
+            f"value ({names}): `kb verify`, or r on the concept"
+        )
+
 
 class AnsweredElsewhere(KbError):
     """The card was answered by another session (a second terminal, another kb) after it was shown
     here: this answer is not recorded, and the session goes on with the next card."""
 
     def __init__(self, card_id: str) -> None:
-        super().__init__(f"{card_id} was answered in another session after it was shown here; this answer was not recorded")
+        super().__init__(
+            f"{card_id} was answered in another session after it was shown here; this answer was not recorded"
+        )
         self.card_id = card_id
+
 
 @dataclass(frozen=True)
 class AnswerOutcome:
@@ -63,8 +70,11 @@ class AnswerOutcome:
     def leech_message(self) -> str:
         if not self.leech:
             return ""
-        return ("leech: suspended after repeated lapses" if self.suspended
-                else "leech: marked after repeated lapses; it stays in the quiz")
+        return (
+            "leech: suspended after repeated lapses"
+            if self.suspended
+            else "leech: marked after repeated lapses; it stays in the quiz"
+        )
 
 
 @dataclass(frozen=True)
@@ -87,8 +97,14 @@ class StudyUseCases(ServiceBase):
 
         now = now or self.clock()
         _, start, end = self.study_day_bounds(now)
-        entries = build_queue(self.engine, now=now, day_start=start, day_end=end,
-                              new_limit=self.settings.new_per_day, review_limit=self.settings.reviews_per_day)
+        entries = build_queue(
+            self.engine,
+            now=now,
+            day_start=start,
+            day_end=end,
+            new_limit=self.settings.new_per_day,
+            review_limit=self.settings.reviews_per_day,
+        )
         return [DueCard(e.card_id, e.concept_id, e.kind, e.state, e.due) for e in entries]
 
     def due_overview(self) -> DueOverview:
@@ -127,16 +143,29 @@ class StudyUseCases(ServiceBase):
         if rng is None:  # the same options in the same order all day
             day, _, _ = self.study_day_bounds(now)
             rng = random.Random(f"{card_id}:{day.isoformat()}")
-        pool = [title for cid, title in titles_in_category(self.engine, concept["category"]) if cid != stored.concept_id]
+        pool = [
+            title for cid, title in titles_in_category(self.engine, concept["category"]) if cid != stored.concept_id
+        ]
         try:
-            card = present(card_id=card_id, kind=stored.kind, payload=stored.payload, concept=concept, rng=rng,
-                           distractor_pool=pool, computed_values=last_passing_values(self.engine, stored.concept_id))
+            card = present(
+                card_id=card_id,
+                kind=stored.kind,
+                payload=stored.payload,
+                concept=concept,
+                rng=rng,
+                distractor_pool=pool,
+                computed_values=last_passing_values(self.engine, stored.concept_id),
+            )
         except CardUnavailable:
             return None
         state = self._card_state(stored)
         states = next_states(state, now, config=self.scheduler_config(), fuzz_seed=stored.card_pk)
-        return QuizItem(card, stored.state["state"] if stored.state else "new",
-                        {rating: format_interval(now, s.due) for rating, s in states.items()}, stored.state)
+        return QuizItem(
+            card,
+            stored.state["state"] if stored.state else "new",
+            {rating: format_interval(now, s.due) for rating, s in states.items()},
+            stored.state,
+        )
 
     @staticmethod
     def _card_state(stored: StoredCard) -> CardState | None:
@@ -144,13 +173,15 @@ class StudyUseCases(ServiceBase):
 
         return CardState.from_dict(stored.state) if stored.state else None
 
-    def next_quiz_item(self, *, skip: Collection[str] = frozenset(),
-                       rng: random.Random | None = None) -> QuizItem | None:
+    def next_quiz_item(
+        self, *, skip: Collection[str] = frozenset(), rng: random.Random | None = None
+    ) -> QuizItem | None:
         """The first card of today's queue that can be shown (computed cards need a passing run)."""
         return self.first_showable(skip=skip, rng=rng)[0]
 
-    def first_showable(self, *, skip: Collection[str] = frozenset(),
-                       rng: random.Random | None = None) -> tuple[QuizItem | None, int]:
+    def first_showable(
+        self, *, skip: Collection[str] = frozenset(), rng: random.Random | None = None
+    ) -> tuple[QuizItem | None, int]:
         """(the first card of today's queue that can be shown, or None; the queue's length), from one
         build of the queue."""
         queue = self.due_queue()
@@ -167,8 +198,9 @@ class StudyUseCases(ServiceBase):
 
         return grade(card, response)
 
-    def answer(self, card_id: str, rating: int, *, duration_ms: int | None = None,
-               shown_state: dict | None | object = ...) -> "AnswerOutcome":
+    def answer(
+        self, card_id: str, rating: int, *, duration_ms: int | None = None, shown_state: dict | None | object = ...
+    ) -> "AnswerOutcome":
         """Store an answer and the card's next state in one transaction.
 
         With `shown_state` (QuizItem.shown_state), the answer is refused with AnsweredElsewhere when
@@ -193,13 +225,27 @@ class StudyUseCases(ServiceBase):
             state = answer(previous, rating, now, config=config, fuzz_seed=stored.card_pk)
             leech = became_leech(previous, state, config)
             decided.append((state, leech))
-            return NextState(dict(state.to_dict()), state.state, state.due, state.lapses, state.reps, leech,
-                             suspend_leech=self.settings.leech_action == "suspend")
+            return NextState(
+                dict(state.to_dict()),
+                state.state,
+                state.due,
+                state.lapses,
+                state.reps,
+                leech,
+                suspend_leech=self.settings.leech_action == "suspend",
+            )
 
         review_id = record_answer(self.engine, card_id, rating=rating, now=now, duration_ms=duration_ms, decide=decide)
         state, leech = decided[-1]
-        return AnswerOutcome(review_id, card_id, rating, state.due, format_interval(now, state.due), leech,
-                             suspended=leech and self.settings.leech_action == "suspend")
+        return AnswerOutcome(
+            review_id,
+            card_id,
+            rating,
+            state.due,
+            format_interval(now, state.due),
+            leech,
+            suspended=leech and self.settings.leech_action == "suspend",
+        )
 
     def undo(self, review_id: int) -> str | None:
         """Take back one answer of the caller's session (its review id, from AnswerOutcome); returns the

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from helpers import FIXED_NOW, write_concept
 
+from helpers import FIXED_NOW, write_concept
 from kb.config import Settings
 
 SNIPPET = """snippet:
@@ -19,16 +19,34 @@ SNIPPET = """snippet:
 
 @pytest.fixture
 def app_settings(tmp_path, deck):
-    write_concept(deck, "self-attention", title_en="Self-Attention", title_zh="自注意力", category="attention",
-                  definition="Each token mixes the values of all tokens with softmax weights $\\sqrt{d_k}$.",
-                  extra="aliases: [scaled dot-product attention]\ntags: [transformer]\n"
-                        "formulas:\n  - name: attention\n    latex: '\\mathrm{softmax}(QK^\\top/\\sqrt{d_k})V'\n"
-                        "    where: {Q: queries}\n" + SNIPPET
-                        + "prerequisites: [convolution]\nrelated: [convolution, markup-test, convolution]\n")
-    write_concept(deck, "convolution", title_en="Convolution", title_zh="卷积", category="layers",
-                  extra="cards:\n  - {type: typed, id: t, question: 'What does conv2d compute?', answer: cross-correlation}\n")
-    write_concept(deck, "markup-test", title_en="Index a[i] and [/x] [@click=app.quit]", title_zh="标记",
-                  definition="Literal [b]not bold[/b] text.")
+    write_concept(
+        deck,
+        "self-attention",
+        title_en="Self-Attention",
+        title_zh="自注意力",
+        category="attention",
+        definition="Each token mixes the values of all tokens with softmax weights $\\sqrt{d_k}$.",
+        extra="aliases: [scaled dot-product attention]\ntags: [transformer]\n"
+        "formulas:\n  - name: attention\n    latex: '\\mathrm{softmax}(QK^\\top/\\sqrt{d_k})V'\n"
+        "    where: {Q: queries}\n"
+        + SNIPPET
+        + "prerequisites: [convolution]\nrelated: [convolution, markup-test, convolution]\n",
+    )
+    write_concept(
+        deck,
+        "convolution",
+        title_en="Convolution",
+        title_zh="卷积",
+        category="layers",
+        extra="cards:\n  - {type: typed, id: t, question: 'What does conv2d compute?', answer: cross-correlation}\n",
+    )
+    write_concept(
+        deck,
+        "markup-test",
+        title_en="Index a[i] and [/x] [@click=app.quit]",
+        title_zh="标记",
+        definition="Literal [b]not bold[/b] text.",
+    )
     return Settings(home=tmp_path / "home", bundled_content=deck, timezone="UTC")
 
 

@@ -13,8 +13,12 @@ import textwrap
 def test_app_process_never_imports_torch(tmp_path, deck):
     from helpers import write_concept
 
-    write_concept(deck, "numpy-note", extra="snippet:\n  requires: [numpy]\n  code: |\n    import numpy as np\n"
-                                            "    assert np.arange(3).sum() == 3\n    print('ran')\n")
+    write_concept(
+        deck,
+        "numpy-note",
+        extra="snippet:\n  requires: [numpy]\n  code: |\n    import numpy as np\n"
+        "    assert np.arange(3).sum() == 3\n    print('ran')\n",
+    )
     script = textwrap.dedent(
         f"""
         import asyncio, json, sys
@@ -25,7 +29,7 @@ def test_app_process_never_imports_torch(tmp_path, deck):
         from app.app import KBApp
 
         async def main():
-            app = KBApp(Settings(home=Path({str(tmp_path / 'home')!r}), bundled_content=Path({str(deck)!r})),
+            app = KBApp(Settings(home=Path({str(tmp_path / "home")!r}), bundled_content=Path({str(deck)!r})),
                         watch=False)
             first_frame_modules = set(sys.modules)
             async with app.run_test(size=(100, 30)) as pilot:

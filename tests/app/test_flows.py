@@ -5,10 +5,9 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
+from textual.widgets import Input, OptionList, RichLog, Static, TextArea
 
 from helpers import settle, write_concept
-from textual.widgets import Input, Markdown, OptionList, RichLog, Static, TextArea
-
 from kb.categories import CATEGORIES
 
 SIZE = (100, 30)
@@ -234,8 +233,13 @@ async def test_snippet_output_control_characters_are_escaped(make_app, app_setti
     """ANSI and bidi characters in a snippet's output are shown escaped, not sent raw."""
     from helpers import write_concept
 
-    write_concept(app_settings.bundled_content, "noisy-output", title_en="Noisy Output", title_zh="噪声输出",
-                  extra="snippet:\n  requires: [numpy]\n  code: |\n    print('\\x1b[2Jcleared\\u202eevil')\n")
+    write_concept(
+        app_settings.bundled_content,
+        "noisy-output",
+        title_en="Noisy Output",
+        title_zh="噪声输出",
+        extra="snippet:\n  requires: [numpy]\n  code: |\n    print('\\x1b[2Jcleared\\u202eevil')\n",
+    )
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
@@ -252,14 +256,18 @@ async def test_untrusted_snippet_is_not_run_until_confined(make_app, app_setting
     """In the TUI, `r` on an untrusted deck's snippet says why it did not run; `R` runs it confined."""
     import dataclasses
 
-    from helpers import FIXED_NOW, write_concept
-
     from app.app import KBApp
+    from helpers import FIXED_NOW, write_concept
     from kb.runner.sandbox import sandbox_level
 
     lab = tmp_path / "lab"
-    write_concept(lab, "lab-snippet", title_en="Lab Snippet", title_zh="实验片段",
-                  extra="snippet:\n  code: |\n    print('lab code ran')\n")
+    write_concept(
+        lab,
+        "lab-snippet",
+        title_en="Lab Snippet",
+        title_zh="实验片段",
+        extra="snippet:\n  code: |\n    print('lab code ran')\n",
+    )
     app = KBApp(dataclasses.replace(app_settings, extra_content=(lab,)), clock=lambda: FIXED_NOW, watch=False)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
@@ -283,7 +291,6 @@ async def test_untrusted_snippet_is_not_run_until_confined(make_app, app_setting
 async def test_live_reload_shows_a_deck_imported_in_another_terminal(make_app, app_settings, tmp_path):
     """`kb import` renames a finished deck into $KB_HOME/decks/: the open app lists it without a restart."""
     from helpers import write_concept
-
     from kb.service import KnowledgeBase, import_deck
 
     lab = tmp_path / "lab-src"
@@ -306,7 +313,6 @@ async def test_live_reload_shows_a_deck_imported_in_another_terminal(make_app, a
 async def test_a_card_answered_in_another_terminal_meanwhile_is_skipped(make_app, app_settings):
     """Two quizzes at once: the second answer of one card is not recorded, the session goes on."""
     from helpers import FIXED_NOW
-
     from kb.service import KnowledgeBase
 
     app = make_app()
@@ -363,15 +369,21 @@ async def test_the_concept_list_keeps_every_wrapped_line(make_app, deck, size):
     from rich.text import Text
 
     for i in range(60):
-        write_concept(deck, f"long-title-{i:02d}", title_en=f"A rather long concept title number {i} that wraps",
-                      title_zh="一个相当长的概念标题，在窄的终端里会折成好几行" + "字" * (i % 7))
+        write_concept(
+            deck,
+            f"long-title-{i:02d}",
+            title_en=f"A rather long concept title number {i} that wraps",
+            title_zh="一个相当长的概念标题，在窄的终端里会折成好几行" + "字" * (i % 7),
+        )
     app = make_app()
     async with app.run_test(size=size) as pilot:
         await settle(app, pilot)
         options = app.screen.query_one("#concepts", OptionList)
         width = options.scrollable_content_region.width
-        needed = sum(len(Text(str(options.get_option_at_index(i).prompt)).wrap(app.console, width))
-                     for i in range(options.option_count))
+        needed = sum(
+            len(Text(str(options.get_option_at_index(i).prompt)).wrap(app.console, width))
+            for i in range(options.option_count)
+        )
         assert options.show_vertical_scrollbar
         assert options.virtual_size.height == needed
 
@@ -382,8 +394,12 @@ async def test_the_footer_of_a_choice_card_says_choose_then_rate(make_app, deck)
     from app.messages import QuizItemReady
     from app.screens.quiz import QuizScreen
 
-    write_concept(deck, "choice-note", extra="cards:\n  - {type: choice, id: c, question: 'Pick one?', answer: Right, "
-                                             "distractors: [Wrong, Worse, Worst]}\n")
+    write_concept(
+        deck,
+        "choice-note",
+        extra="cards:\n  - {type: choice, id: c, question: 'Pick one?', answer: Right, "
+        "distractors: [Wrong, Worse, Worst]}\n",
+    )
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
@@ -408,8 +424,11 @@ async def test_the_footer_of_a_choice_card_says_choose_then_rate(make_app, deck)
 async def test_the_concept_screen_shows_sources_and_links_by_title(make_app, deck):
     from app.screens.concept import ConceptScreen
 
-    write_concept(deck, "sourced", extra="related: [convolution]\nsources:\n"
-                  "  - {title: The paper, url: 'https://example.org/paper'}\n")
+    write_concept(
+        deck,
+        "sourced",
+        extra="related: [convolution]\nsources:\n  - {title: The paper, url: 'https://example.org/paper'}\n",
+    )
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
@@ -455,7 +474,9 @@ async def test_a_selected_category_is_a_visible_filter_that_x_clears(make_app):
         options = screen.query_one("#concepts", OptionList)
         shown = text_of(screen.query_one("#filter", Static))
         assert options.option_count == 0  # Self-Attention is not in layers ...
-        assert screen.query_one("#filter").display and "only layers; 1 more in other categories" in shown  # ... and it says so
+        assert (
+            screen.query_one("#filter").display and "only layers; 1 more in other categories" in shown
+        )  # ... and it says so
         await pilot.press("enter", "x")
         await settle(app, pilot)
         assert not screen.query_one("#filter").display and categories.chosen == 0
@@ -481,10 +502,13 @@ async def test_links_open_on_the_same_screen_with_back_and_forward(make_app):
         assert "Convolution" in text_of(screen.query_one("#titles", Static))
         assert "Self-Attention" not in text_of(screen.query_one("#titles", Static))
         assert not screen.query_one("#formulas", Static).display or "softmax" not in text_of(
-            screen.query_one("#formulas", Static))  # nothing of the previous concept is left behind
+            screen.query_one("#formulas", Static)
+        )  # nothing of the previous concept is left behind
         await pilot.press("left_square_bracket")
         await settle(app, pilot)
-        assert screen.concept_id == "self-attention" and "Self-Attention" in text_of(screen.query_one("#titles", Static))
+        assert screen.concept_id == "self-attention" and "Self-Attention" in text_of(
+            screen.query_one("#titles", Static)
+        )
         await pilot.press("right_square_bracket")
         await settle(app, pilot)
         assert screen.concept_id == "convolution"

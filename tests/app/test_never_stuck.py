@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import require_or_skip, settle, write_concept
 
 from app.screens.open_failed import OpenFailedScreen
+from helpers import require_or_skip, settle, write_concept
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -92,17 +92,22 @@ def test_the_real_app_exits_after_ctrl_q_even_if_a_worker_thread_never_returns(t
     hook = tmp_path / "hook"
     hook.mkdir()
     # Loaded by Python at start (sitecustomize): every sync hangs, as on a dead network mount.
-    (hook / "sitecustomize.py").write_text(textwrap.dedent("""
+    (hook / "sitecustomize.py").write_text(
+        textwrap.dedent("""
         import time
         import kb.service
         kb.service.KnowledgeBase.sync = lambda self: time.sleep(10_000)
-    """))
+    """)
+    )
     pid_file = tmp_path / "pid"
     script = f"import os; open({str(pid_file)!r}, 'w').write(str(os.getpid())); from kb.cli import main; main([])"
     env = {**os.environ, "PYTHONPATH": f"{hook}:{REPO}", "KB_HOME": str(tmp_path / "home"), "TERM": "xterm-256color"}
     session = f"kb-stuck-{os.getpid()}"
-    subprocess.run([tmux, "new-session", "-d", "-s", session, "-x", "100", "-y", "30", sys.executable, "-c", script],
-                   check=True, env=env)
+    subprocess.run(
+        [tmux, "new-session", "-d", "-s", session, "-x", "100", "-y", "30", sys.executable, "-c", script],
+        check=True,
+        env=env,
+    )
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and (not pid_file.exists() or "opening" not in _pane(tmux, session)):

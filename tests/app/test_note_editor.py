@@ -3,10 +3,10 @@ edited, every error of a note at once; a cloze card without a deletion is an err
 
 from __future__ import annotations
 
-from helpers import settle, write_concept
 from textual.widgets import TextArea
 
 from app.screens.note import DiscardChangesScreen, NoteEditorScreen
+from helpers import settle, write_concept
 
 
 async def _open_editor(app, pilot, path=None):
@@ -52,12 +52,17 @@ async def test_errors_name_the_file_being_edited_and_come_all_at_once(make_app, 
         await _open_editor(app, pilot, note)
         editor = app.screen.query_one("#editor", TextArea)
         broken = editor.text.replace("definition:", "defintion:") + (
-            "related: [no-such-concept]\ncards:\n  - {type: cloze, id: c, text: 'No deletion here.'}\n")
+            "related: [no-such-concept]\ncards:\n  - {type: cloze, id: c, text: 'No deletion here.'}\n"
+        )
         editor.text = broken
         await pilot.press("ctrl+s")
         await settle(app, pilot)
         shown = str(app.screen.query_one("#note-errors").render())
         assert ".drafts" not in shown and str(note) in shown
-        for part in ("unknown field 'defintion'", "missing required field 'definition'",
-                     "unknown id 'no-such-concept' in related", "a cloze card needs at least one deletion"):
+        for part in (
+            "unknown field 'defintion'",
+            "missing required field 'definition'",
+            "unknown id 'no-such-concept' in related",
+            "a cloze card needs at least one deletion",
+        ):
             assert part in shown, (part, shown)

@@ -19,8 +19,9 @@ ACTIONS = [3, 1, "u", 4, 2, 3, 1, 3, 4]  # a rating, or u: take back the newest 
 def _review_log(db_path) -> list[tuple[str, int]]:
     conn = sqlite3.connect(db_path)
     try:
-        return conn.execute("SELECT c.card_id, r.rating FROM review_log r JOIN card c ON c.pk = r.card_pk "
-                            "ORDER BY r.id").fetchall()
+        return conn.execute(
+            "SELECT c.card_id, r.rating FROM review_log r JOIN card c ON c.pk = r.card_pk ORDER BY r.id"
+        ).fetchall()
     finally:
         conn.close()
 
@@ -31,8 +32,14 @@ def _cli_session(tmp_path, deck) -> list[tuple[str, int]]:
     for action in ACTIONS:
         lines += [TYPED_ANSWER, str(action)]  # the answer line, then the rating (or u) line
     env = {**os.environ, "KB_HOME": str(home), "KB_BUNDLED_CONTENT": str(deck), "KB_TZ": "UTC"}
-    proc = subprocess.run([sys.executable, "-m", "kb", "quiz", "--plain"], input="\n".join(lines + ["q"]) + "\n",
-                          env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "kb", "quiz", "--plain"],
+        input="\n".join(lines + ["q"]) + "\n",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "undid the answer to" in proc.stdout
     return _review_log(home / "kb.sqlite")

@@ -13,9 +13,9 @@ import io
 import re
 from datetime import timedelta
 
-from helpers import FIXED_NOW, Clock, settle, write_concept
 from textual.widgets import OptionList, Static, TextArea
 
+from helpers import FIXED_NOW, Clock, settle, write_concept
 from kb.categories import CATEGORIES
 
 SIZE = (100, 30)
@@ -166,8 +166,10 @@ async def test_concept_screen_shows_the_entry(make_app):
 
         links = screen.query_one("#links", OptionList)
         labels = [str(links.get_option_at_index(i).prompt) for i in range(links.option_count)]
-        assert labels == ["prerequisite: Convolution · 卷积",
-                          "related: Index a[i] and [/x] [@click=app.quit] · 标记"]  # each concept once
+        assert labels == [
+            "prerequisite: Convolution · 卷积",
+            "related: Index a[i] and [/x] [@click=app.quit] · 标记",
+        ]  # each concept once
 
 
 async def test_concept_links_open_and_escape_goes_back_through_them(make_app):
@@ -265,8 +267,14 @@ async def test_help_lists_the_keys_of_the_screen_under_it(make_app):
         assert isinstance(app.screen, HelpScreen)
         shown = _help_text(app.screen)
         assert "Keys: Browse" in shown
-        for key, description in (("/", "Search"), ("q", "Quiz"), ("s", "Stats"), ("a", "Add note"),
-                                 ("?", "Help"), ("ctrl+q", "Quit")):
+        for key, description in (
+            ("/", "Search"),
+            ("q", "Quiz"),
+            ("s", "Stats"),
+            ("a", "Add note"),
+            ("?", "Help"),
+            ("ctrl+q", "Quit"),
+        ):
             assert re.search(rf"^\s+{re.escape(key)}\s+{description}\b", shown, re.M), (key, shown)
         assert "Search as you type (English or 中文)" in shown  # the tooltip beside the key
         await pilot.press("escape")

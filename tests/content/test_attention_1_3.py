@@ -11,8 +11,8 @@ import math
 
 import numpy as np
 import pytest
-from helpers import as_float64 as _np
 
+from helpers import as_float64 as _np
 from kb.schema import Concept
 
 IDS = (

@@ -12,8 +12,8 @@ import math
 
 import numpy as np
 import pytest
-from helpers import as_float64 as _np
 
+from helpers import as_float64 as _np
 
 # image-noise --------------------------------------------------------------------------------------
 
@@ -142,7 +142,9 @@ def test_tv_sum_matches_torchmetrics(run_entry):
     ns = run_entry("total-variation")
     batch = ns["batch"]
     assert math.isclose(float(tm_image.total_variation(batch, reduction="sum")), ns["tv_batch_sum"], rel_tol=1e-12)
-    np.testing.assert_allclose(_np(tm_image.total_variation(batch, reduction="none")), _np(ns["tv_aniso"](batch)), rtol=1e-12)
+    np.testing.assert_allclose(
+        _np(tm_image.total_variation(batch, reduction="none")), _np(ns["tv_aniso"](batch)), rtol=1e-12
+    )
     assert float(tm_image.total_variation(ns["square"], reduction="sum")) == 32.0
 
 
@@ -150,7 +152,9 @@ def test_tv_mean_version_is_not_the_torchmetrics_tv(run_entry):
     tm_image = pytest.importorskip("torchmetrics.functional.image")
     ns = run_entry("total-variation")
     big = ns["big"]
-    ratio_sum = float(tm_image.total_variation(ns["square"], reduction="sum") / tm_image.total_variation(big, reduction="sum"))
+    ratio_sum = float(
+        tm_image.total_variation(ns["square"], reduction="sum") / tm_image.total_variation(big, reduction="sum")
+    )
     assert ratio_sum == 1.0  # the sum ignores empty background; the notes' mean does not
     assert ns["mean_canvas_ratio"] > 10
 
@@ -217,7 +221,9 @@ def test_spatial_box_filter_matches_scipy_mirror(run_entry):
     ndimage = pytest.importorskip("scipy.ndimage")
     ns = run_entry("spatial-filtering")
     # torch 'reflect' padding = scipy.ndimage mode='mirror'.
-    np.testing.assert_allclose(ns["box_out_np"], ndimage.uniform_filter(ns["f_np"], 3, mode="mirror"), rtol=0, atol=1e-14)
+    np.testing.assert_allclose(
+        ns["box_out_np"], ndimage.uniform_filter(ns["f_np"], 3, mode="mirror"), rtol=0, atol=1e-14
+    )
     # ... and not scipy's 'reflect' (which repeats the edge pixel).
     assert not np.allclose(ns["box_out_np"], ndimage.uniform_filter(ns["f_np"], 3, mode="reflect"))
 
@@ -234,7 +240,9 @@ def test_spatial_correlation_vs_convolution_with_scipy(run_entry):
     ns = run_entry("spatial-filtering")
     f, w = ns["f_np"], ns["w_asym_np"]
     np.testing.assert_allclose(ns["corr_asym_np"], ndimage.correlate(f, w, mode="mirror"), rtol=0, atol=1e-14)
-    np.testing.assert_allclose(ns["corr_asym_np"], ndimage.convolve(f, w[::-1, ::-1], mode="mirror"), rtol=0, atol=1e-14)
+    np.testing.assert_allclose(
+        ns["corr_asym_np"], ndimage.convolve(f, w[::-1, ::-1], mode="mirror"), rtol=0, atol=1e-14
+    )
     assert not np.allclose(ns["corr_asym_np"], ndimage.convolve(f, w, mode="mirror"))
     # Separable Gaussian: two 1-D passes.
     g1 = ns["g1_np"]
@@ -248,7 +256,9 @@ def test_spatial_morphology_matches_scipy(run_entry):
     binary = ns["binary_np"]
     se = np.ones((3, 3), dtype=bool)
     # max_pool2d ignores pixels outside the image: erosion with border_value=1, min filter with 'nearest'.
-    np.testing.assert_array_equal(ndimage.binary_erosion(binary.astype(bool), se, border_value=1), ns["eroded_np"].astype(bool))
+    np.testing.assert_array_equal(
+        ndimage.binary_erosion(binary.astype(bool), se, border_value=1), ns["eroded_np"].astype(bool)
+    )
     np.testing.assert_array_equal(ndimage.minimum_filter(binary, 3, mode="nearest"), ns["eroded_np"])
     np.testing.assert_array_equal(ndimage.binary_dilation(binary.astype(bool), se), ns["dilated_np"].astype(bool))
     np.testing.assert_array_equal(ndimage.maximum_filter(binary, 3, mode="nearest"), ns["dilated_np"])

@@ -12,8 +12,8 @@ import math
 
 import numpy as np
 import pytest
-from helpers import as_float64 as _np
 
+from helpers import as_float64 as _np
 
 # convolution (+ feature map) ------------------------------------------------------------------------
 
@@ -21,7 +21,9 @@ from helpers import as_float64 as _np
 def test_conv2d_is_scipy_correlate2d(run_entry):
     signal = pytest.importorskip("scipy.signal")
     ns = run_entry("convolution")
-    np.testing.assert_allclose(ns["corr_np"], signal.correlate2d(ns["img_np"], ns["ker_np"], mode="valid"), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        ns["corr_np"], signal.correlate2d(ns["img_np"], ns["ker_np"], mode="valid"), rtol=0, atol=1e-12
+    )
 
 
 def test_conv2d_with_flipped_kernel_is_scipy_convolve2d(run_entry):
@@ -122,7 +124,9 @@ def test_gelu_matches_scipy_norm_cdf(run_entry):
 def test_gelu_minimum_matches_scipy_minimize_scalar(computed_value):
     optimize = pytest.importorskip("scipy.optimize")
     stats = pytest.importorskip("scipy.stats")
-    res = optimize.minimize_scalar(lambda t: t * stats.norm.cdf(t), bounds=(-3, 0), method="bounded", options={"xatol": 1e-10})
+    res = optimize.minimize_scalar(
+        lambda t: t * stats.norm.cdf(t), bounds=(-3, 0), method="bounded", options={"xatol": 1e-10}
+    )
     value, where = computed_value("gelu", "global-minimum")
     assert [value, where] == [round(res.fun, 5), round(res.x, 4)] == [-0.16997, -0.7518]
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import as_float64 as _np
 
+from helpers import as_float64 as _np
 from kb.schema import Concept
 
 IDS = (
@@ -177,11 +177,15 @@ def test_upsampling_bilinear_matches_scipy_and_skimage(run_entry):
     for c in range(img.shape[1]):
         plane = img[0, c]
         # align_corners=True is scipy's default grid_mode=False (corner samples coincide).
-        np.testing.assert_allclose(_np(ns["img_bilinear_ac"])[0, c], ndimage.zoom(plane, 2, order=1), rtol=0, atol=1e-12)
+        np.testing.assert_allclose(
+            _np(ns["img_bilinear_ac"])[0, c], ndimage.zoom(plane, 2, order=1), rtol=0, atol=1e-12
+        )
         # align_corners=False is grid_mode=True (pixel areas aligned) with edge clamping.
         ref = ndimage.zoom(plane, 2, order=1, grid_mode=True, mode="nearest")
         np.testing.assert_allclose(_np(ns["img_bilinear"])[0, c], ref, rtol=0, atol=1e-12)
-        np.testing.assert_array_equal(_np(ns["up_nearest"])[0, c], ndimage.zoom(plane, 2, order=0, grid_mode=True, mode="nearest"))
+        np.testing.assert_array_equal(
+            _np(ns["up_nearest"])[0, c], ndimage.zoom(plane, 2, order=0, grid_mode=True, mode="nearest")
+        )
     transform = pytest.importorskip("skimage.transform")
     ref = transform.resize(img[0, 0], (10, 14), order=1, mode="edge", anti_aliasing=False)
     np.testing.assert_allclose(_np(ns["img_bilinear"])[0, 0], ref, rtol=0, atol=1e-12)
@@ -256,6 +260,10 @@ def test_mamba_lti_recurrence_matches_lfilter_impulse_response(run_entry):
 
 def test_mamba_cards(computed_value):
     _need("mamba-ssm")
-    assert computed_value("mamba-ssm", "zoh-scalar") == [round(math.exp(-0.1), 4), round(1 - math.exp(-0.1), 4)] == [0.9048, 0.0952]
+    assert (
+        computed_value("mamba-ssm", "zoh-scalar")
+        == [round(math.exp(-0.1), 4), round(1 - math.exp(-0.1), 4)]
+        == [0.9048, 0.0952]
+    )
     assert computed_value("mamba-ssm", "delta-gate") == [0.99005, 4.5e-05]
     assert computed_value("mamba-ssm", "state-size") == 768 * 2 * 16 == 24_576

@@ -13,8 +13,8 @@ import warnings
 
 import numpy as np
 import pytest
-from helpers import as_float64 as _np
 
+from helpers import as_float64 as _np
 
 # TP=3, FP=2, FN=1, TN=4: accuracy / precision / recall / F1 -> 0.70 / 0.60 / 0.75 / 0.6667 -----------
 
@@ -64,7 +64,9 @@ def test_precision_matches_sklearn(run_entry):
     metrics = pytest.importorskip("sklearn.metrics")
     ns = run_entry("precision")
     assert metrics.precision_score(_np(ns["y_true"]), _np(ns["y_pred"])) == ns["precision_example"]
-    assert math.isclose(metrics.precision_score(ns["y_true_np"], ns["y_pred_np"]), ns["precision_random"], abs_tol=1e-15)
+    assert math.isclose(
+        metrics.precision_score(ns["y_true_np"], ns["y_pred_np"]), ns["precision_random"], abs_tol=1e-15
+    )
     yk, pk = ns["labels_np"], ns["pred_k_np"]
     np.testing.assert_allclose(metrics.precision_score(yk, pk, average=None), ns["per_class_precision"], atol=1e-15)
     assert math.isclose(metrics.precision_score(yk, pk, average="macro"), ns["precision_macro"], abs_tol=1e-15)
@@ -208,7 +210,9 @@ def test_auc_matches_sklearn(run_entry):
     np.testing.assert_allclose(_np(ns["tpr_ex"]), tpr, atol=1e-15)
     # Hard predictions: roc_auc_score equals balanced accuracy.
     hard = (ns["s_ex_np"] >= 0.4).astype(int)
-    assert math.isclose(metrics.roc_auc_score(ns["y_ex_np"], hard), metrics.balanced_accuracy_score(ns["y_ex_np"], hard))
+    assert math.isclose(
+        metrics.roc_auc_score(ns["y_ex_np"], hard), metrics.balanced_accuracy_score(ns["y_ex_np"], hard)
+    )
     assert math.isclose(metrics.roc_auc_score(ns["y_ex_np"], hard), ns["auc_hard"], abs_tol=1e-15)
 
 
@@ -247,11 +251,15 @@ def test_mse_matches_skimage_and_sklearn(run_entry):
     ns = run_entry("mse")
     ref, noisy = ns["ref_np"], _np(ns["noisy"])
     assert math.isclose(sk_metrics.mean_squared_error(ref, noisy), ns["mse"](ns["ref"], ns["noisy"]), rel_tol=1e-12)
-    assert math.isclose(skl_metrics.mean_squared_error(ref.ravel(), noisy.ravel()), ns["mse"](ns["ref"], ns["noisy"]), rel_tol=1e-12)
+    assert math.isclose(
+        skl_metrics.mean_squared_error(ref.ravel(), noisy.ravel()), ns["mse"](ns["ref"], ns["noisy"]), rel_tol=1e-12
+    )
     assert sk_metrics.mean_squared_error(ref, ns["shifted_np"]) == ns["mse_shift"] == 100.0
     assert sk_metrics.mean_squared_error(ref, ns["speckled_np"]) == ns["mse_noise"] == 100.0
     # PSNR is MSE on a log scale.
-    assert math.isclose(sk_metrics.peak_signal_noise_ratio(ref, ns["shifted_np"], data_range=255), ns["psnr_100"], abs_tol=1e-9)
+    assert math.isclose(
+        sk_metrics.peak_signal_noise_ratio(ref, ns["shifted_np"], data_range=255), ns["psnr_100"], abs_tol=1e-9
+    )
 
 
 def test_mse_is_blind_to_structure_ssim_is_not(run_entry):

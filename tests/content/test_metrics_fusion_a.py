@@ -13,8 +13,8 @@ import math
 
 import numpy as np
 import pytest
-from helpers import as_float64 as _np
 
+from helpers import as_float64 as _np
 
 # image-entropy -------------------------------------------------------------------------------------
 
@@ -191,7 +191,10 @@ def test_psnr_color_conventions(computed_value):
     a, b = computed_value("psnr-color", "conventions-1-vs-2")
     mses = [25.0, 100.0, 400.0]
     assert a >= b
-    assert [a, b] == [round(sum(10 * math.log10(255**2 / m) for m in mses) / 3, 2), round(10 * math.log10(255**2 / 175), 2)]
+    assert [a, b] == [
+        round(sum(10 * math.log10(255**2 / m) for m in mses) / 3, 2),
+        round(10 * math.log10(255**2 / 175), 2),
+    ]
     assert [a, b] == [28.13, 25.70]
     assert computed_value("psnr-color", "studio-vs-full-luma") == round(20 * math.log10(255 / 219), 2) == 1.32
 

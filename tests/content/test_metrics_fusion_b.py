@@ -13,8 +13,8 @@ import math
 
 import numpy as np
 import pytest
-from helpers import as_float64 as _np
 
+from helpers import as_float64 as _np
 
 # ssim ---------------------------------------------------------------------------------------------
 
@@ -218,8 +218,22 @@ def test_overview_lower_is_better(computed_value):
 
 def test_overview_related_lists_every_fusion_metric(load_entry):
     related = set(load_entry("fusion-metrics-overview")["related"])
-    planned = {"image-entropy", "spatial-frequency", "image-std", "average-gradient", "mutual-information",
-               "correlation-coefficient", "scd", "qabf", "nabf", "vif", "ssim", "ms-ssim", "psnr", "mse"}
+    planned = {
+        "image-entropy",
+        "spatial-frequency",
+        "image-std",
+        "average-gradient",
+        "mutual-information",
+        "correlation-coefficient",
+        "scd",
+        "qabf",
+        "nabf",
+        "vif",
+        "ssim",
+        "ms-ssim",
+        "psnr",
+        "mse",
+    }
     assert planned <= related
 
 

@@ -11,8 +11,8 @@ import math
 
 import numpy as np
 import pytest
-from helpers import as_float64 as _np
 
+from helpers import as_float64 as _np
 
 # softmax ------------------------------------------------------------------------------------------
 
@@ -87,7 +87,7 @@ def test_gaussian_kl_matches_quadrature(run_entry):
     for i in range(len(ours)):
         p = stats.norm(mu1[i], math.exp(0.5 * lv1[i]))
         q = stats.norm(mu2[i], math.exp(0.5 * lv2[i]))
-        value, _ = integrate.quad(lambda x: p.pdf(x) * (p.logpdf(x) - q.logpdf(x)), -np.inf, np.inf)
+        value, _ = integrate.quad(lambda x, p=p, q=q: p.pdf(x) * (p.logpdf(x) - q.logpdf(x)), -np.inf, np.inf)
         assert math.isclose(value, ours[i], rel_tol=1e-7, abs_tol=1e-9), f"dimension {i}"
     n1, n0 = stats.norm(1, 1), stats.norm(0, 1)
     value, _ = integrate.quad(lambda x: n1.pdf(x) * (n1.logpdf(x) - n0.logpdf(x)), -np.inf, np.inf)

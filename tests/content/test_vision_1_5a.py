@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 import pytest
+
 from helpers import as_float64 as _np
 
 IDS = ("imagenet", "bev", "fpn", "clip", "spatial-transformer-network", "rrdb", "swinir", "unet")
@@ -30,10 +31,14 @@ def test_imagenet_topk_matches_sklearn(run_entry):
 
 def test_imagenet_cards(computed_value):
     assert computed_value("imagenet", "chance-top5") == 0.005
-    assert computed_value("imagenet", "normalised-red-range") == [
-        round(-0.485 / 0.229, 4),
-        round((1 - 0.485) / 0.229, 4),
-    ] == [-2.1179, 2.2489]
+    assert (
+        computed_value("imagenet", "normalised-red-range")
+        == [
+            round(-0.485 / 0.229, 4),
+            round((1 - 0.485) / 0.229, 4),
+        ]
+        == [-2.1179, 2.2489]
+    )
 
 
 # bev ----------------------------------------------------------------------------------------------

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import as_float64 as _np
 
+from helpers import as_float64 as _np
 from kb.schema import Concept
 
 IDS = ("canny", "hed", "mlsd", "midas", "openpose", "uniformer", "face-landmarks", "mask", "self-blended-images")

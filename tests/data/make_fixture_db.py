@@ -20,7 +20,6 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # tests/helpers.py
 
 from helpers import write_concept  # noqa: E402
-
 from kb.config import Settings  # noqa: E402
 from kb.service import KnowledgeBase  # noqa: E402
 from kb.store.engine import SCHEMA_VERSION  # noqa: E402
@@ -89,6 +88,8 @@ if __name__ == "__main__":
     out = HERE / f"db_v{SCHEMA_VERSION}.sqlite3"
     build(out)
     conn = sqlite3.connect(out)
-    reviews, runs = conn.execute("SELECT (SELECT count(*) FROM review_log), (SELECT count(*) FROM snippet_run)").fetchone()
+    reviews, runs = conn.execute(
+        "SELECT (SELECT count(*) FROM review_log), (SELECT count(*) FROM snippet_run)"
+    ).fetchone()
     conn.close()
     print(f"wrote {out} ({out.stat().st_size} bytes, {reviews} reviews, {runs} run)")

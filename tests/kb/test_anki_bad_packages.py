@@ -14,10 +14,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from helpers import snapshot_db
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from helpers import snapshot_db
 from kb.cli import main
 from kb.interop import InteropError, anki_import
 from kb.interop.anki_import import read_package
@@ -26,7 +26,9 @@ from kb.store import anki_collection
 BASIC = {"1": {"name": "Basic", "type": 0, "flds": [{"name": "Front", "ord": 0}, {"name": "Back", "ord": 1}]}}
 
 
-def make_collection(path: Path, *, models=BASIC, notes=(), notes_sql: str | None = None, raw_models: str | None = None) -> Path:
+def make_collection(
+    path: Path, *, models=BASIC, notes=(), notes_sql: str | None = None, raw_models: str | None = None
+) -> Path:
     """A legacy (schema 11) collection: col.models as JSON text, notes(id, guid, mid, tags, flds)."""
     db = sqlite3.connect(path)
     try:
@@ -90,11 +92,26 @@ def import_fails_in_one_line(home: Path, package: Path, capsys, expected: str) -
         ({"raw_models": "{not json", "notes": [good_note()]}, "col.models (the note types) is not JSON"),
         ({"models": {"1": {"name": "Basic"}}, "notes": [good_note()]}, "note type '1' in col.models is malformed"),
         ({"models": {"x": BASIC["1"]}, "notes": [good_note()]}, "note type 'x' in col.models is malformed"),
-        ({"notes_sql": "CREATE VIEW notes AS WITH RECURSIVE n(id) AS (SELECT 1 UNION ALL SELECT id + 1 FROM n) "
-                       "SELECT id, 'g' AS guid, 1 AS mid, '' AS tags, 'a' AS flds FROM n"}, "it has no notes table"),
+        (
+            {
+                "notes_sql": "CREATE VIEW notes AS WITH RECURSIVE n(id) AS (SELECT 1 UNION ALL SELECT id + 1 FROM n) "
+                "SELECT id, 'g' AS guid, 1 AS mid, '' AS tags, 'a' AS flds FROM n"
+            },
+            "it has no notes table",
+        ),
     ],
-    ids=["null-flds", "null-tags", "blob-flds", "text-mid", "models-list", "models-null", "models-not-json",
-         "model-without-fields", "model-id-not-a-number", "endless-view"],
+    ids=[
+        "null-flds",
+        "null-tags",
+        "blob-flds",
+        "text-mid",
+        "models-list",
+        "models-null",
+        "models-not-json",
+        "model-without-fields",
+        "model-id-not-a-number",
+        "endless-view",
+    ],
 )
 @pytest.mark.timeout(60)
 def test_a_malformed_collection_is_one_line(home, tmp_path, capsys, collection, expected):
@@ -142,8 +159,12 @@ def test_a_package_with_no_collection_or_not_a_zip(home, tmp_path, capsys):
 # --- property: any collection made of odd values gives notes or an InteropError, nothing else -----
 
 ANY_VALUE = st.one_of(
-    st.none(), st.integers(-(2**63), 2**63 - 1), st.floats(allow_nan=True), st.binary(max_size=40),
-    st.text(max_size=60), st.text(alphabet="\x00\x1f<>&;$`\\[]()div ", max_size=80),
+    st.none(),
+    st.integers(-(2**63), 2**63 - 1),
+    st.floats(allow_nan=True),
+    st.binary(max_size=40),
+    st.text(max_size=60),
+    st.text(alphabet="\x00\x1f<>&;$`\\[]()div ", max_size=80),
 )
 JSON_VALUE = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=10),
@@ -158,8 +179,13 @@ MODELS = st.one_of(
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(models=MODELS, notes=st.lists(st.tuples(st.integers(0, 1000), ANY_VALUE, ANY_VALUE, ANY_VALUE, ANY_VALUE), max_size=6))
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
+@given(
+    models=MODELS,
+    notes=st.lists(st.tuples(st.integers(0, 1000), ANY_VALUE, ANY_VALUE, ANY_VALUE, ANY_VALUE), max_size=6),
+)
 def test_malformed_collections_never_crash_the_reader(tmp_path_factory, models, notes):
     work = tmp_path_factory.mktemp("apkg")
     package = make_package(work, raw_models=models, notes=notes)

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import concept_yaml, write_concept
 
+from helpers import concept_yaml, write_concept
 from kb.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,7 +57,12 @@ def test_check_reports_typo_with_position(env, capsys, tmp_path):
     code, out, _ = run(capsys, "check", str(bad), "--json")
     payload = json.loads(out)
     assert code == 1 and payload["ok"] is False
-    assert {"path": str(bad), "line": 9, "col": 1, "message": "unknown field 'defintion' (did you mean 'definition'?)"} in payload["errors"]
+    assert {
+        "path": str(bad),
+        "line": 9,
+        "col": 1,
+        "message": "unknown field 'defintion' (did you mean 'definition'?)",
+    } in payload["errors"]
 
 
 def test_check_all_decks_ok(env, capsys):
@@ -174,7 +179,9 @@ def test_subprocess_error_has_no_traceback(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("id: x\n\tfoo: 1\n", encoding="utf-8")
     proc = subprocess.run(
-        [sys.executable, "-m", "kb", "check", str(bad)], capture_output=True, text=True,
+        [sys.executable, "-m", "kb", "check", str(bad)],
+        capture_output=True,
+        text=True,
         env={"KB_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin"},
     )
     assert proc.returncode == 1
@@ -251,7 +258,9 @@ FAILING_SNIPPET = "snippet:\n  code: |\n    assert False, '\\x1b]52;c;cHduZWQ=\\
 
 
 def assert_no_control_characters(text: str) -> None:
-    assert not [c for c in text if (ord(c) < 32 and c not in "\n\t") or 0x7F <= ord(c) <= 0x9F or 0x202A <= ord(c) <= 0x202E], repr(text)
+    assert not [
+        c for c in text if (ord(c) < 32 and c not in "\n\t") or 0x7F <= ord(c) <= 0x9F or 0x202A <= ord(c) <= 0x202E
+    ], repr(text)
 
 
 def test_a_failing_snippets_message_is_shown_escaped(tmp_path, monkeypatch, capsys):
@@ -288,7 +297,9 @@ def test_a_computed_value_whose_repr_is_escape_codes_is_shown_escaped(tmp_path, 
 
     deck = tmp_path / "deck"
     monkeypatch.setenv("KB_BUNDLED_CONTENT", str(deck))
-    write_concept(deck, "esc-value", extra=EVIL_SNIPPET + "cards:\n  - {type: computed, id: v, question: 'Value?', answer: 'e'}\n")
+    write_concept(
+        deck, "esc-value", extra=EVIL_SNIPPET + "cards:\n  - {type: computed, id: v, question: 'Value?', answer: 'e'}\n"
+    )
     assert run(capsys, "verify", "esc-value", "--jobs", "1")[0] == 0
     learn_siblings_first("esc-value")
     monkeypatch.setattr("sys.stdin", __import__("io").StringIO("anything\n1\nq\n"))
@@ -326,9 +337,13 @@ def test_show_and_plain_quiz_print_math_as_text_and_raw_on_request(tmp_path, mon
     import io
 
     deck = tmp_path / "deck"
-    write_concept(deck, "math-note", definition="Scores $z_i$ over $\\sqrt{d_k}$ keys.",
-                  extra="formulas:\n  - name: scaled\n    latex: '\\frac{QK^\\top}{\\sqrt{d_k}}'\n    where: {d_k: 'key size $d_k$'}\n"
-                        "cards:\n  - {type: basic, id: b, front: 'What is $\\alpha$?', back: 'A rate $\\eta$.'}\n")
+    write_concept(
+        deck,
+        "math-note",
+        definition="Scores $z_i$ over $\\sqrt{d_k}$ keys.",
+        extra="formulas:\n  - name: scaled\n    latex: '\\frac{QK^\\top}{\\sqrt{d_k}}'\n    where: {d_k: 'key size $d_k$'}\n"
+        "cards:\n  - {type: basic, id: b, front: 'What is $\\alpha$?', back: 'A rate $\\eta$.'}\n",
+    )
     monkeypatch.setenv("KB_BUNDLED_CONTENT", str(deck))
     code, out, _ = run(capsys, "show", "math-note")
     assert code == 0 and "Scores zᵢ over √(d[k]) keys." in out and "scaled:  (QKᵀ)/(√(d[k]))" in out
@@ -344,7 +359,11 @@ def test_a_shape_typed_with_x_is_graded_correct(tmp_path, monkeypatch, capsys):
     import io
 
     deck = tmp_path / "deck"
-    write_concept(deck, "shape-note", extra="cards:\n  - {type: typed, id: s, question: 'Output shape?', answer: '(1, 16, 16, 16)'}\n")
+    write_concept(
+        deck,
+        "shape-note",
+        extra="cards:\n  - {type: typed, id: s, question: 'Output shape?', answer: '(1, 16, 16, 16)'}\n",
+    )
     monkeypatch.setenv("KB_BUNDLED_CONTENT", str(deck))
     assert run(capsys, "sync")[0] == 0
     learn_siblings_first("shape-note")
@@ -376,14 +395,17 @@ def test_cards_that_cannot_be_shown_are_never_counted_as_due(tmp_path, monkeypat
     assert "computed cards waiting for their snippet to give a value (late-value)" in out
 
 
-@pytest.mark.parametrize("key, good, bad, message", [
-    ("learning_steps", "30s 5m 1h", "5 minutes", "'5' is not a step"),
-    ("relearning_steps", "", "1x", "'1x' is not a step"),
-    ("maximum_interval", "365", "0", "must be between 1 and 36500"),
-    ("leech_threshold", "5", "0", "must be between 1 and 99"),
-    ("leech_action", "tag", "delete", "must be one of: suspend, tag"),
-    ("desired_retention", "0.85", "0.5", "must be between 0.7 and 0.99"),
-])
+@pytest.mark.parametrize(
+    "key, good, bad, message",
+    [
+        ("learning_steps", "30s 5m 1h", "5 minutes", "'5' is not a step"),
+        ("relearning_steps", "", "1x", "'1x' is not a step"),
+        ("maximum_interval", "365", "0", "must be between 1 and 36500"),
+        ("leech_threshold", "5", "0", "must be between 1 and 99"),
+        ("leech_action", "tag", "delete", "must be one of: suspend, tag"),
+        ("desired_retention", "0.85", "0.5", "must be between 0.7 and 0.99"),
+    ],
+)
 def test_kb_config_scheduling_settings(tmp_path, monkeypatch, capsys, key, good, bad, message):
     monkeypatch.setenv("KB_HOME", str(tmp_path / "cfg-home"))
     assert run(capsys, "config", "set", key, good)[0] == 0

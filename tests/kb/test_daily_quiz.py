@@ -15,8 +15,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from helpers import FIXED_NOW, Clock, write_concept
 
+from helpers import FIXED_NOW, Clock, write_concept
 from kb.config import Settings
 from kb.service import KnowledgeBase
 
@@ -200,9 +200,21 @@ def test_stats_json_shape(tmp_path, deck):
         for entry in kb.due_queue():
             kb.answer(entry.card_id, 3)
         stats = kb.stats()
-        assert set(stats) == {"cards_total", "cards_new", "cards_learning", "cards_review", "cards_suspended",
-                              "reviews_total", "reviews_today", "due_today", "retention_30d", "streak_days",
-                              "forecast_7d", "parameters", "true_retention"}
+        assert set(stats) == {
+            "cards_total",
+            "cards_new",
+            "cards_learning",
+            "cards_review",
+            "cards_suspended",
+            "reviews_total",
+            "reviews_today",
+            "due_today",
+            "retention_30d",
+            "streak_days",
+            "forecast_7d",
+            "parameters",
+            "true_retention",
+        }
         assert stats["cards_total"] == 3 * 4 and stats["reviews_today"] == 3 and stats["streak_days"] == 1
         assert stats["cards_learning"] == 3 and stats["cards_new"] == 9
         assert len(stats["forecast_7d"]) == 7 and stats["parameters"] == "default"
@@ -215,8 +227,10 @@ def test_optimize_below_minimum_keeps_defaults(tmp_path, deck):
         kb.answer(kb.due_queue()[0].card_id, 3)
         result = kb.optimize()
         assert result["fitted"] is False and result["chosen"] == "default" and result["evaluations"] == {}
-        assert result["message"] == ("nothing fitted: 0 of your 1 reviews came on a later study day than the card's "
-                                     "previous review, and a fit needs at least 400; keeping the default parameters")
+        assert result["message"] == (
+            "nothing fitted: 0 of your 1 reviews came on a later study day than the card's "
+            "previous review, and a fit needs at least 400; keeping the default parameters"
+        )
         assert kb.stats()["parameters"] == "default"
 
 
@@ -277,8 +291,11 @@ def test_simulated_month_respects_limits_and_retention(tmp_path, deck):
     # learner's own. Counting elapsed time in 24-hour periods made every review in these ever-earlier
     # sessions a day short, and kb's stabilities fell to 0.65-0.93 of the learner's.
     states = {card_id: json.loads(raw) for card_id, raw in rows}
-    ratios = sorted(state["stability"] / memories[card_id].stability for card_id, state in states.items()
-                    if state["state"] == "review" and state["reps"] >= 4)
+    ratios = sorted(
+        state["stability"] / memories[card_id].stability
+        for card_id, state in states.items()
+        if state["state"] == "review" and state["reps"] >= 4
+    )
     assert len(ratios) > 100
     assert 0.97 < ratios[len(ratios) // 10] and ratios[len(ratios) * 9 // 10] < 1.03, ratios
 
@@ -308,15 +325,22 @@ def test_plain_session_protocol(tmp_path, deck):
     write_concept(deck, "only", extra="cards:\n  - {type: typed, id: t, question: 'Type it?', answer: 'it|that'}\n")
     env = _quiz_env(tmp_path, deck)
     # definition card: any answer line, then rating "good"; then "q" at the next prompt.
-    proc = subprocess.run([sys.executable, "-m", "kb", "quiz", "--plain", "--limit", "1"], env=env,
-                          input="whatever\ngood\n", capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "kb", "quiz", "--plain", "--limit", "1"],
+        env=env,
+        input="whatever\ngood\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "answer> " in out and "--- answer ---" in out and "recorded: good" in out
     assert "1 reviewed, 1 recalled" in out
     # EOF at the first prompt ends the session cleanly, nothing stored.
-    proc = subprocess.run([sys.executable, "-m", "kb", "quiz", "--plain"], env=env, input="",
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "kb", "quiz", "--plain"], env=env, input="", capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0 and "0 reviewed" in proc.stdout
 
 
@@ -325,8 +349,13 @@ def _plain_session(env, answers: list[str], kill_after: int | None = None):
 
     Returns (answers recorded as the program reported them, the finished process).
     """
-    proc = subprocess.Popen([sys.executable, "-u", "-m", "kb", "quiz", "--plain"], env=env,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-u", "-m", "kb", "quiz", "--plain"],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
     pending, buffer, recorded = list(answers), b"", 0
     try:
         while True:
@@ -359,8 +388,11 @@ def _insert_reviews(db_path, rows) -> None:
     with conn:
         for card_id, rating, at in rows:
             (pk,) = conn.execute("SELECT pk FROM card WHERE card_id = ?", (card_id,)).fetchone()
-            conn.execute("INSERT INTO review_log (card_pk, rating, reviewed_at, duration_ms, content_hash, was_new) "
-                         "VALUES (?, ?, ?, 4000, 'h', 0)", (pk, rating, at.isoformat(timespec="microseconds")))
+            conn.execute(
+                "INSERT INTO review_log (card_pk, rating, reviewed_at, duration_ms, content_hash, was_new) "
+                "VALUES (?, ?, ?, 4000, 'h', 0)",
+                (pk, rating, at.isoformat(timespec="microseconds")),
+            )
     conn.close()
 
 
@@ -376,8 +408,13 @@ def test_optimize_fits_and_uses_parameters(tmp_path, deck):
         cards = [card_id for (card_id,) in db_rows(kb, "SELECT card_id FROM card ORDER BY card_id")]
         rows = []
         for n, card_id in enumerate(cards * 10):  # 10 reviews a card, 3 days apart, ~55% recalled
-            rows.append((card_id, 1 if rng.random() < 0.45 else 3, START + timedelta(days=n // len(cards) * 3,
-                                                                                     minutes=n % len(cards))))
+            rows.append(
+                (
+                    card_id,
+                    1 if rng.random() < 0.45 else 3,
+                    START + timedelta(days=n // len(cards) * 3, minutes=n % len(cards)),
+                )
+            )
         _insert_reviews(kb.settings.db_path, rows)
         steps = []
         result = kb.optimize(on_progress=lambda done, total: steps.append((done, total)))
@@ -401,23 +438,30 @@ def test_true_retention_counts_reviews_on_later_study_days_by_week_and_month(tmp
         kb.sync()
         a, b = [card_id for (card_id,) in db_rows(kb, "SELECT card_id FROM card ORDER BY card_id")][:2]
         evening = datetime(2026, 3, 2, 1, 0, tzinfo=timezone.utc)  # 21:00 on 1 March in New York
-        rows = [(a, 3, evening), (a, 3, evening + timedelta(minutes=10)),  # first answer, then a same-day step
-                (a, 3, evening + timedelta(days=1, minutes=-5)),  # next day, 5 minutes earlier: passed
-                (a, 1, evening + timedelta(days=3)),  # 4 March: failed
-                (a, 3, evening + timedelta(days=3, minutes=10)),  # relearning step, same day
-                (b, 3, evening + timedelta(days=27)),  # first answer on 28 March
-                (b, 2, evening + timedelta(days=29)),  # 30 March: passed (Hard counts as recalled)
-                (b, 3, evening + timedelta(days=29, hours=4))]  # 01:00 on the 31st, before the 04:00 rollover
+        rows = [
+            (a, 3, evening),
+            (a, 3, evening + timedelta(minutes=10)),  # first answer, then a same-day step
+            (a, 3, evening + timedelta(days=1, minutes=-5)),  # next day, 5 minutes earlier: passed
+            (a, 1, evening + timedelta(days=3)),  # 4 March: failed
+            (a, 3, evening + timedelta(days=3, minutes=10)),  # relearning step, same day
+            (b, 3, evening + timedelta(days=27)),  # first answer on 28 March
+            (b, 2, evening + timedelta(days=29)),  # 30 March: passed (Hard counts as recalled)
+            (b, 3, evening + timedelta(days=29, hours=4)),
+        ]  # 01:00 on the 31st, before the 04:00 rollover
         _insert_reviews(kb.settings.db_path, rows)
         table = kb.stats()["true_retention"]
     assert table["target"] == 0.85
     assert [(r["period"], r["passed"], r["reviews"]) for r in table["weeks"]] == [
-        ("2026-03-25..2026-03-31", 1, 1), ("2026-03-18..2026-03-24", 0, 0),
-        ("2026-03-11..2026-03-17", 0, 0), ("2026-03-04..2026-03-10", 0, 1)]
+        ("2026-03-25..2026-03-31", 1, 1),
+        ("2026-03-18..2026-03-24", 0, 0),
+        ("2026-03-11..2026-03-17", 0, 0),
+        ("2026-03-04..2026-03-10", 0, 1),
+    ]
     assert table["months"][:3] == [
         {"period": "2026-03", "passed": 2, "reviews": 3, "retention": 0.6667},
         {"period": "2026-02", "passed": 0, "reviews": 0, "retention": None},
-        {"period": "2026-01", "passed": 0, "reviews": 0, "retention": None}]
+        {"period": "2026-01", "passed": 0, "reviews": 0, "retention": None},
+    ]
     from kb.service import true_retention_lines
 
     lines = true_retention_lines(table)
@@ -434,7 +478,9 @@ def test_optimize_counts_study_days_not_24_hour_periods(tmp_path, deck):
         kb.sync()
         card_id = kb.due_queue()[0].card_id
         evening = START.replace(hour=20, minute=0)
-        _insert_reviews(kb.settings.db_path, [(card_id, 3, evening + timedelta(days=d, minutes=-5 * d)) for d in range(6)])
+        _insert_reviews(
+            kb.settings.db_path, [(card_id, 3, evening + timedelta(days=d, minutes=-5 * d)) for d in range(6)]
+        )
         result = kb.optimize()
     assert result["inter_day_reviews"] == 5 and "5 of your 6 reviews" in result["message"]
 

@@ -11,10 +11,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from helpers import write_concept
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from helpers import write_concept
 from kb.cli import main
 from kb.store import engine as store_engine
 
@@ -183,9 +183,10 @@ def answered_db(tmp_path_factory):
     return db, deck
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(table=st.sampled_from(DERIVED + CORE), where=st.floats(0, 1), every_page=st.booleans(),
-       large=st.booleans())
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+@given(table=st.sampled_from(DERIVED + CORE), where=st.floats(0, 1), every_page=st.booleans(), large=st.booleans())
 def test_damage_anywhere_never_crashes_and_never_loses_reviews_to_the_index(
     answered_db, tmp_path_factory, monkeypatch, table, where, every_page, large
 ):

@@ -22,10 +22,10 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import FIXED_NOW, Clock, concept_yaml, snapshot_db, write_concept
 from sqlalchemy import insert
 from sqlalchemy.exc import OperationalError
 
+from helpers import FIXED_NOW, Clock, concept_yaml, snapshot_db, write_concept
 from kb import loader
 from kb.config import Settings
 from kb.service import KnowledgeBase
@@ -78,8 +78,13 @@ def one_error_line(stderr: str) -> str:
 def assert_answers_atomic(db: Path) -> None:
     """Every card state is the one its newest review-log row stored: no answer was half-written."""
     states = dict(query(db, "SELECT card_pk, data_json FROM card_state"))
-    logged = {pk: after for pk, after in query(
-        db, "SELECT card_pk, state_after FROM review_log WHERE id IN (SELECT max(id) FROM review_log GROUP BY card_pk)")}
+    logged = {
+        pk: after
+        for pk, after in query(
+            db,
+            "SELECT card_pk, state_after FROM review_log WHERE id IN (SELECT max(id) FROM review_log GROUP BY card_pk)",
+        )
+    }
     assert set(states) == set(logged)
     for pk, data in states.items():
         assert json.loads(logged[pk])["card"] == json.loads(data), pk
@@ -206,7 +211,7 @@ def test_kb_engine_read_modify_write_from_four_engines_loses_no_update(tmp_path)
 # Calls that open a transaction or a connection and must be `with` items. Exceptions, with reasons:
 ALLOWED_UNMANAGED = {
     ("kb/store/engine.py", "read"): "read() is the context-manager factory itself: it returns the connection "
-                                    "for `with read(engine) as conn`, and this test holds its callers to that",
+    "for `with read(engine) as conn`, and this test holds its callers to that",
 }
 _ENGINE_NAME = re.compile(r"engine|^eng$", re.IGNORECASE)
 
@@ -242,15 +247,22 @@ def unmanaged_calls(source: str, filename: str = "<source>") -> list[tuple[int, 
             return bool(_ENGINE_NAME.search(_name_of(func.value) or ""))
         if isinstance(func, ast.Name) and func.id in read_names:
             return True
-        return (isinstance(func, ast.Attribute) and func.attr == "read" and isinstance(func.value, ast.Name)
-                and func.value.id in engine_modules)
+        return (
+            isinstance(func, ast.Attribute)
+            and func.attr == "read"
+            and isinstance(func.value, ast.Name)
+            and func.value.id in engine_modules
+        )
 
     def managed(call: ast.Call) -> bool:
         node = call
         while True:  # engine.connect().execution_options(...) is managed when the whole chain is
             parent = parents.get(node)
-            if isinstance(parent, ast.Attribute) and isinstance(parents.get(parent), ast.Call) \
-                    and parents[parent].func is parent:
+            if (
+                isinstance(parent, ast.Attribute)
+                and isinstance(parents.get(parent), ast.Call)
+                and parents[parent].func is parent
+            ):
                 node = parents[parent]
                 continue
             break
@@ -266,9 +278,11 @@ def unmanaged_calls(source: str, filename: str = "<source>") -> list[tuple[int, 
                 return node.name
         return "<module>"
 
-    return sorted((node.lineno, function_of(node), ast.unparse(node)[:80])
-                  for node in ast.walk(tree)
-                  if isinstance(node, ast.Call) and needs_with(node) and not managed(node))
+    return sorted(
+        (node.lineno, function_of(node), ast.unparse(node)[:80])
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and needs_with(node) and not managed(node)
+    )
 
 
 def test_lint_finds_unmanaged_sessions_and_connections():
@@ -374,8 +388,10 @@ def _as_nobody_prefix(env: dict[str, str]) -> list[str]:
         return []
     setpriv = shutil.which("setpriv")
     if setpriv is None:
-        pytest.skip("running as root and setpriv is not installed: root ignores mode bits, so a read-only "
-                    "KB_HOME cannot be tested")
+        pytest.skip(
+            "running as root and setpriv is not installed: root ignores mode bits, so a read-only "
+            "KB_HOME cannot be tested"
+        )
     base = [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
     probe = [sys.executable, "-c", "import sqlite3, sqlmodel, kb.cli, kb.service"]
     # If the interpreter lives where nobody cannot read (a venv under /root), CAP_DAC_READ_SEARCH
@@ -389,8 +405,10 @@ def _as_nobody_prefix(env: dict[str, str]) -> list[str]:
 
 def _tree_state(root: Path) -> dict[str, str]:
     """Every file under root with a hash of its bytes (new -wal/-shm/backup files show up here)."""
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
-            for p in sorted(root.rglob("*"))}
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+        for p in sorted(root.rglob("*"))
+    }
 
 
 G7_COMMANDS = [("stats",), ("sync",), ("show", "c000"), ("search", "Front"), ("quiz", "--plain")]
@@ -401,8 +419,15 @@ def _g7_run(home: Path, deck: Path, commands) -> list[tuple[tuple, str]]:
     prefix = _as_nobody_prefix(env)
     results = []
     for args in commands:
-        done = subprocess.run([*prefix, sys.executable, "-m", "kb", *args], input="x\n3\n", env=env, cwd="/",
-                              capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            [*prefix, sys.executable, "-m", "kb", *args],
+            input="x\n3\n",
+            env=env,
+            cwd="/",
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert done.returncode == 1, (args, done.stdout, done.stderr)
         assert done.stdout == "", (args, done.stdout)
         results.append((args, one_error_line(done.stderr)))
@@ -475,9 +500,27 @@ def test_read_only_file_system_is_refused_in_one_line_even_for_root(tmp_path, de
     settings = populated_kb(tmp_path / "home", deck)
     mnt = tmp_path.resolve() / "mnt"
     mnt.mkdir()
-    done = subprocess.run(["unshare", "-m", "sh", "-c", READ_ONLY_MOUNT, "sh", str(mnt), str(settings.home),
-                           sys.executable, "-m", "kb", *args], input="x\n3\n", env=cli_env(settings.home, deck),
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            "unshare",
+            "-m",
+            "sh",
+            "-c",
+            READ_ONLY_MOUNT,
+            "sh",
+            str(mnt),
+            str(settings.home),
+            sys.executable,
+            "-m",
+            "kb",
+            *args,
+        ],
+        input="x\n3\n",
+        env=cli_env(settings.home, deck),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 1 and done.stdout == "", (done.stdout, done.stderr)
     line = one_error_line(done.stderr)
     assert line.startswith(f"kb: {mnt} is not writable (a read-only file system)"), line
@@ -505,7 +548,7 @@ def _check_after_disk_full(db: Path, before: dict, old_reviews: list, stdout: st
     assert recorded >= 1  # some answers fitted before the disk filled up
     assert query(db, "PRAGMA integrity_check") == [("ok",)]
     reviews = query(db, "SELECT * FROM review_log ORDER BY id")
-    assert reviews[:len(old_reviews)] == old_reviews  # earlier reviews intact
+    assert reviews[: len(old_reviews)] == old_reviews  # earlier reviews intact
     assert len(reviews) == len(old_reviews) + recorded  # the failed answer is not there, half or whole
     assert_answers_atomic(db)
     unchanged = ("card", "concept", "deck", "source_file", "snippet_run", "setting")
@@ -518,8 +561,14 @@ def test_file_size_limit_fails_an_answer_cleanly_and_loses_nothing(tmp_path, dec
     settings = populated_kb(tmp_path / "home", deck, concepts=30, answers=3)
     db = settings.db_path
     before, old_reviews = snapshot_db(db), query(db, "SELECT * FROM review_log ORDER BY id")
-    done = subprocess.run([sys.executable, "-c", LIMITED_CLI, str(64 * 1024), "quiz", "--plain"], input=AGAIN,
-                          env=cli_env(settings.home, deck), capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", LIMITED_CLI, str(64 * 1024), "quiz", "--plain"],
+        input=AGAIN,
+        env=cli_env(settings.home, deck),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 1, done.stderr
     line = one_error_line(done.stderr)
     assert line.startswith(f"kb: {db}: disk I/O error"), line
@@ -557,8 +606,12 @@ def _tmpfs_available(probe_dir: Path) -> str | None:
     if shutil.which("unshare") is None:
         return "unshare is not installed"
     probe_dir.mkdir()
-    done = subprocess.run(["unshare", "-m", "sh", "-c", f"mount -t tmpfs -o size=64k tmpfs '{probe_dir}'"],
-                          capture_output=True, text=True, timeout=30)
+    done = subprocess.run(
+        ["unshare", "-m", "sh", "-c", f"mount -t tmpfs -o size=64k tmpfs '{probe_dir}'"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     return None if done.returncode == 0 else f"unshare -m + mount tmpfs failed: {done.stderr.strip()[-200:]}"
 
 
@@ -574,9 +627,31 @@ def test_full_tmpfs_fails_an_answer_cleanly_and_loses_nothing(tmp_path, deck):
     mnt.mkdir()
     out.mkdir()
     size = max(512 * 1024, db.stat().st_size + 256 * 1024)
-    done = subprocess.run(["unshare", "-m", "sh", "-c", TMPFS_RUN, "sh", str(mnt), str(settings.home), str(out),
-                           str(size), str(96 * 1024), sys.executable, "-m", "kb", "quiz", "--plain"],
-                          input=AGAIN, env=cli_env(settings.home, deck), capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            "unshare",
+            "-m",
+            "sh",
+            "-c",
+            TMPFS_RUN,
+            "sh",
+            str(mnt),
+            str(settings.home),
+            str(out),
+            str(size),
+            str(96 * 1024),
+            sys.executable,
+            "-m",
+            "kb",
+            "quiz",
+            "--plain",
+        ],
+        input=AGAIN,
+        env=cli_env(settings.home, deck),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 1, done.stderr
     line = one_error_line(done.stderr)
     assert line.startswith(f"kb: {mnt / 'kb.sqlite'}: the disk is full (database or disk is full)"), line
@@ -590,10 +665,20 @@ def test_disk_errors_become_one_line_store_errors(tmp_path):
     from kb.store.errors import StoreWriteError, write_failure
 
     db = tmp_path / "kb.sqlite"
-    for code, words in ((13, "the disk is full"), (778, "disk I/O error (is the disk full"),
-                        (8, "the database is read-only"), (14, "cannot open the database")):
-        exc = sqlite3.OperationalError({13: "database or disk is full", 778: "disk I/O error",
-                                        8: "attempt to write a readonly database", 14: "unable to open database file"}[code])
+    for code, words in (
+        (13, "the disk is full"),
+        (778, "disk I/O error (is the disk full"),
+        (8, "the database is read-only"),
+        (14, "cannot open the database"),
+    ):
+        exc = sqlite3.OperationalError(
+            {
+                13: "database or disk is full",
+                778: "disk I/O error",
+                8: "attempt to write a readonly database",
+                14: "unable to open database file",
+            }[code]
+        )
         exc.sqlite_errorcode = code
         err = write_failure(db, exc)
         assert isinstance(err, StoreWriteError) and str(err).startswith(f"{db}: {words}"), str(err)
@@ -608,7 +693,9 @@ def test_disk_errors_become_one_line_store_errors(tmp_path):
 
 
 def _source_row(kb, path: Path):
-    return query(kb.settings.db_path, "SELECT mtime_ns, size, content_hash FROM source_file WHERE path = ?", str(path))[0]
+    return query(kb.settings.db_path, "SELECT mtime_ns, size, content_hash FROM source_file WHERE path = ?", str(path))[
+        0
+    ]
 
 
 def test_file_changed_between_stat_and_read_is_stored_as_read_and_rechecked_next_sync(kb, deck, monkeypatch):
@@ -656,8 +743,10 @@ def test_file_changed_after_it_was_read_is_picked_up_by_the_next_sync(kb, deck, 
     def parse_then_edit(path):
         result = real_parse(path)
         if path == a:  # an editor saves just after kb read the file
-            a.write_text(concept_yaml("alpha", definition="Saved after the read, a longer definition.", extra=CARDS),
-                         encoding="utf-8")
+            a.write_text(
+                concept_yaml("alpha", definition="Saved after the read, a longer definition.", extra=CARDS),
+                encoding="utf-8",
+            )
         return result
 
     monkeypatch.setattr(ingest, "parse_file", parse_then_edit)

@@ -17,8 +17,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from helpers import FIXED_NOW, write_concept
 
+from helpers import FIXED_NOW, write_concept
 from kb.cli import main
 from kb.config import Settings
 from kb.interop import yaml_deck
@@ -77,7 +77,9 @@ def test_import_folder_makes_an_untrusted_deck_whose_text_works(kb, lab):
     assert outcome.name == "lab-notes" and outcome.deck == kb.settings.imported_decks_dir / "lab-notes"
     assert (outcome.concepts, outcome.snippets, outcome.untrusted) == (3, 2, 2)
     assert outcome.added == ["lab-alpha", "lab-beta", "lab-gamma"] and outcome.ignored == ["README.md"]
-    assert (outcome.deck / "fundamentals" / "lab-alpha.yaml").read_bytes() == (lab / "fundamentals" / "lab-alpha.yaml").read_bytes()
+    assert (outcome.deck / "fundamentals" / "lab-alpha.yaml").read_bytes() == (
+        lab / "fundamentals" / "lab-alpha.yaml"
+    ).read_bytes()
     assert not (outcome.deck / "README.md").exists()
     # Text and cards work at once ...
     assert kb.show("lab-gamma")["related"] == ["lab-alpha"]
@@ -86,7 +88,13 @@ def test_import_folder_makes_an_untrusted_deck_whose_text_works(kb, lab):
     result = statuses(kb.verify(jobs=1))
     assert result == {"lab-alpha": "untrusted", "lab-beta": "untrusted", "own-concept": "passed"}
     info = {d.name: d for d in kb.decks()}["lab-notes"]
-    assert (info.kind, info.trust, info.concepts, info.snippets, info.trusted_snippets) == ("imported", "untrusted", 3, 2, 0)
+    assert (info.kind, info.trust, info.concepts, info.snippets, info.trusted_snippets) == (
+        "imported",
+        "untrusted",
+        3,
+        2,
+        0,
+    )
 
 
 def test_import_is_all_or_nothing_and_lists_every_error(kb, lab):
@@ -116,7 +124,9 @@ def test_duplicate_ids_inside_the_deck_are_listed_with_both_files(kb, lab):
         import_deck(kb, lab)
     (error,) = [e for e in caught.value.errors if "duplicate id" in e.message]
     assert {error.path, error.message.split("also defined in ")[1].split(":")[0]} == {
-        str(lab / "fundamentals" / "lab-alpha.yaml"), str(copy)}
+        str(lab / "fundamentals" / "lab-alpha.yaml"),
+        str(copy),
+    }
     assert decks_dir_entries(kb) == []
 
 
@@ -187,7 +197,9 @@ def test_symlinks_in_a_folder_are_refused(kb, lab, tmp_path):
     (lab / "fundamentals" / "link.yaml").symlink_to(secret)
     with pytest.raises(DeckImportError) as caught:
         import_deck(kb, lab)
-    assert [str(e) for e in caught.value.errors] == [f"{lab / 'fundamentals' / 'link.yaml'}:1:1: a symbolic link; decks are imported without links"]
+    assert [str(e) for e in caught.value.errors] == [
+        f"{lab / 'fundamentals' / 'link.yaml'}:1:1: a symbolic link; decks are imported without links"
+    ]
 
 
 # --- zip archives ------------------------------------------------------------------------------------
@@ -279,7 +291,10 @@ def test_trust_records_hashes_and_an_edit_untrusts_again(kb, lab):
     # The passing run was of the old code: shown as such, not as this snippet's verdict.
     assert kb.show("lab-alpha")["last_run"]["current"] is False and kb.show("lab-beta")["last_run"]["current"] is True
     result = {o.id: o for o in kb.verify(jobs=1)}
-    assert result["lab-alpha"].status == "untrusted" and "changed since you trusted the deck lab-notes" in result["lab-alpha"].message
+    assert (
+        result["lab-alpha"].status == "untrusted"
+        and "changed since you trusted the deck lab-notes" in result["lab-alpha"].message
+    )
     assert result["lab-beta"].passed
     info = {d.name: d for d in kb.decks()}["lab-notes"]
     assert (info.trust, info.trusted_snippets, info.changed_snippets) == ("partly trusted", 1, 1)
@@ -363,14 +378,18 @@ def test_kb_trust_prints_what_changed_since_it_was_last_trusted(cli_home, lab, c
     assert main(["import", str(lab)]) == 0
     assert main(["trust", "lab-notes"]) == 0
     alpha = cli_home / "decks" / "lab-notes" / "fundamentals" / "lab-alpha.yaml"
-    alpha.write_text(alpha.read_text(encoding="utf-8").replace("x = 2 + 2", "x = 2 + 2\n    print('new line')"), encoding="utf-8")
+    alpha.write_text(
+        alpha.read_text(encoding="utf-8").replace("x = 2 + 2", "x = 2 + 2\n    print('new line')"), encoding="utf-8"
+    )
     capsys.readouterr()
     assert main(["trust", "lab-notes"]) == 0
     out = capsys.readouterr().out
     assert "changed since you last trusted the deck lab-notes:\n  lab-alpha: snippet code changed (+1 -0 lines)" in out
     assert "their code and their computed cards' expressions" in out
     alpha.write_text(
-        alpha.read_text(encoding="utf-8").replace("cards:\n", "cards:\n  - {type: computed, id: c, question: 'Q?', answer: 'x * 2'}\n"),
+        alpha.read_text(encoding="utf-8").replace(
+            "cards:\n", "cards:\n  - {type: computed, id: c, question: 'Q?', answer: 'x * 2'}\n"
+        ),
         encoding="utf-8",
     )
     assert main(["decks"]) == 0
@@ -399,7 +418,10 @@ def test_sandbox_runs_an_untrusted_snippet_confined(kb, lab):
         pytest.skip("this machine has neither Landlock nor seccomp: --sandbox refuses (tested above)")
     import_deck(kb, lab)
     planned, skipped = kb._plan(["lab-alpha", "own-concept"], "cpu", changed_only=False, sandbox=True)
-    assert skipped == [] and {spec.key: spec.sandbox for _, spec in planned} == {"lab-alpha": True, "own-concept": False}
+    assert skipped == [] and {spec.key: spec.sandbox for _, spec in planned} == {
+        "lab-alpha": True,
+        "own-concept": False,
+    }
     (outcome,) = kb.verify(["lab-alpha"], sandbox=True, jobs=1)
     assert outcome.passed and "alpha ran" in outcome.output
     assert statuses(kb.verify(["lab-alpha"], jobs=1)) == {"lab-alpha": "untrusted"}  # still untrusted
@@ -438,7 +460,12 @@ def test_cli_import_decks_trust(cli_home, lab, capsys):
     code, out, _ = run(capsys, "verify", "lab-alpha", "--json", "--jobs", "1")
     assert code == 0 and json.loads(out)["passed"] == 1
     code, out, err = run(capsys, "import", str(lab))
-    assert code == 1 and out == "" and err.startswith("kb: a deck named 'lab-notes' is already imported") and err.count("\n") == 1
+    assert (
+        code == 1
+        and out == ""
+        and err.startswith("kb: a deck named 'lab-notes' is already imported")
+        and err.count("\n") == 1
+    )
     alpha = cli_home / "decks" / "lab-notes" / "fundamentals" / "lab-alpha.yaml"
     alpha.write_text(alpha.read_text(encoding="utf-8").replace("x = 2 + 2", "x = 4 + 0"), encoding="utf-8")
     code, out, _ = run(capsys, "show", "lab-alpha")
@@ -478,8 +505,10 @@ def test_import_while_reviewing_loses_nothing(tmp_path, deck, lab):
     for i in range(200):
         write_concept(lab, f"lab-bulk-{i:03d}", extra=CARDS)
     settings = Settings(home=tmp_path / "home", bundled_content=deck, new_per_day=1000)
-    with KnowledgeBase(settings, clock=lambda: FIXED_NOW) as reviewer, \
-            KnowledgeBase(settings, clock=lambda: FIXED_NOW) as importer:
+    with (
+        KnowledgeBase(settings, clock=lambda: FIXED_NOW) as reviewer,
+        KnowledgeBase(settings, clock=lambda: FIXED_NOW) as importer,
+    ):
         reviewer.sync()
         errors: list[BaseException] = []
 
@@ -511,7 +540,9 @@ def test_trust_by_name_refuses_an_ambiguous_name(tmp_path, deck, lab):
         imported = import_deck(kb, lab)
     other = tmp_path / "other" / "lab-notes"
     write_concept(other, "other-lab", extra=snippet("assert True"))
-    with KnowledgeBase(Settings(home=home, bundled_content=deck, extra_content=(other,)), clock=lambda: FIXED_NOW) as kb:
+    with KnowledgeBase(
+        Settings(home=home, bundled_content=deck, extra_content=(other,)), clock=lambda: FIXED_NOW
+    ) as kb:
         with pytest.raises(DeckError, match="2 decks are named 'lab-notes'.*give the directory"):
             kb.trust("lab-notes")
         deck_, count = kb.trust(str(imported.deck))
@@ -536,5 +567,7 @@ def test_a_copy_of_an_imported_deck_suggests_update(kb, lab, tmp_path):
     import_deck(kb, lab)
     copy = tmp_path / "lab-notes-v2"
     shutil.copytree(lab, copy)
-    with pytest.raises(DeckImportError, match=r"new version of the deck lab-notes: kb import .* --name lab-notes --update\)"):
+    with pytest.raises(
+        DeckImportError, match=r"new version of the deck lab-notes: kb import .* --name lab-notes --update\)"
+    ):
         import_deck(kb, copy)

@@ -19,8 +19,19 @@ def modules_after(code: str, env: dict | None = None) -> set[str]:
 
 
 @pytest.mark.parametrize(
-    "module", ["kb", "kb.schema", "kb.loader", "kb.store.engine", "kb.store.ingest", "kb.store.queries", "kb.service",
-               "kb.cli", "kb.quiz", "kb.config"],
+    "module",
+    [
+        "kb",
+        "kb.schema",
+        "kb.loader",
+        "kb.store.engine",
+        "kb.store.ingest",
+        "kb.store.queries",
+        "kb.service",
+        "kb.cli",
+        "kb.quiz",
+        "kb.config",
+    ],
 )
 def test_core_modules_import_no_tui_or_torch(module):
     loaded = modules_after(f"import {module}")

@@ -7,8 +7,8 @@ import re
 from pathlib import Path
 
 import pytest
-from helpers import FIXED_NOW, write_concept
 
+from helpers import FIXED_NOW, write_concept
 from kb.cli import main
 from kb.config import BUNDLED_CONTENT, Settings
 from kb.interop.anki import build_notes
@@ -74,9 +74,20 @@ def test_notes_one_per_card_cloze_per_spec_and_computed_skipped(small):
 def test_computed_card_exported_with_its_value_after_a_passing_run(small):
     from kb.store.queries import record_run
 
-    record_run(small.engine, "softmax", {
-        "code_hash": "x", "status": "passed", "device": "cpu", "duration_s": 0.1, "output": "",
-        "truncated": False, "values_json": json.dumps({"round(p, 4)": {"value": 0.2689}})}, now=FIXED_NOW)
+    record_run(
+        small.engine,
+        "softmax",
+        {
+            "code_hash": "x",
+            "status": "passed",
+            "device": "cpu",
+            "duration_s": 0.1,
+            "output": "",
+            "truncated": False,
+            "values_json": json.dumps({"round(p, 4)": {"value": 0.2689}}),
+        },
+        now=FIXED_NOW,
+    )
     notes, skipped = build_notes(export_rows(small.engine), deck="kb")
     assert skipped == [] and _by_id(notes)["softmax/value"].fields[1] == "0.2689"
 
@@ -94,7 +105,8 @@ def _anki_collection(tmp_path: Path, name: str = "c"):
 
 def _anki_import(module, col, package: Path):
     request = module.ImportAnkiPackageRequest(
-        package_path=str(package), options=module.ImportAnkiPackageOptions(merge_notetypes=True))
+        package_path=str(package), options=module.ImportAnkiPackageOptions(merge_notetypes=True)
+    )
     return col.import_anki_package(request)
 
 
@@ -140,8 +152,13 @@ def test_bundled_content_round_trip(tmp_path):
         assert result.notes > 900 and set(result.decks) >= {"kb::fundamentals", "kb::vision", "kb::llm"}
         outcome = import_anki(kb, out, name="round-trip")
         assert outcome.skipped == [] and len(outcome.concepts) == result.notes
-        imported = [card for row in export_rows(kb.engine) if row["data"]["id"] in set(outcome.concepts)
-                    for card in row["cards"] if card["type"] in ("basic", "cloze")]
+        imported = [
+            card
+            for row in export_rows(kb.engine)
+            if row["data"]["id"] in set(outcome.concepts)
+            for card in row["cards"]
+            if card["type"] in ("basic", "cloze")
+        ]
     sides = {(c["front"], c["back"]) for c in imported if c["type"] == "basic"}
     texts = {c["text"] for c in imported if c["type"] == "cloze"}
     originals = [c for row in rows for c in row["cards"] if c["type"] in ("basic", "cloze")]
@@ -170,8 +187,7 @@ def _real_anki_package(tmp_path: Path) -> Path:
         out = tmp_path / "From Anki.apkg"
         from anki.import_export_pb2 import ExportAnkiPackageOptions, ExportLimit
 
-        col.export_anki_package(out_path=str(out), options=ExportAnkiPackageOptions(legacy=True),
-                                limit=ExportLimit())
+        col.export_anki_package(out_path=str(out), options=ExportAnkiPackageOptions(legacy=True), limit=ExportLimit())
         return out
     finally:
         col.close()
@@ -216,7 +232,7 @@ def test_markdown_export(small, tmp_path):
     out = tmp_path / "site"
     assert export_markdown(small, out) == {"concepts": 2, "categories": 2}
     page = (out / "fundamentals" / "softmax.md").read_text(encoding="utf-8")
-    assert page.startswith("---\ntitle: \"Softmax / 归一化指数函数\"")
+    assert page.startswith('---\ntitle: "Softmax / 归一化指数函数"')
     assert "$$p_i = \\frac{e^{z_i - m}}" in page and "- $m$: the largest score" in page
     assert "[Other](../vision/other.md)" in page and "```python" in page
     assert "(softmax.md)" in (out / "fundamentals" / "index.md").read_text(encoding="utf-8")
@@ -256,12 +272,15 @@ def test_cli_export_and_import(env, tmp_path, capsys):
     assert code == 0 and "imported 7 concepts" in out and err == ""
 
 
-@pytest.mark.parametrize("args, message", [
-    (("export", "anki", "x.apkg", "--category", "nope"), "--category must be one of"),
-    (("export", "pdf", "x"), "no choice 'pdf'; the choices: anki, json, markdown"),
-    (("import", "missing.apkg"), "no such file"),
-    (("import", "bad.apkg"), "not an Anki package"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("export", "anki", "x.apkg", "--category", "nope"), "--category must be one of"),
+        (("export", "pdf", "x"), "no choice 'pdf'; the choices: anki, json, markdown"),
+        (("import", "missing.apkg"), "no such file"),
+        (("import", "bad.apkg"), "not an Anki package"),
+    ],
+)
 def test_cli_bad_input_is_one_line(env, tmp_path, capsys, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "bad.apkg").write_text("not a zip")

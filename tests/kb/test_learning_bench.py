@@ -39,8 +39,9 @@ def test_kb_without_fuzz_schedules_exactly_as_fsrs_on_a_study_day_clock(learning
 
     setup = learning.Setup(0, learning.DEFAULT_WEIGHTS, cards=120, days=300, jitter_h=jitter_h, seed=11)
     kb = learning.KbScheduler(0.9, learning.DEFAULT_WEIGHTS, name="kb-true")
-    kb.config = SchedulerConfig(parameters=learning.DEFAULT_WEIGHTS, zone=learning.ZONE,
-                                rollover_hour=learning.ROLLOVER, enable_fuzzing=False)
+    kb.config = SchedulerConfig(
+        parameters=learning.DEFAULT_WEIGHTS, zone=learning.ZONE, rollover_hour=learning.ROLLOVER, enable_fuzzing=False
+    )
     reference = learning.FsrsScheduler(learning.DEFAULT_WEIGHTS)
     reference.scheduler = Scheduler(parameters=learning.DEFAULT_WEIGHTS, desired_retention=0.9, enable_fuzzing=False)
     ours, theirs = learning.simulate(setup, kb), learning.simulate(setup, reference)
@@ -68,8 +69,9 @@ def test_perturbed_weights_stay_in_bounds_and_near_the_defaults():
     learners = _bench("learners")
     for seed in range(20):
         weights = learners.perturbed_weights(np.random.default_rng(seed))
-        for w, default, low, high in zip(weights, learners.DEFAULT_WEIGHTS, learners.LOWER_BOUNDS,
-                                         learners.UPPER_BOUNDS):
+        for w, default, low, high in zip(
+            weights, learners.DEFAULT_WEIGHTS, learners.LOWER_BOUNDS, learners.UPPER_BOUNDS
+        ):
             assert low <= w <= high
             assert min(default * 0.7, high) - 1e-12 <= w or w == low
             assert w <= max(default * 1.3, low) + 1e-12 or w == high

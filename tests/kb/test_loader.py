@@ -10,8 +10,8 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from helpers import concept_yaml
 
+from helpers import concept_yaml
 from kb import loader
 from kb.loader import check_files, parse_bytes, parse_file
 
@@ -42,7 +42,9 @@ def test_unterminated_quote(tmp_path):
 
 
 def test_bad_indent(tmp_path):
-    assert errors_of(tmp_path, "id: x\n  bad: indent\n") == ["deck.yaml:2:6: mapping values are not allowed in this context"]
+    assert errors_of(tmp_path, "id: x\n  bad: indent\n") == [
+        "deck.yaml:2:6: mapping values are not allowed in this context"
+    ]
 
 
 def test_tab_indent(tmp_path):
@@ -125,8 +127,15 @@ def test_python_tags_never_construct(tmp_path):
 
 @pytest.mark.parametrize(
     ("value", "got"),
-    [("NO", "a boolean"), ("yes", "a boolean"), ("1.10", "a number"), ("0123", "an integer"),
-     ("1:20", "an integer"), ("2024-01-01", "a date"), ("null", "nothing (null)")],
+    [
+        ("NO", "a boolean"),
+        ("yes", "a boolean"),
+        ("1.10", "a number"),
+        ("0123", "an integer"),
+        ("1:20", "an integer"),
+        ("2024-01-01", "a date"),
+        ("null", "nothing (null)"),
+    ],
 )
 def test_yaml11_surprises_in_string_fields(tmp_path, value, got):
     text = concept_yaml("x").replace("zh: 测试概念\n", f"zh: {value}\n", 1)

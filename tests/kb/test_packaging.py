@@ -19,15 +19,32 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 
 def test_every_python_package_is_listed():
     listed = set(PYPROJECT["tool"]["setuptools"]["packages"])
-    on_disk = {".".join(p.parent.relative_to(ROOT).parts) for top in ("kb", "app") for p in (ROOT / top).rglob("__init__.py")}
+    on_disk = {
+        ".".join(p.parent.relative_to(ROOT).parts) for top in ("kb", "app") for p in (ROOT / top).rglob("__init__.py")
+    }
     assert on_disk <= listed, f"packages missing from pyproject.toml: {sorted(on_disk - listed)}"
     assert PYPROJECT["tool"]["setuptools"]["package-dir"] == {"kb.bundled": "content"}
 
 
 @pytest.mark.timeout(300)
 def test_the_wheel_holds_the_deck_the_schema_and_the_stylesheet(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", str(ROOT),
-                           "-w", str(tmp_path)], capture_output=True, text=True, timeout=280)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            str(ROOT),
+            "-w",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     (wheel,) = tmp_path.glob("mlkb-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())

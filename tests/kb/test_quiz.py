@@ -32,8 +32,15 @@ CONCEPT = {
 
 
 def show(kind: str, payload: dict, *, seed: int = 0, pool=(), values=None, key: str = "k") -> QuizCard:
-    return present(card_id=f"softmax/{key}", kind=kind, payload=payload, concept=CONCEPT, rng=random.Random(seed),
-                   distractor_pool=pool, computed_values=values)
+    return present(
+        card_id=f"softmax/{key}",
+        kind=kind,
+        payload=payload,
+        concept=CONCEPT,
+        rng=random.Random(seed),
+        distractor_pool=pool,
+        computed_values=values,
+    )
 
 
 # Presenting -------------------------------------------------------------------------------------
@@ -51,8 +58,13 @@ def test_definition_card():
 
 def test_definition_prompt_with_identical_titles_is_not_doubled():
     concept = {**CONCEPT, "title": {"en": "GELU", "zh": "GELU"}}
-    card = present(card_id="gelu/definition", kind="definition", concept=concept, rng=random.Random(0),
-                   payload={"title": concept["title"], "summary": CONCEPT["summary"], "definition": "d"})
+    card = present(
+        card_id="gelu/definition",
+        kind="definition",
+        concept=concept,
+        rng=random.Random(0),
+        payload={"title": concept["title"], "summary": CONCEPT["summary"], "definition": "d"},
+    )
     assert card.prompt == "GELU"
 
 
@@ -65,12 +77,16 @@ def test_reverse_card_hides_the_names_in_the_summary():
 
 
 def test_formula_card_renders_latex_and_symbols():
-    payload = {"name": "Softmax", "latex": r"\mathrm{softmax}(z)_i = \frac{e^{z_i}}{\sum_{k=1}^{K} e^{z_k}}",
-               "where": {"z_i": "score of class i", r"\tau": "temperature"}}
+    payload = {
+        "name": "Softmax",
+        "latex": r"\mathrm{softmax}(z)_i = \frac{e^{z_i}}{\sum_{k=1}^{K} e^{z_k}}",
+        "where": {"z_i": "score of class i", r"\tau": "temperature"},
+    }
     card = show("formula", payload, key="formula-0")
     assert card.prompt == "Softmax?"
-    assert card.answer == ("softmax(z)ᵢ = (e^(zᵢ))/(∑[k=1]ᴷ e^(z[k]))\n\nwhere:\n  zᵢ: score of class i\n"
-                           "  τ: temperature")
+    assert card.answer == (
+        "softmax(z)ᵢ = (e^(zᵢ))/(∑[k=1]ᴷ e^(z[k]))\n\nwhere:\n  zᵢ: score of class i\n  τ: temperature"
+    )
     assert "\\" not in card.answer
 
 
@@ -106,8 +122,13 @@ def test_cloze_without_deletions_and_multiline():
     assert cloze_sides("a {{c1::b\nc}} d", 1) == ("a [...] d", "a [b\nc] d")
 
 
-CHOICE = {"type": "choice", "question": "What does CrossEntropyLoss take?", "answer": "logits",
-          "distractors": ["probabilities", "log-probabilities", "one-hot vectors"], "note": "n"}
+CHOICE = {
+    "type": "choice",
+    "question": "What does CrossEntropyLoss take?",
+    "answer": "logits",
+    "distractors": ["probabilities", "log-probabilities", "one-hot vectors"],
+    "note": "n",
+}
 
 
 def test_choice_options_are_the_answer_and_distractors_stably_shuffled():
@@ -396,13 +417,18 @@ def test_computed_integral_floats_are_exact_and_ints_too():
 
 
 def test_computed_unrounded_float_uses_relative_tolerance():
-    card = show("computed", {**COMPUTED, "answer": "p"},
-                values={"p": {"value": 0.2689414213699951, "text": "0.2689414213699951"}})
+    card = show(
+        "computed",
+        {**COMPUTED, "answer": "p"},
+        values={"p": {"value": 0.2689414213699951, "text": "0.2689414213699951"}},
+    )
     assert grade(card, "0.2689").correct and grade(card, "0.269").correct and not grade(card, "0.27").correct
 
 
 def test_computed_strings_and_booleans():
-    card = show("computed", {**COMPUTED, "answer": "s"}, values={"s": {"value": "mode-seeking", "text": "'mode-seeking'"}})
+    card = show(
+        "computed", {**COMPUTED, "answer": "s"}, values={"s": {"value": "mode-seeking", "text": "'mode-seeking'"}}
+    )
     assert card.answer == "mode-seeking"
     assert grade(card, "Mode-seeking").correct
     flag = show("computed", {**COMPUTED, "answer": "b"}, values={"b": {"value": True, "text": "True"}})
@@ -433,14 +459,28 @@ CONTENT_CARDS = list(_content_cards())
 
 def test_the_content_has_every_kind():
     assert {card.kind for _, card in CONTENT_CARDS} == {
-        "definition", "reverse", "formula", "basic", "cloze", "choice", "typed", "computed"}
+        "definition",
+        "reverse",
+        "formula",
+        "basic",
+        "cloze",
+        "choice",
+        "typed",
+        "computed",
+    }
 
 
 @pytest.mark.parametrize("concept,card", CONTENT_CARDS, ids=[f"{c.id}/{d.key}" for c, d in CONTENT_CARDS])
 def test_every_content_card_presents(concept, card):
     data = concept.model_dump(mode="json")
-    kwargs = dict(card_id=f"{concept.id}/{card.key}", kind=card.kind, payload=card.payload, concept=data,
-                  rng=random.Random(7), distractor_pool=["A", "B", "C"])
+    kwargs = dict(
+        card_id=f"{concept.id}/{card.key}",
+        kind=card.kind,
+        payload=card.payload,
+        concept=data,
+        rng=random.Random(7),
+        distractor_pool=["A", "B", "C"],
+    )
     if card.kind == "computed":
         with pytest.raises(CardUnavailable):
             present(**kwargs, computed_values=None)

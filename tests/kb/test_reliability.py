@@ -17,9 +17,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from helpers import FIXED_NOW, Clock, snapshot_db, write_concept
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
+from helpers import FIXED_NOW, Clock, snapshot_db, write_concept
 from kb.cli import main
 from kb.config import Settings
 from kb.service import KnowledgeBase
@@ -120,8 +122,12 @@ def test_restore_refuses_what_is_not_a_good_kb_backup(cli_env, capsys, tmp_path)
     corrupt = tmp_path / "corrupt.sqlite"
     shutil.copyfile(Path(run_cli(capsys, "backup")[1].strip()), corrupt)
     _corrupt_page(corrupt)
-    for bad, words in ((garbage, "not a database"), (other, "not a kb database"),
-                       (corrupt, "quick_check"), (tmp_path / "missing.sqlite", "no such backup")):
+    for bad, words in (
+        (garbage, "not a database"),
+        (other, "not a kb database"),
+        (corrupt, "quick_check"),
+        (tmp_path / "missing.sqlite", "no such backup"),
+    ):
         code, out, err = run_cli(capsys, "restore", str(bad))
         assert code == 1 and out == "" and err.count("\n") == 1 and err.startswith("kb: "), err
         assert words in err
@@ -323,15 +329,19 @@ def _corrupt_page(path: Path) -> None:
     conn = sqlite3.connect(path)
     try:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        own = sorted(r[0] for r in conn.execute(
-            "SELECT pageno FROM dbstat WHERE name NOT LIKE 'concept_fts%' AND name NOT LIKE 'concept_words%'"))
+        own = sorted(
+            r[0]
+            for r in conn.execute(
+                "SELECT pageno FROM dbstat WHERE name NOT LIKE 'concept_fts%' AND name NOT LIKE 'concept_words%'"
+            )
+        )
     finally:
         conn.close()
     data = path.read_bytes()
     probe = path.with_name("probe.sqlite")
     for page in (p - 1 for p in own if p > 1):
         damaged = bytearray(data)
-        damaged[page * 4096 + 100:page * 4096 + 2100] = _JUNK
+        damaged[page * 4096 + 100 : page * 4096 + 2100] = _JUNK
         probe.write_bytes(damaged)
         if _quick_check(probe) != "ok":
             probe.unlink()
@@ -368,12 +378,16 @@ def _other_app(path: Path) -> None:
     conn.close()
 
 
-@pytest.mark.parametrize(("damage", "words"), [
-    (_corrupt_page, "quick_check failed"),  # a page of kb's own data overwritten
-    (_truncate, "malformed"),  # truncated
-    (_garbage, "file is not a database"),  # garbage bytes
-    (_other_app, "not a kb database (application_id 0x0)"),  # another app's SQLite file
-], ids=["corrupt-page", "truncated", "garbage", "other-app"])
+@pytest.mark.parametrize(
+    ("damage", "words"),
+    [
+        (_corrupt_page, "quick_check failed"),  # a page of kb's own data overwritten
+        (_truncate, "malformed"),  # truncated
+        (_garbage, "file is not a database"),  # garbage bytes
+        (_other_app, "not a kb database (application_id 0x0)"),  # another app's SQLite file
+    ],
+    ids=["corrupt-page", "truncated", "garbage", "other-app"],
+)
 def test_bad_database_is_moved_aside_and_the_newest_backup_named(tmp_path, deck, capsys, monkeypatch, damage, words):
     clock = Clock(FIXED_NOW)
     settings = populated_kb(tmp_path, deck, clock, concepts=30, answers=5)
@@ -487,7 +501,9 @@ def test_fixture_database_opens_and_keeps_its_reviews(tmp_path, fixture):
     assert pragma(settings.db_path, "integrity_check") == "ok"
 
 
-@pytest.mark.parametrize("fixture", [f for f in FIXTURES if f.name in ("db_v1.sqlite3", "db_v2.sqlite3")], ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "fixture", [f for f in FIXTURES if f.name in ("db_v1.sqlite3", "db_v2.sqlite3")], ids=lambda p: p.name
+)
 def test_schema_3_rehashes_trust_over_executed_strings_and_keeps_it(tmp_path, fixture):
     """Every hash becomes kb.trust's over code and computed expressions; trust and current runs stay."""
     from kb.trust import executed_strings, trust_hash
@@ -497,17 +513,26 @@ def test_schema_3_rehashes_trust_over_executed_strings_and_keeps_it(tmp_path, fi
         kb.stats()  # opens (and migrates) the database
     conn = sqlite3.connect(settings.db_path)
     try:
-        concepts = conn.execute("SELECT id, deck_path, data_json, snippet_hash FROM concept WHERE snippet_hash IS NOT NULL").fetchall()
-        trusted = {(d, c): (h, e) for d, c, h, e in conn.execute("SELECT deck_path, concept_id, snippet_hash, executed_json FROM trusted_snippet")}
+        concepts = conn.execute(
+            "SELECT id, deck_path, data_json, snippet_hash FROM concept WHERE snippet_hash IS NOT NULL"
+        ).fetchall()
+        trusted = {
+            (d, c): (h, e)
+            for d, c, h, e in conn.execute(
+                "SELECT deck_path, concept_id, snippet_hash, executed_json FROM trusted_snippet"
+            )
+        }
         runs = conn.execute("SELECT concept_id, code_hash FROM snippet_run").fetchall()
     finally:
         conn.close()
     expected = {cid: trust_hash(executed_strings(json.loads(data))) for cid, _, data, _ in concepts}
     assert {cid: h for cid, _, _, h in concepts} == expected
     assert trusted, "the fixture trusts a deck"
-    for (deck_path, concept_id), (hash_, executed) in trusted.items():
+    for (_deck_path, concept_id), (hash_, executed) in trusted.items():
         assert hash_ == expected[concept_id]  # still trusted: what was trusted is what runs
-        assert json.loads(executed) == executed_strings(json.loads(next(d for c, _, d, _ in concepts if c == concept_id)))
+        assert json.loads(executed) == executed_strings(
+            json.loads(next(d for c, _, d, _ in concepts if c == concept_id))
+        )
     assert [(cid, h == expected[cid]) for cid, h in runs] == [(runs[0][0], True)]  # the run is still current
 
 
@@ -579,7 +604,10 @@ def test_missing_migration_step_is_refused(tmp_path, monkeypatch):
     settings = _current(tmp_path)
     before = snapshot_db(settings.db_path)
     monkeypatch.setattr(store_engine, "SCHEMA_VERSION", NEXT)
-    with pytest.raises(StoreError, match=f"no migration from schema {CURRENT} to {NEXT}"), KnowledgeBase(settings) as kb:
+    with (
+        pytest.raises(StoreError, match=f"no migration from schema {CURRENT} to {NEXT}"),
+        KnowledgeBase(settings) as kb,
+    ):
         kb.stats()
     assert snapshot_db(settings.db_path) == before
 
@@ -589,9 +617,14 @@ def _schema(path: Path) -> dict[str, list[tuple]]:
     conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
     try:
         out = {}
-        for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'index') "
-                                    "AND name NOT LIKE 'sqlite_%' AND sql IS NOT NULL ORDER BY name"):
-            info = conn.execute(f'PRAGMA table_info("{name}")').fetchall() or conn.execute(f'PRAGMA index_info("{name}")').fetchall()
+        for (name,) in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type IN ('table', 'index') "
+            "AND name NOT LIKE 'sqlite_%' AND sql IS NOT NULL ORDER BY name"
+        ):
+            info = (
+                conn.execute(f'PRAGMA table_info("{name}")').fetchall()
+                or conn.execute(f'PRAGMA index_info("{name}")').fetchall()
+            )
             out[name] = [tuple(r[1:]) for r in info]
         return out
     finally:
@@ -657,10 +690,24 @@ def test_two_processes_answering_at_once_lose_nothing(tmp_path, deck):
         cards = [f"c{i:03d}/b" for i in range(2 * n)]
         assert all(kb.quiz_item(c) is not None for c in cards[:2])
     go = tmp_path / "go"
-    procs = [subprocess.Popen([sys.executable, "-c", ANSWER_SCRIPT, str(settings.home), str(deck), str(go),
-                               json.dumps(part), str(tmp_path / f"ready{i}")],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for i, part in enumerate((cards[:n], cards[n:]))]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                ANSWER_SCRIPT,
+                str(settings.home),
+                str(deck),
+                str(go),
+                json.dumps(part),
+                str(tmp_path / f"ready{i}"),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i, part in enumerate((cards[:n], cards[n:]))
+    ]
     deadline = time.monotonic() + 30
     while not all((tmp_path / f"ready{i}").exists() for i in range(2)) and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -708,15 +755,67 @@ def test_answer_waits_out_a_writer_that_holds_the_lock_past_the_busy_timeout(tmp
 
 # --- 5. fuzzing ------------------------------------------------------------------------------------
 
-FUZZ = hsettings(max_examples=200, deadline=None, database=None,
-                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FUZZ = hsettings(
+    max_examples=200,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 ANY_TEXT = st.text(st.characters(exclude_categories=()), max_size=300)  # surrogates included
-YAMLISH = st.lists(st.sampled_from([
-    "id: ", "title:", "  en: ", "  zh: ", "cards:", "  - ", "{type: basic, ", "front: ", "}", "[", "]", "{",
-    "&a ", "*a", "<<: ", "!!python/object/apply:os.system ", "'", '"', "\\u202e", "\n", "\t", "  ", "---\n",
-    "...\n", "#", "|", ">", "?", ":", ",", "-", "null", "yes", "1.10", "0123", "2024-01-01", "é", "注意力",
-    "\ufeff", "\x00", "\r", "\r\n", "\x85", "\u2028", "definition: ", "category: layers", "snippet:",
-]), max_size=40).map("".join)
+YAMLISH = st.lists(
+    st.sampled_from(
+        [
+            "id: ",
+            "title:",
+            "  en: ",
+            "  zh: ",
+            "cards:",
+            "  - ",
+            "{type: basic, ",
+            "front: ",
+            "}",
+            "[",
+            "]",
+            "{",
+            "&a ",
+            "*a",
+            "<<: ",
+            "!!python/object/apply:os.system ",
+            "'",
+            '"',
+            "\\u202e",
+            "\n",
+            "\t",
+            "  ",
+            "---\n",
+            "...\n",
+            "#",
+            "|",
+            ">",
+            "?",
+            ":",
+            ",",
+            "-",
+            "null",
+            "yes",
+            "1.10",
+            "0123",
+            "2024-01-01",
+            "é",
+            "注意力",
+            "\ufeff",
+            "\x00",
+            "\r",
+            "\r\n",
+            "\x85",
+            "\u2028",
+            "definition: ",
+            "category: layers",
+            "snippet:",
+        ]
+    ),
+    max_size=40,
+).map("".join)
 
 
 def _check_parsed(result) -> None:
@@ -755,9 +854,36 @@ def search_kb(tmp_path_factory):
 
 
 @FUZZ
-@given(query=st.one_of(ANY_TEXT, st.lists(st.sampled_from(
-    ['"', "'", "*", "(", ")", "AND", "OR", "NOT", "NEAR", "^", ":", "-", "+", "kl", "注意", "atten", "\x00", " "]),
-    max_size=12).map("".join)))
+@given(
+    query=st.one_of(
+        ANY_TEXT,
+        st.lists(
+            st.sampled_from(
+                [
+                    '"',
+                    "'",
+                    "*",
+                    "(",
+                    ")",
+                    "AND",
+                    "OR",
+                    "NOT",
+                    "NEAR",
+                    "^",
+                    ":",
+                    "-",
+                    "+",
+                    "kl",
+                    "注意",
+                    "atten",
+                    "\x00",
+                    " ",
+                ]
+            ),
+            max_size=12,
+        ).map("".join),
+    )
+)
 def test_fuzz_search_never_raises(search_kb, query):
     hits = search_kb.search(query, limit=5)
     assert isinstance(hits, list)
@@ -768,18 +894,38 @@ def _quiz_cards():
 
     from kb.quiz import present
 
-    concept = {"id": "c", "title": {"en": "Concept", "zh": "概念"}, "summary": {"en": "s", "zh": "s"},
-               "definition": "d", "category": "layers"}
+    concept = {
+        "id": "c",
+        "title": {"en": "Concept", "zh": "概念"},
+        "summary": {"en": "s", "zh": "s"},
+        "definition": "d",
+        "category": "layers",
+    }
     rng = random.Random(0)
     return [
-        present(card_id="c/t", kind="typed", payload={"question": "Q?", "answer": "softmax|soft max"},
-                concept=concept, rng=rng),
-        present(card_id="c/n", kind="typed", payload={"question": "Q?", "answer": "0.125", "tolerance": 0.01},
-                concept=concept, rng=rng),
+        present(
+            card_id="c/t",
+            kind="typed",
+            payload={"question": "Q?", "answer": "softmax|soft max"},
+            concept=concept,
+            rng=rng,
+        ),
+        present(
+            card_id="c/n",
+            kind="typed",
+            payload={"question": "Q?", "answer": "0.125", "tolerance": 0.01},
+            concept=concept,
+            rng=rng,
+        ),
         present(card_id="c/z", kind="typed", payload={"question": "Q?", "answer": "注意力"}, concept=concept, rng=rng),
         present(card_id="c/v", kind="typed", payload={"question": "Q?", "answer": "(2, 3)"}, concept=concept, rng=rng),
-        present(card_id="c/m", kind="choice", payload={"question": "Q?", "answer": "A", "distractors": ["B", "C"]},
-                concept=concept, rng=rng),
+        present(
+            card_id="c/m",
+            kind="choice",
+            payload={"question": "Q?", "answer": "A", "distractors": ["B", "C"]},
+            concept=concept,
+            rng=rng,
+        ),
     ]
 
 
@@ -787,8 +933,9 @@ QUIZ_CARDS = _quiz_cards()
 
 
 @FUZZ
-@given(response=st.one_of(ANY_TEXT, st.from_regex(r"[-+]?[0-9.eE,()\[\] ]{0,30}", fullmatch=True),
-                          st.text(max_size=5000)))
+@given(
+    response=st.one_of(ANY_TEXT, st.from_regex(r"[-+]?[0-9.eE,()\[\] ]{0,30}", fullmatch=True), st.text(max_size=5000))
+)
 def test_fuzz_grade_never_raises(response):
     from kb.quiz import grade
 

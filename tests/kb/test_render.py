@@ -52,21 +52,31 @@ def test_golden_every_content_formula_converts(name, tex):
     "tex,expected",
     [
         # softmax
-        (r"\mathrm{softmax}(z)_i = \frac{e^{z_i}}{\sum_{k=1}^{K} e^{z_k}}",
-         "softmax(z)ᵢ = (e^(zᵢ))/(∑[k=1]ᴷ e^(z[k]))"),
-        (r"\frac{\partial p_i}{\partial z_j} = p_i(\delta_{ij} - p_j),\qquad J = \mathrm{diag}(p) - p p^\top",
-         "(∂pᵢ)/(∂zⱼ) = pᵢ(δᵢⱼ - pⱼ),  J = diag(p) - p pᵀ"),
+        (
+            r"\mathrm{softmax}(z)_i = \frac{e^{z_i}}{\sum_{k=1}^{K} e^{z_k}}",
+            "softmax(z)ᵢ = (e^(zᵢ))/(∑[k=1]ᴷ e^(z[k]))",
+        ),
+        (
+            r"\frac{\partial p_i}{\partial z_j} = p_i(\delta_{ij} - p_j),\qquad J = \mathrm{diag}(p) - p p^\top",
+            "(∂pᵢ)/(∂zⱼ) = pᵢ(δᵢⱼ - pⱼ),  J = diag(p) - p pᵀ",
+        ),
         # KL
         (r"D_{KL}(p\,\|\,q) = \sum_{i=1}^{n} p_i \log\frac{p_i}{q_i}", "D[KL](p ‖ q) = ∑ᵢ₌₁ⁿ pᵢ log((pᵢ)/(qᵢ))"),
         (r"H(p, q) = -\sum_i p_i\log q_i = H(p) + D_{KL}(p\,\|\,q)", "H(p, q) = -∑ᵢ pᵢ log qᵢ = H(p) + D[KL](p ‖ q)"),
         # PSNR: a word keeps its scripts, an operator name gets a space and parenthesises a fraction
-        (r"\mathrm{PSNR} = 10\log_{10}\frac{\mathrm{MAX}_I^2}{\mathrm{MSE}} = 20\log_{10}\mathrm{MAX}_I - 10\log_{10}\mathrm{MSE}",
-         "PSNR = 10 log₁₀((MAX[I]²)/(MSE)) = 20 log₁₀ MAX[I] - 10 log₁₀ MSE"),
+        (
+            r"\mathrm{PSNR} = 10\log_{10}\frac{\mathrm{MAX}_I^2}{\mathrm{MSE}} = 20\log_{10}\mathrm{MAX}_I - 10\log_{10}\mathrm{MSE}",
+            "PSNR = 10 log₁₀((MAX[I]²)/(MSE)) = 20 log₁₀ MAX[I] - 10 log₁₀ MSE",
+        ),
         # attention: the formula most decks show, with a fraction under a root inside softmax
-        (r"\mathrm{Attention}(Q,K,V) = \mathrm{softmax}\!\left(\frac{QK^\top}{\sqrt{d_k}}\right)V",
-         "Attention(Q,K,V) = softmax((QKᵀ)/(√(d[k])))V"),
-        (r"\mathrm{softmax}\!\left(\frac{QK^\top}{\sqrt{d_k}} + M\right)V,\qquad M_{ij}\in\{0, -\infty\}",
-         "softmax((QKᵀ)/(√(d[k])) + M)V,  Mᵢⱼ ∈ {0, -∞}"),
+        (
+            r"\mathrm{Attention}(Q,K,V) = \mathrm{softmax}\!\left(\frac{QK^\top}{\sqrt{d_k}}\right)V",
+            "Attention(Q,K,V) = softmax((QKᵀ)/(√(d[k])))V",
+        ),
+        (
+            r"\mathrm{softmax}\!\left(\frac{QK^\top}{\sqrt{d_k}} + M\right)V,\qquad M_{ij}\in\{0, -\infty\}",
+            "softmax((QKᵀ)/(√(d[k])) + M)V,  Mᵢⱼ ∈ {0, -∞}",
+        ),
         # fractions are parenthesised; \tfrac is \frac; known fractions are single characters
         (r"F_1 = \frac{2PR}{P+R}", "F₁ = (2PR)/(P+R)"),
         (r"\mathrm{Var}(v_\infty) = \frac{1-\beta}{1+\beta}\,\sigma^2", "Var(v[∞]) = (1-β)/(1+β) σ²"),
@@ -138,9 +148,29 @@ def test_never_starts_a_process(monkeypatch):
 
 
 @settings(max_examples=300, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
-@given(st.lists(st.sampled_from(list("\\{}^_ $&[]()xyz12+-=,.") + [
-    r"\frac", r"\mathrm", r"\left", r"\right", r"\sum", r"\log", r"\text", r"\begin{cases}", r"\end{cases}",
-    r"\\", r"\top", r"\sqrt", r"\operatorname*"]), max_size=40).map("".join))
+@given(
+    st.lists(
+        st.sampled_from(
+            list("\\{}^_ $&[]()xyz12+-=,.")
+            + [
+                r"\frac",
+                r"\mathrm",
+                r"\left",
+                r"\right",
+                r"\sum",
+                r"\log",
+                r"\text",
+                r"\begin{cases}",
+                r"\end{cases}",
+                r"\\",
+                r"\top",
+                r"\sqrt",
+                r"\operatorname*",
+            ]
+        ),
+        max_size=40,
+    ).map("".join)
+)
 def test_never_raises_on_arbitrary_input(tex):
     assert isinstance(tex_to_text(tex), str)
 
@@ -160,11 +190,9 @@ def test_package_level_helper():
 
 # --- math in Markdown is never read as Markdown -----------------------------------------------------
 
-import re as _re  # noqa: E402
 
 import yaml as _yaml  # noqa: E402
 
-from kb.render.latex import tex_to_text  # noqa: E402
 from kb.render.markdown import _DISPLAY, _FENCE, _INLINE, markdown_with_math, plain_with_math  # noqa: E402
 
 CONTENT = Path(__file__).resolve().parents[2] / "content"
@@ -203,7 +231,9 @@ def _definitions():
 @pytest.mark.parametrize("definition", list(_definitions()))
 def test_math_in_a_definition_is_never_read_as_markdown(definition):
     shown, markup = _shown_text_and_markup(markdown_with_math(definition))
-    prose = "".join(part if i % 2 else _INLINE.sub("M", _DISPLAY.sub("M", part)) for i, part in enumerate(_FENCE.split(definition)))
+    prose = "".join(
+        part if i % 2 else _INLINE.sub("M", _DISPLAY.sub("M", part)) for i, part in enumerate(_FENCE.split(definition))
+    )
     _, prose_markup = _shown_text_and_markup(prose)
     assert markup == prose_markup, "math became a link, emphasis or an image"
     flat = " ".join(shown.split())

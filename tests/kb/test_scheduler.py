@@ -68,7 +68,10 @@ def test_new_card_buttons_give_the_learning_steps_fsrs_gives():
     for rating, state in states.items():
         card, _ = reference.review_card(Card(card_id=1, due=NOW), Rating(rating), review_datetime=NOW)
         assert (state.due, state.step, state.stability, state.difficulty) == (
-            card.due, card.step, card.stability, card.difficulty
+            card.due,
+            card.step,
+            card.stability,
+            card.difficulty,
         )
         assert state.last_review == NOW and state.reps == 1 and state.lapses == 0
 
@@ -185,7 +188,10 @@ def test_fuzz_does_not_depend_on_hash_seed():
     )
     outputs = {
         subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
             env={**os.environ, "PYTHONHASHSEED": hash_seed},
         ).stdout
         for hash_seed in ("1", "2")
@@ -321,8 +327,9 @@ def test_clock_set_back_a_year_clamps_instead_of_crashing(config, card):
 
 
 def _shifted(state: CardState, by: timedelta) -> CardState:
-    return CardState.from_dict({**state.to_dict(), "due": (state.due + by).isoformat(),
-                                "last_review": (state.last_review + by).isoformat()})
+    return CardState.from_dict(
+        {**state.to_dict(), "due": (state.due + by).isoformat(), "last_review": (state.last_review + by).isoformat()}
+    )
 
 
 def test_clock_set_forward_a_year_is_a_long_overdue_review():
@@ -354,7 +361,9 @@ def test_bad_ratings_are_rejected(rating):
 
 def test_retrievability_decreases_with_time():
     state = mature()
-    values = [retrievability(state, state.last_review + timedelta(days=d), config=NO_FUZZ) for d in (0, 1, 10, 100, 1000)]
+    values = [
+        retrievability(state, state.last_review + timedelta(days=d), config=NO_FUZZ) for d in (0, 1, 10, 100, 1000)
+    ]
     assert values[0] == pytest.approx(1.0)
     assert all(a > b for a, b in zip(values, values[1:]))
     assert retrievability(state, state.due, config=NO_FUZZ) == pytest.approx(0.9, abs=0.01)  # due at 90 %
@@ -427,12 +436,15 @@ def test_a_one_day_interval_answered_earlier_the_next_evening_is_an_inter_day_re
     assert retrievability(card, at("2026-05-04", "23:55"), config=BERLIN_NO_FUZZ) == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("before, after, quiet_before, quiet_after", [
-    # Spring forward (29 March 2026): 20:05 to 20:05 is 23 hours, still one study day.
-    (("2026-03-28", "20:05"), ("2026-03-29", "20:05"), ("2026-04-11", "20:05"), ("2026-04-12", "20:05")),
-    # Fall back (25 October 2026): the study day lasts 25 hours; 04:30 to 04:20 the next study day.
-    (("2026-10-24", "04:30"), ("2026-10-25", "04:20"), ("2026-10-10", "04:30"), ("2026-10-11", "04:20")),
-])
+@pytest.mark.parametrize(
+    "before, after, quiet_before, quiet_after",
+    [
+        # Spring forward (29 March 2026): 20:05 to 20:05 is 23 hours, still one study day.
+        (("2026-03-28", "20:05"), ("2026-03-29", "20:05"), ("2026-04-11", "20:05"), ("2026-04-12", "20:05")),
+        # Fall back (25 October 2026): the study day lasts 25 hours; 04:30 to 04:20 the next study day.
+        (("2026-10-24", "04:30"), ("2026-10-25", "04:20"), ("2026-10-10", "04:30"), ("2026-10-11", "04:20")),
+    ],
+)
 def test_a_clock_change_does_not_change_the_elapsed_days(before, after, quiet_before, quiet_after):
     def review(last, now):
         card = CardState("review", None, 3.0, 5.0, at(*now), at(*last), reps=4)
@@ -440,7 +452,7 @@ def test_a_clock_change_does_not_change_the_elapsed_days(before, after, quiet_be
 
     across, quiet = review(before, after), review(quiet_before, quiet_after)
     assert across.stability == pytest.approx(quiet.stability)
-    gap = (quiet.due.astimezone(BERLIN).date() - at(*quiet_after).date())
+    gap = quiet.due.astimezone(BERLIN).date() - at(*quiet_after).date()
     assert across.due.astimezone(BERLIN).date() - at(*after).date() == gap
 
 
@@ -454,15 +466,29 @@ def test_a_study_day_of_25_hours_is_still_one_day():
     same_day = answer(card, 3, late, config=BERLIN_NO_FUZZ)
     utc_start, utc_late = start.astimezone(timezone.utc), late.astimezone(timezone.utc)
     reference, _ = Scheduler(enable_fuzzing=False).review_card(
-        Card(card_id=1, state=3, step=0, stability=2.0, difficulty=5.0, due=utc_start,
-             last_review=utc_late - timedelta(hours=1)),
-        Rating.Good, review_datetime=utc_late)
+        Card(
+            card_id=1,
+            state=3,
+            step=0,
+            stability=2.0,
+            difficulty=5.0,
+            due=utc_start,
+            last_review=utc_late - timedelta(hours=1),
+        ),
+        Rating.Good,
+        review_datetime=utc_late,
+    )
     assert same_day.stability == pytest.approx(reference.stability)  # the same-day (short-term) formula
 
 
 def test_a_review_falls_due_on_a_study_day_whatever_the_time_change():
-    for now in (at("2026-03-28", "03:30"), at("2026-03-28", "04:10"), at("2026-10-24", "04:10"),
-                at("2026-10-24", "23:59"), at("2026-03-27", "02:30")):
+    for now in (
+        at("2026-03-28", "03:30"),
+        at("2026-03-28", "04:10"),
+        at("2026-10-24", "04:10"),
+        at("2026-10-24", "23:59"),
+        at("2026-03-27", "02:30"),
+    ):
         card = CardState("review", None, 10.0, 5.0, now, now - timedelta(days=10), reps=4)
         for rating in (2, 3, 4):
             state = answer(card, rating, now, config=SchedulerConfig(zone=BERLIN))
@@ -498,9 +524,14 @@ def test_learning_steps_and_maximum_interval_are_used():
         assert study_days_between(state.last_review, state.due, config) <= 3
 
 
-@pytest.mark.parametrize("text, message", [
-    ("1m 10", "'10' is not a step"), ("0s", "'0s': a step lasts from 1s to 30d"), ("5y", "'5y' is not a step"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("1m 10", "'10' is not a step"),
+        ("0s", "'0s': a step lasts from 1s to 30d"),
+        ("5y", "'5y' is not a step"),
+    ],
+)
 def test_bad_steps_are_one_clear_message(text, message):
     from kb.config import parse_steps
 

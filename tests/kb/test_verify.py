@@ -7,8 +7,8 @@ import os
 import textwrap
 
 import pytest
-from helpers import FIXED_NOW, concept_yaml, write_concept
 
+from helpers import FIXED_NOW, concept_yaml, write_concept
 from kb.cli import main
 from kb.config import BUNDLED_CONTENT, Settings
 from kb.service import KnowledgeBase
@@ -26,14 +26,17 @@ FAILING = snippet_block(
     assert x.sum() == 4, "sum should be 4"
     """
 )
-PASSING = snippet_block(
-    """
+PASSING = (
+    snippet_block(
+        """
     import numpy as np
     x = np.arange(4).reshape(2, 2)
     print("trace", np.trace(x))
     assert np.trace(x) == 3
     """
-) + "cards:\n  - {type: computed, id: shape, question: Shape?, answer: 'tuple(x.shape)'}\n"
+    )
+    + "cards:\n  - {type: computed, id: shape, question: Shape?, answer: 'tuple(x.shape)'}\n"
+)
 
 
 def test_bundled_exemplary_entries_pass(tmp_path):

@@ -8,8 +8,8 @@
 from __future__ import annotations
 
 import pytest
-from helpers import require_or_skip
 
+from helpers import require_or_skip
 from kb.runner import WorkerPool, bwrap
 
 

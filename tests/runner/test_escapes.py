@@ -12,7 +12,6 @@ the snippet saw an error.
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import json
 import os
@@ -28,8 +27,8 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import require_or_skip
 
+from helpers import require_or_skip
 from kb.runner import Limits, RunResult, RunSpec
 
 from .helpers import processes_with_argument, run, run_as_nobody
@@ -235,7 +234,17 @@ def test_metadata_of_files_outside_cannot_change(layered_pool, tmp_path):
     )
     result, _ = run(layered_pool, code)
     seen = assert_all_denied(
-        result, ["chmod", "chown", "utime", "setxattr", "chmod_dev_null", "utime_dev_null", "fchmod_read_only_fd", "setxattr_python"]
+        result,
+        [
+            "chmod",
+            "chown",
+            "utime",
+            "setxattr",
+            "chmod_dev_null",
+            "utime_dev_null",
+            "fchmod_read_only_fd",
+            "setxattr_python",
+        ],
     )
     assert seen["chmod_dev_null"] == seen["fchmod_read_only_fd"] == "EPERM"
     assert _metadata(database) == before
@@ -332,7 +341,9 @@ def _has_children(pid: int) -> bool:
 FAKE = '{"status": "passed", "message": null, "line": null, "values": {"x": {"value": 42, "text": "42"}}}'
 
 
-WRITE_EVERYWHERE = f"for fd in range(3, 1024):\n    try:\n        os.write(fd, {FAKE!r}.encode())\n    except OSError:\n        pass\n"
+WRITE_EVERYWHERE = (
+    f"for fd in range(3, 1024):\n    try:\n        os.write(fd, {FAKE!r}.encode())\n    except OSError:\n        pass\n"
+)
 # A fork given a copy of every socket the snippet holds (the report channel among them), made under
 # numbers the fork-time closing does not know.
 HAND_OVER = (
@@ -350,12 +361,17 @@ HAND_OVER = (
         pytest.param("fake report, then fail", "import os\n" + WRITE_EVERYWHERE + "assert False\n", id="fake-report"),
         pytest.param(
             "fake report from a fork",
-            "import os\nif os.fork() == 0:\n" + textwrap.indent(WRITE_EVERYWHERE, "    ") + "    os._exit(0)\nos.wait()\nos._exit(0)\n",
+            "import os\nif os.fork() == 0:\n"
+            + textwrap.indent(WRITE_EVERYWHERE, "    ")
+            + "    os._exit(0)\nos.wait()\nos._exit(0)\n",
             id="fake-report-from-fork",
         ),
         pytest.param(
             "channel handed to a fork",
-            HAND_OVER + "if os.fork() == 0:\n" + textwrap.indent(WRITE_EVERYWHERE, "    ") + "    os._exit(0)\nos.wait()\nos._exit(0)\n",
+            HAND_OVER
+            + "if os.fork() == 0:\n"
+            + textwrap.indent(WRITE_EVERYWHERE, "    ")
+            + "    os._exit(0)\nos.wait()\nos._exit(0)\n",
             id="channel-handed-to-fork",
         ),
         pytest.param("fake report on stdout", f"print({FAKE!r}, flush=True)\nimport os\nos._exit(0)\n", id="stdout"),
@@ -424,7 +440,10 @@ def test_attacks_as_an_unprivileged_user(tmp_path):
     marker = f"nobody-{os.getpid()}"
     snippets = {
         "terminal": attempts(
-            ("tiocsti", f"__import__('fcntl').ioctl(os.open({os.ttyname(slave)!r}, os.O_RDWR | os.O_NOCTTY), 0x5412, b'x')"),
+            (
+                "tiocsti",
+                f"__import__('fcntl').ioctl(os.open({os.ttyname(slave)!r}, os.O_RDWR | os.O_NOCTTY), 0x5412, b'x')",
+            ),
             ("write", f"os.write(os.open({os.ttyname(slave)!r}, os.O_WRONLY | os.O_NOCTTY), b'\\x1b]0;pwned\\x07')"),
         ),
         "metadata": attempts(

@@ -15,9 +15,8 @@ import time
 import psutil
 import pytest
 
-from kb.runner import STATUSES, Limits, RunResult, RunSpec, WorkerPool, isolation_report
-
 from helpers import require_or_skip
+from kb.runner import STATUSES, Limits, RunResult, RunSpec, WorkerPool, isolation_report
 
 from .helpers import REPO_ROOT, TIGHT, alive, assert_no_leftovers, marked_pids, processes_in_group, run
 
@@ -73,7 +72,17 @@ def test_syntax_error_has_its_line(pool):
 @pytest.mark.timeout(30)
 def test_computed_expressions(pool):
     code = "import numpy as np\nimport torch\nx = torch.zeros(2, 3)\nscale = np.float32(0.5)\n"
-    expressions = ("tuple(x.shape)", "x.shape", "x.sum()", "scale", "np.arange(3)", "(4, 3, 2)", "{'a': (1, 2.5)}", "len", "1 / 4")
+    expressions = (
+        "tuple(x.shape)",
+        "x.shape",
+        "x.sum()",
+        "scale",
+        "np.arange(3)",
+        "(4, 3, 2)",
+        "{'a': (1, 2.5)}",
+        "len",
+        "1 / 4",
+    )
     result, _ = run(pool, code, expressions=expressions)
     assert result.status == "passed", result
     values = result.values
@@ -109,7 +118,10 @@ def test_globals_do_not_leak_between_snippets(pool):
     # Run more times than there are workers, so that every worker sees both snippets.
     for _ in range(pool.jobs + 1):
         first, _ = run(pool, "leaked_name = 42\nimport math\n")
-        second, _ = run(pool, "try:\n    leaked_name\nexcept NameError:\n    pass\nelse:\n    raise AssertionError('leaked')\nassert 'math' not in globals()\n")
+        second, _ = run(
+            pool,
+            "try:\n    leaked_name\nexcept NameError:\n    pass\nelse:\n    raise AssertionError('leaked')\nassert 'math' not in globals()\n",
+        )
         assert first.status == second.status == "passed", (first, second)
 
 
@@ -134,7 +146,9 @@ def test_streaming_output_arrives_while_the_snippet_runs(pool):
     chunks: list[tuple[float, str]] = []
     code = "import time\nfor i in range(3):\n    print('line', i, flush=True)\n    time.sleep(0.2)\n"
     started = time.monotonic()
-    result = pool.run(RunSpec("stream", code, limits=TIGHT), on_output=lambda text: chunks.append((time.monotonic(), text)))
+    result = pool.run(
+        RunSpec("stream", code, limits=TIGHT), on_output=lambda text: chunks.append((time.monotonic(), text))
+    )
     finished = time.monotonic()
     assert result.status == "passed", result
     assert "".join(text for _, text in chunks) == result.output == "line 0\nline 1\nline 2\n"
@@ -154,7 +168,10 @@ def test_an_output_callback_error_is_raised_after_the_run(pool):
 
 @pytest.mark.timeout(60)
 def test_run_many_keeps_input_order_and_reports_progress(pool):
-    specs = [RunSpec(f"k{i}", f"import time\ntime.sleep({0.05 * (5 - i)})\nassert {i} != 3\n", limits=TIGHT) for i in range(6)]
+    specs = [
+        RunSpec(f"k{i}", f"import time\ntime.sleep({0.05 * (5 - i)})\nassert {i} != 3\n", limits=TIGHT)
+        for i in range(6)
+    ]
     seen: list[str] = []
     results = pool.run_many(specs, on_result=lambda r: seen.append(r.key))
     assert [r.key for r in results] == [s.key for s in specs]
@@ -187,7 +204,9 @@ def test_a_worker_killed_mid_run_gives_crashed_and_leaves_nothing(pool):
         if "PGID" in text:
             started.set()
 
-    thread = threading.Thread(target=lambda: results.append(pool.run(RunSpec("k", code, limits=Limits(wall_s=20)), on_output=on_output)))
+    thread = threading.Thread(
+        target=lambda: results.append(pool.run(RunSpec("k", code, limits=Limits(wall_s=20)), on_output=on_output))
+    )
     thread.start()
     assert started.wait(15)
     busy = [pid for pid in pool.worker_pids() if psutil.Process(pid).children()]
@@ -263,7 +282,10 @@ def test_close_is_idempotent_and_stops_the_workers():
 
 @pytest.mark.timeout(30)
 def test_cpu_runs_never_see_a_gpu(pool):
-    result, _ = run(pool, "import os, torch\nassert os.environ['CUDA_VISIBLE_DEVICES'] == ''\nassert torch.cuda.device_count() == 0\n")
+    result, _ = run(
+        pool,
+        "import os, torch\nassert os.environ['CUDA_VISIBLE_DEVICES'] == ''\nassert torch.cuda.device_count() == 0\n",
+    )
     assert result.status == "passed", result
 
 
@@ -289,7 +311,20 @@ def test_specs_are_validated():
 
 @pytest.mark.timeout(10)
 def test_run_result_round_trips_through_a_dict():
-    result = RunResult("k", "failed", "cpu", 0.5, "out", False, "AssertionError", 3, None, 1, {"x": {"value": 1, "text": "1"}}, {"python": "3.11"})
+    result = RunResult(
+        "k",
+        "failed",
+        "cpu",
+        0.5,
+        "out",
+        False,
+        "AssertionError",
+        3,
+        None,
+        1,
+        {"x": {"value": 1, "text": "1"}},
+        {"python": "3.11"},
+    )
     assert RunResult.from_dict(json.loads(json.dumps(result.to_dict()))) == result
     assert set(STATUSES) == {"passed", "failed", "timeout", "cpu_limit", "memory", "output_limit", "crashed"}
 
@@ -356,7 +391,14 @@ def test_cuda_run_when_a_gpu_is_available():
     code = "import torch\nassert device.type == 'cuda'\nx = torch.ones(3, device=device)\nassert x.sum().item() == 3\n"
     with WorkerPool(jobs=1, device="cuda") as gpu_pool:
         result = gpu_pool.run(RunSpec("gpu", code, device="cuda", limits=Limits(wall_s=60)), None)
-        huge = gpu_pool.run(RunSpec("gpu", "import torch\ntorch.empty(10**12, dtype=torch.uint8, device=device)\n", device="cuda", limits=Limits(wall_s=60)))
+        huge = gpu_pool.run(
+            RunSpec(
+                "gpu",
+                "import torch\ntorch.empty(10**12, dtype=torch.uint8, device=device)\n",
+                device="cuda",
+                limits=Limits(wall_s=60),
+            )
+        )
     assert result.status == "passed", result
     assert result.device == "cuda"
     assert huge.status == "memory", huge

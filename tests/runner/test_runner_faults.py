@@ -12,7 +12,7 @@ import pytest
 
 from kb.runner import Limits, isolation_report
 
-from .helpers import PGID, PID_MARK, NOBODY, assert_no_leftovers, marked_pids, processes_in_group, run, run_as_nobody
+from .helpers import NOBODY, PGID, PID_MARK, assert_no_leftovers, marked_pids, processes_in_group, run, run_as_nobody
 
 
 @pytest.mark.timeout(30)
@@ -61,13 +61,16 @@ def test_huge_allocation_is_a_memory_verdict(pool, code):
     assert_no_leftovers(pool, result)
 
 
-FORK_BOMB = PGID + """
+FORK_BOMB = (
+    PGID
+    + """
 while True:
     try:
         os.fork()
     except OSError:
         pass
 """
+)
 
 NOBODY_DRIVER = """
 import json, os, sys
@@ -187,8 +190,18 @@ def test_abort_is_crashed(pool):
         ("import sys\nsys.exit()\n", "passed", 0, None),
         ("import sys\nsys.exit('bad input')\n", "failed", 1, "exit code 1: bad input"),
         # os._exit skips the report: the run did not finish its code, so it never passes.
-        ("import os\nos._exit(4)\n", "failed", 4, "the snippet's process exited before its code finished (exit code 4, no report)"),
-        ("import os\nos._exit(0)\n", "failed", 0, "the snippet's process exited before its code finished (exit code 0, no report)"),
+        (
+            "import os\nos._exit(4)\n",
+            "failed",
+            4,
+            "the snippet's process exited before its code finished (exit code 4, no report)",
+        ),
+        (
+            "import os\nos._exit(0)\n",
+            "failed",
+            0,
+            "the snippet's process exited before its code finished (exit code 0, no report)",
+        ),
     ],
 )
 def test_exit_codes(pool, code, status, exit_code, message):

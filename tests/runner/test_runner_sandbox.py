@@ -140,7 +140,7 @@ def test_symlink_escape_is_refused(fallback_pool, tmp_path):
         f"""
         os.symlink({str(target)!r}, "link")
         os.symlink({str(out)!r}, "dirlink")
-        os.symlink({str(out / 'keep.txt')!r}, "keeplink")
+        os.symlink({str(out / "keep.txt")!r}, "keeplink")
         attempt("through_file_link", lambda: open("link", "w").write("x"))
         attempt("through_dir_link", lambda: open("dirlink/new.txt", "w").write("x"))
         attempt("append_existing", lambda: open("keeplink", "a").write("x"))
@@ -330,7 +330,9 @@ def test_level_and_report_match_the_probes(monkeypatch):
     expected = {(True, True): "landlock+seccomp", (True, False): "landlock", (False, True): "seccomp"}
     inner = expected.get((abi >= 1, seccomp), "rlimits-only")
     assert sandbox.sandbox_level(bubblewrap=False) == inner
-    assert sandbox.sandbox_level() == (("bubblewrap+" + inner if inner != "rlimits-only" else "bubblewrap") if bubblewrap else inner)
+    assert sandbox.sandbox_level() == (
+        ("bubblewrap+" + inner if inner != "rlimits-only" else "bubblewrap") if bubblewrap else inner
+    )
     report = isolation_report()
     assert report["level"] == sandbox.sandbox_level()
     assert report["bubblewrap"] == bubblewrap and (report["bubblewrap_reason"] is None) == bubblewrap
@@ -484,7 +486,9 @@ def _run_child_in_fork(spec: RunSpec, workdir: Path) -> tuple[dict, int, str]:
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child, which always leaves through os._exit
         try:
-            run_child(spec.to_wire(), out_w=out_w, res_w=res_w, workdir=str(workdir), close_fds=[out_r, res_r], worker_pid=me)
+            run_child(
+                spec.to_wire(), out_w=out_w, res_w=res_w, workdir=str(workdir), close_fds=[out_r, res_r], worker_pid=me
+            )
         finally:
             os._exit(99)
     os.close(out_w)
