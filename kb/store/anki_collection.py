@@ -27,7 +27,9 @@ class CollectionError(KbError, ValueError):
 NoteRow = tuple[str, int, str, str]  # guid, note type id, tags, fields joined by \x1f
 
 
-def read_collection(db_path: Path, *, max_notes: int = MAX_NOTES) -> tuple[dict[int, tuple[str, bool, list[str]]], list[NoteRow]]:
+def read_collection(
+    db_path: Path, *, max_notes: int = MAX_NOTES
+) -> tuple[dict[int, tuple[str, bool, list[str]]], list[NoteRow]]:
     """(note types, notes as (guid, note type id, tags, fields)) of an Anki collection file."""
     try:
         db = sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro", uri=True)
@@ -42,8 +44,9 @@ def read_collection(db_path: Path, *, max_notes: int = MAX_NOTES) -> tuple[dict[
             raise CollectionError("it has no notes table")
         (count,) = db.execute("SELECT count(*) FROM notes").fetchone()
         if count > max_notes:
-            raise CollectionError(f"it holds {count:,} notes; kb imports at most {max_notes:,} at a time "
-                                  "(export one Anki deck at a time)")
+            raise CollectionError(
+                f"it holds {count:,} notes; kb imports at most {max_notes:,} at a time (export one Anki deck at a time)"
+            )
         types = _notetypes(db, tables)
         return types, _notes(db)
     except sqlite3.OperationalError as exc:
@@ -62,8 +65,12 @@ def _notes(db: sqlite3.Connection) -> list[NoteRow]:
     )
     notes: list[NoteRow] = []
     for note_id, guid_type, guid, mid_type, mid, tags_type, tags, flds_type, flds in rows:
-        for column, kind, expected in (("guid", guid_type, "text"), ("mid", mid_type, "integer"),
-                                       ("tags", tags_type, "text"), ("flds", flds_type, "text")):
+        for column, kind, expected in (
+            ("guid", guid_type, "text"),
+            ("mid", mid_type, "integer"),
+            ("tags", tags_type, "text"),
+            ("flds", flds_type, "text"),
+        ):
             if kind != expected:
                 shown = "NULL" if kind == "null" else f"a {kind} value"
                 raise CollectionError(f"note {note_id}: its {column} is {shown}, not {expected}")
@@ -107,6 +114,8 @@ def _notetypes(db: sqlite3.Connection, tables: dict[str, str]) -> dict[int, tupl
             if not isinstance(name, str) or not all(isinstance(n, str) for n in names):
                 raise TypeError("names must be text")
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise CollectionError(f"note type {str(key)[:40]!r} in col.models is malformed ({type(exc).__name__}: {exc})") from None
+            raise CollectionError(
+                f"note type {str(key)[:40]!r} in col.models is malformed ({type(exc).__name__}: {exc})"
+            ) from None
         out[ntid] = (name, kind == 1, names)
     return out

@@ -183,8 +183,14 @@ def _has_reviews(db_path: Path) -> bool:
         conn.close()
 
 
-def maybe_backup(db_path: Path, backup_dir: Path, now: datetime, *, interval: timedelta = BACKUP_INTERVAL,
-                 day_of: Callable[[datetime], date] = utc_day) -> Path | None:
+def maybe_backup(
+    db_path: Path,
+    backup_dir: Path,
+    now: datetime,
+    *,
+    interval: timedelta = BACKUP_INTERVAL,
+    day_of: Callable[[datetime], date] = utc_day,
+) -> Path | None:
     """A backup when the database has reviews and no backup is within `interval` of now."""
     now = _utc(now)
     if any(abs(now - stamp) < interval for stamp, _ in list_backups(backup_dir)):

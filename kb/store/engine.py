@@ -84,9 +84,14 @@ class _BadFile(Exception):
     """The file is corrupt or not a kb database: it is moved aside."""
 
 
-def open_engine(path: Path, *, now: datetime | None = None, backup_dir: Path | None = None,
-                backup_day: Callable[[datetime], date] | None = None,
-                on_notice: Callable[[str], None] | None = None) -> Engine:
+def open_engine(
+    path: Path,
+    *,
+    now: datetime | None = None,
+    backup_dir: Path | None = None,
+    backup_day: Callable[[datetime], date] | None = None,
+    on_notice: Callable[[str], None] | None = None,
+) -> Engine:
     """Open (creating if needed) the database at path, check it, and bring its schema up to date.
 
     A corrupt file, or one that is not a kb database, is moved aside (never deleted) and the error
@@ -103,13 +108,16 @@ def open_engine(path: Path, *, now: datetime | None = None, backup_dir: Path | N
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise StoreWriteError(f"{path.parent}: cannot create the data directory ({exc.strerror or exc}); "
-                              "create it or set KB_HOME to a writable directory") from None
+        raise StoreWriteError(
+            f"{path.parent}: cannot create the data directory ({exc.strerror or exc}); "
+            "create it or set KB_HOME to a writable directory"
+        ) from None
     _check_writable(path)
     if path.exists() and path.stat().st_size == 0:
         # An empty file is not silently taken as a new database: something truncated it.
-        raise StoreError(f"{path}: the database file is empty (0 bytes); move it aside to start afresh"
-                         + _restore_hint(backup_dir))
+        raise StoreError(
+            f"{path}: the database file is empty (0 bytes); move it aside to start afresh" + _restore_hint(backup_dir)
+        )
     existed = path.exists()
     try:
         # Checked with a plain connection first: the engine's would switch a foreign file to WAL.
@@ -121,8 +129,10 @@ def open_engine(path: Path, *, now: datetime | None = None, backup_dir: Path | N
         if kept is None:
             raise _moved_aside_error(path, str(exc), backup_dir, now) from None
         if on_notice is not None:
-            on_notice(f"{path}: the search index was damaged; kb rebuilt it from your data (no review or note "
-                      f"was lost) and kept the damaged file as {kept}")
+            on_notice(
+                f"{path}: the search index was damaged; kb rebuilt it from your data (no review or note "
+                f"was lost) and kept the damaged file as {kept}"
+            )
         version = _precheck(path)
     engine = create_db_engine(path)
     try:
@@ -137,7 +147,10 @@ def open_engine(path: Path, *, now: datetime | None = None, backup_dir: Path | N
         elif version < SCHEMA_VERSION:
             _migrate(engine, path, version, backup_dir, now)
         try:
-            maybe_backup(path, backup_dir, now, **({"day_of": backup_day} if backup_day else {}))
+            if backup_day:
+                maybe_backup(path, backup_dir, now, day_of=backup_day)
+            else:
+                maybe_backup(path, backup_dir, now)
         except (StoreError, OSError):
             pass  # a periodic backup that fails (disk full) must not stop the studying; `kb backup` reports it
     except _BadFile as exc:
@@ -156,7 +169,7 @@ def open_engine(path: Path, *, now: datetime | None = None, backup_dir: Path | N
 
 
 def _check_writable(path: Path) -> None:
-    """Refuse up front, in one line, a database this user cannot write (RELIABILITY G7).
+    """Refuse up front, in one line, a database this user cannot write.
 
     SQLite would only fail later, with "attempt to write a readonly database" or "unable to open
     database file", and in WAL mode it needs the directory writable for the -wal and -shm files.
@@ -165,13 +178,17 @@ def _check_writable(path: Path) -> None:
     folder = path.parent
     if not os.access(folder, os.W_OK | os.X_OK):
         read_only_fs = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
-        raise StoreWriteError(f"{folder} is not writable {'(a read-only file system)' if read_only_fs else 'by this user'} "
-                              f"(kb keeps {path.name} and its -wal/-shm files there); nothing was changed: "
-                              "make it writable or set KB_HOME to a writable directory")
+        raise StoreWriteError(
+            f"{folder} is not writable {'(a read-only file system)' if read_only_fs else 'by this user'} "
+            f"(kb keeps {path.name} and its -wal/-shm files there); nothing was changed: "
+            "make it writable or set KB_HOME to a writable directory"
+        )
     for name in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
         if name.exists() and not os.access(name, os.R_OK | os.W_OK):
-            raise StoreWriteError(f"{name} is read-only for this user; nothing was changed: make it writable "
-                                  "(chmod u+w) or set KB_HOME to a writable directory")
+            raise StoreWriteError(
+                f"{name} is read-only for this user; nothing was changed: make it writable "
+                "(chmod u+w) or set KB_HOME to a writable directory"
+            )
 
 
 def _precheck(path: Path) -> int:
@@ -209,13 +226,15 @@ def _migrate(engine: Engine, path: Path, version: int, backup_dir: Path, now: da
     backup = make_backup(path, backup_dir, now)
     try:
         with engine.begin() as conn:
-            current = conn.exec_driver_sql("PRAGMA user_version").scalar()
+            current = int(conn.exec_driver_sql("PRAGMA user_version").scalar() or 0)
             if current < SCHEMA_VERSION:  # another process may have migrated meanwhile
                 migrate(conn, current, SCHEMA_VERSION)
     except Exception as exc:
         orig = getattr(exc, "orig", exc)
-        raise StoreError(f"{path}: upgrading the schema from {version} to {SCHEMA_VERSION} failed ({orig}); "
-                         f"the database is unchanged; a backup from before the upgrade is {backup}") from exc
+        raise StoreError(
+            f"{path}: upgrading the schema from {version} to {SCHEMA_VERSION} failed ({orig}); "
+            f"the database is unchanged; a backup from before the upgrade is {backup}"
+        ) from exc
 
 
 def _restore_hint(backup_dir: Path) -> str:
@@ -233,7 +252,9 @@ def _moved_aside_error(path: Path, reason: str, backup_dir: Path, now: datetime)
     try:
         moved = move_aside(path, now)
     except OSError as exc:
-        return StoreError(f"{path}: {reason}; could not move it aside ({exc.strerror or exc})" + _restore_hint(backup_dir))
+        return StoreError(
+            f"{path}: {reason}; could not move it aside ({exc.strerror or exc})" + _restore_hint(backup_dir)
+        )
     return StoreError(f"{path}: {reason}; moved it aside to {moved} (nothing was deleted)" + _restore_hint(backup_dir))
 
 

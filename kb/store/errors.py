@@ -35,7 +35,9 @@ class StoreWriteError(StoreError):
 SQLITE_IOERR, SQLITE_FULL, SQLITE_READONLY, SQLITE_CANTOPEN = 10, 13, 8, 14
 
 
-def write_failure(path, exc: BaseException, *, outcome: str = "nothing of this change was stored") -> StoreWriteError | None:
+def write_failure(
+    path, exc: BaseException, *, outcome: str = "nothing of this change was stored"
+) -> StoreWriteError | None:
     """A one-line StoreWriteError naming `path` for a SQLite read-only/disk-full/I/O error, else None.
 
     `exc` is a sqlite3 error or one wrapping it (SQLAlchemy's `.orig`).
@@ -53,7 +55,10 @@ def write_failure(path, exc: BaseException, *, outcome: str = "nothing of this c
     elif primary == SQLITE_READONLY:
         problem, advice = f"the database is read-only ({orig})", f"make it and {folder} writable by this user"
     elif primary == SQLITE_CANTOPEN:
-        problem, advice = f"cannot open the database or its -wal/-shm files ({orig})", f"check that {folder} is writable"
+        problem, advice = (
+            f"cannot open the database or its -wal/-shm files ({orig})",
+            f"check that {folder} is writable",
+        )
     else:
         return None
     return StoreWriteError(f"{path}: {problem}; {outcome}: {advice}", path=path, orig=orig)

@@ -18,7 +18,6 @@ from sqlalchemy import Connection
 from kb.store.errors import StoreError
 
 
-
 def _v1_to_v2(conn: Connection) -> None:
     """Schema 2: trust is recorded per snippet hash (`trusted_snippet`), not per deck.
 

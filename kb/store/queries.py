@@ -9,16 +9,25 @@ from datetime import datetime
 
 from sqlalchemy import Engine, Integer, func, insert, select
 
-from kb.trust import executed_strings
+from kb.store.cjk import is_cjk, without_grams
 from kb.store.engine import read
-from kb.store.tables import CardRow, ConceptRow, DeckRow, ReviewLogRow, SnippetRunRow, TrustedSnippetRow
+from kb.store.tables import (
+    CardRow,
+    ConceptRow,
+    DeckRow,
+    ReviewLogRow,
+    SnippetRunRow,
+    TrustedSnippetRow,
+    table_of,
+)
+from kb.trust import executed_strings
 
-_concept = ConceptRow.__table__
-_card = CardRow.__table__
-_run = SnippetRunRow.__table__
-_review = ReviewLogRow.__table__
-_deck = DeckRow.__table__
-_trusted = TrustedSnippetRow.__table__
+_concept = table_of(ConceptRow)
+_card = table_of(CardRow)
+_run = table_of(SnippetRunRow)
+_review = table_of(ReviewLogRow)
+_deck = table_of(DeckRow)
+_trusted = table_of(TrustedSnippetRow)
 
 # FTS5's trigram tokenizer cannot match terms shorter than three characters (many Chinese terms
 # have two: 卷积, 梯度); those go to the word index, which also holds CJK characters and bigrams.
@@ -54,16 +63,12 @@ def _excerpt(text: str, terms: list[str], width: int = 60) -> str:
     return ("…" if lo > 0 else "") + piece.replace("\n", " ") + ("…" if hi < len(text) else "")
 
 
-_CJK_CHAR = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af]")
-_GRAMS_MARK = "\n\x1f"
-
-
 def _word_query(terms: list[str]) -> str:
     # CJK terms match their generated gram tokens exactly; other short terms match word prefixes.
     parts = []
     for t in terms:
         quoted = '"' + t.replace('"', '""') + '"'
-        parts.append(quoted if all(_CJK_CHAR.match(ch) for ch in t) else quoted + "*")
+        parts.append(quoted if is_cjk(t) else quoted + "*")
     return " AND ".join(parts)
 
 
@@ -81,15 +86,17 @@ def search(engine: Engine, query: str, *, limit: int = 50) -> list[SearchRow]:
     columns = "x.id, c.title_en, c.title_zh, c.category, x.title, x.aliases, x.body"
     with read(engine) as conn:
         if long_terms:
-            sql = (f"SELECT {columns} FROM concept_fts x JOIN concept c ON c.id = x.id WHERE concept_fts MATCH ? ")
+            sql = f"SELECT {columns} FROM concept_fts x JOIN concept c ON c.id = x.id WHERE concept_fts MATCH ? "
             params: list = [_fts_query(long_terms)]
             if short_terms:
                 sql += "AND x.id IN (SELECT id FROM concept_words WHERE concept_words MATCH ?) "
                 params.append(_word_query(short_terms))
             sql += "ORDER BY bm25(concept_fts, 0.0, 10.0, 6.0, 4.0, 1.0), x.id LIMIT ?"
         else:
-            sql = (f"SELECT {columns} FROM concept_words x JOIN concept c ON c.id = x.id "
-                   "WHERE concept_words MATCH ? ORDER BY bm25(concept_words, 0.0, 10.0, 6.0, 4.0, 1.0), x.id LIMIT ?")
+            sql = (
+                f"SELECT {columns} FROM concept_words x JOIN concept c ON c.id = x.id "
+                "WHERE concept_words MATCH ? ORDER BY bm25(concept_words, 0.0, 10.0, 6.0, 4.0, 1.0), x.id LIMIT ?"
+            )
             params = [_word_query(short_terms)]
         # A few more than asked for, so an exact name can be moved up from below the cut.
         rows = conn.exec_driver_sql(sql, (*params, max(limit, EXACT_WINDOW))).all()
@@ -97,13 +104,13 @@ def search(engine: Engine, query: str, *, limit: int = 50) -> list[SearchRow]:
     wanted = query.strip().casefold()
 
     def exact(r) -> bool:  # the query is the concept's id, a title or an alias, as typed
-        names = (r[4].split(_GRAMS_MARK, 1)[0] + "\n" + r[5].split(_GRAMS_MARK, 1)[0]).split("\n")
+        names = (without_grams(r[4]) + "\n" + without_grams(r[5])).split("\n")
         return r[0] == wanted or any(name.strip().casefold() == wanted for name in names)
 
     rows = sorted(rows, key=lambda r: not exact(r))[:limit]  # stable: bm25 order otherwise
     out = []
     for r in rows:
-        title, aliases, body = (text.split(_GRAMS_MARK, 1)[0] for text in (r[4], r[5], r[6]))
+        title, aliases, body = map(without_grams, (r[4], r[5], r[6]))
         # Show the body around the match when the body matches, else the alias or title line.
         source = next((t for t in (body, aliases, title) if any(x in t.lower() for x in lowered)), body)
         # Mark the whole query where it occurs as typed, else the first term found.
@@ -138,8 +145,9 @@ def all_concept_ids(engine: Engine, *, include_retired: bool = False) -> list[st
 def concept_owners(engine: Engine) -> dict[str, tuple[str, str]]:
     """Active concept id -> (deck path, source file), to tell an import which ids are taken."""
     with read(engine) as conn:
-        rows = conn.execute(select(_concept.c.id, _concept.c.deck_path, _concept.c.source_path)
-                            .where(_concept.c.retired.is_(False)))
+        rows = conn.execute(
+            select(_concept.c.id, _concept.c.deck_path, _concept.c.source_path).where(_concept.c.retired.is_(False))
+        )
         return {r.id: (r.deck_path, r.source_path) for r in rows}
 
 
@@ -174,8 +182,12 @@ def last_run(engine: Engine, concept_id: str) -> dict | None:
 def counts(engine: Engine) -> dict[str, int]:
     with read(engine) as conn:
         return {
-            "concepts": conn.execute(select(func.count()).select_from(_concept).where(_concept.c.retired.is_(False))).scalar(),
-            "retired_concepts": conn.execute(select(func.count()).select_from(_concept).where(_concept.c.retired.is_(True))).scalar(),
+            "concepts": conn.execute(
+                select(func.count()).select_from(_concept).where(_concept.c.retired.is_(False))
+            ).scalar(),
+            "retired_concepts": conn.execute(
+                select(func.count()).select_from(_concept).where(_concept.c.retired.is_(True))
+            ).scalar(),
             "cards": conn.execute(select(func.count()).select_from(_card).where(_card.c.retired.is_(False))).scalar(),
             "reviews": conn.execute(select(func.count()).select_from(_review)).scalar(),
             "runs": conn.execute(select(func.count()).select_from(_run)).scalar(),
@@ -202,10 +214,20 @@ def snippet_sources(engine: Engine, ids: list[str] | None = None) -> list[Snippe
     """Active concepts that have a snippet (all, or those in ids), with the hash trusted for each."""
     with read(engine) as conn:
         query = (
-            select(_concept.c.id, _concept.c.data_json, _concept.c.snippet_hash, _concept.c.snippet_line_offset,
-                   _concept.c.source_path, _concept.c.deck_path, _trusted.c.snippet_hash.label("trusted_hash"))
-            .join(_trusted, (_trusted.c.deck_path == _concept.c.deck_path) & (_trusted.c.concept_id == _concept.c.id),
-                  isouter=True)
+            select(
+                _concept.c.id,
+                _concept.c.data_json,
+                _concept.c.snippet_hash,
+                _concept.c.snippet_line_offset,
+                _concept.c.source_path,
+                _concept.c.deck_path,
+                _trusted.c.snippet_hash.label("trusted_hash"),
+            )
+            .join(
+                _trusted,
+                (_trusted.c.deck_path == _concept.c.deck_path) & (_trusted.c.concept_id == _concept.c.id),
+                isouter=True,
+            )
             .where(_concept.c.retired.is_(False), _concept.c.snippet_hash.is_not(None))
             .order_by(_concept.c.id)
         )
@@ -217,10 +239,20 @@ def snippet_sources(engine: Engine, ids: list[str] | None = None) -> list[Snippe
         data = json.loads(r.data_json)
         snippet = data["snippet"]
         expressions = tuple(c["answer"] for c in data.get("cards", []) if c.get("type") == "computed")
-        out.append(SnippetSource(
-            r.id, snippet["code"], r.snippet_hash, tuple(snippet["devices"]), snippet.get("timeout_s"),
-            expressions, r.snippet_line_offset, r.source_path, r.deck_path, r.trusted_hash,
-        ))
+        out.append(
+            SnippetSource(
+                r.id,
+                snippet["code"],
+                r.snippet_hash,
+                tuple(snippet["devices"]),
+                snippet.get("timeout_s"),
+                expressions,
+                r.snippet_line_offset,
+                r.source_path,
+                r.deck_path,
+                r.trusted_hash,
+            )
+        )
     return out
 
 
@@ -241,16 +273,25 @@ def trust_deck_snippets(engine: Engine, deck_path: str, *, now: datetime) -> int
 
     with engine.begin() as conn:
         rows = conn.execute(
-            select(_concept.c.id, _concept.c.snippet_hash, _concept.c.data_json)
-            .where(_concept.c.deck_path == deck_path, _concept.c.retired.is_(False), _concept.c.snippet_hash.is_not(None))
+            select(_concept.c.id, _concept.c.snippet_hash, _concept.c.data_json).where(
+                _concept.c.deck_path == deck_path, _concept.c.retired.is_(False), _concept.c.snippet_hash.is_not(None)
+            )
         ).all()
         conn.execute(delete(_trusted).where(_trusted.c.deck_path == deck_path))
         if rows:
-            conn.execute(insert(_trusted), [
-                {"deck_path": deck_path, "concept_id": r.id, "snippet_hash": r.snippet_hash, "trusted_at": now,
-                 "executed_json": json.dumps(executed_strings(json.loads(r.data_json)), ensure_ascii=False)}
-                for r in rows
-            ])
+            conn.execute(
+                insert(_trusted),
+                [
+                    {
+                        "deck_path": deck_path,
+                        "concept_id": r.id,
+                        "snippet_hash": r.snippet_hash,
+                        "trusted_at": now,
+                        "executed_json": json.dumps(executed_strings(json.loads(r.data_json)), ensure_ascii=False),
+                    }
+                    for r in rows
+                ],
+            )
         return len(rows)
 
 
@@ -269,13 +310,18 @@ def changed_since_trusted(engine: Engine, deck_path: str) -> list[UntrustedChang
         rows = conn.execute(
             select(_concept.c.id, _concept.c.data_json, _trusted.c.executed_json)
             .join(_trusted, (_trusted.c.deck_path == _concept.c.deck_path) & (_trusted.c.concept_id == _concept.c.id))
-            .where(_concept.c.deck_path == deck_path, _concept.c.retired.is_(False),
-                   _concept.c.snippet_hash.is_not(None), _trusted.c.snippet_hash != _concept.c.snippet_hash)
+            .where(
+                _concept.c.deck_path == deck_path,
+                _concept.c.retired.is_(False),
+                _concept.c.snippet_hash.is_not(None),
+                _trusted.c.snippet_hash != _concept.c.snippet_hash,
+            )
             .order_by(_concept.c.id)
         ).all()
     return [
-        UntrustedChange(r.id, json.loads(r.executed_json) if r.executed_json else None,
-                        executed_strings(json.loads(r.data_json)))
+        UntrustedChange(
+            r.id, json.loads(r.executed_json) if r.executed_json else None, executed_strings(json.loads(r.data_json))
+        )
         for r in rows
     ]
 
@@ -308,8 +354,11 @@ def deck_counts(engine: Engine) -> dict[str, DeckCounts]:
                 func.sum((_trusted.c.snippet_hash == _concept.c.snippet_hash).cast(Integer)),
                 func.sum((_trusted.c.snippet_hash != _concept.c.snippet_hash).cast(Integer)),
             )
-            .join(_trusted, (_trusted.c.deck_path == _concept.c.deck_path) & (_trusted.c.concept_id == _concept.c.id),
-                  isouter=True)
+            .join(
+                _trusted,
+                (_trusted.c.deck_path == _concept.c.deck_path) & (_trusted.c.concept_id == _concept.c.id),
+                isouter=True,
+            )
             .where(_concept.c.retired.is_(False))
             .group_by(_concept.c.deck_path)
         ).all()
@@ -339,8 +388,12 @@ def titles_of(engine: Engine, ids: list[str]) -> dict[str, dict[str, str]]:
 def titles_in_category(engine: Engine, category: str) -> list[tuple[str, str]]:
     """(id, English title) of the active concepts of a category: the pool of choice distractors."""
     with read(engine) as conn:
-        return [tuple(r) for r in conn.exec_driver_sql(
-            "SELECT id, title_en FROM concept WHERE category = ? AND retired = 0 ORDER BY id", (category,))]
+        return [
+            tuple(r)
+            for r in conn.exec_driver_sql(
+                "SELECT id, title_en FROM concept WHERE category = ? AND retired = 0 ORDER BY id", (category,)
+            )
+        ]
 
 
 def list_concepts(engine: Engine, *, category: str | None = None) -> list[tuple[str, str, str, str]]:
@@ -367,21 +420,32 @@ def export_rows(engine: Engine, *, category: str | None = None) -> list[dict]:
             sql += " AND category = ?"
             params = (category,)
         concepts = conn.exec_driver_sql(sql + " ORDER BY id", params).all()
-        cards = conn.execute(select(_card).where(_card.c.retired.is_(False)).order_by(_card.c.concept_id, _card.c.position)).all()
+        cards = conn.execute(
+            select(_card).where(_card.c.retired.is_(False)).order_by(_card.c.concept_id, _card.c.position)
+        ).all()
         latest = conn.exec_driver_sql("SELECT concept_id, max(id) FROM snippet_run GROUP BY concept_id").all()
         passing = conn.exec_driver_sql(
-            "SELECT concept_id, max(id) FROM snippet_run WHERE status = 'passed' GROUP BY concept_id").all()
+            "SELECT concept_id, max(id) FROM snippet_run WHERE status = 'passed' GROUP BY concept_id"
+        ).all()
         run_ids = {r[1] for r in latest}
         runs = {r.id: r for r in conn.execute(select(_run).where(_run.c.id.in_(run_ids | {r[1] for r in passing})))}
     by_concept: dict[str, list[dict]] = {}
     for r in cards:
         # The payload's own `id` (the spec's key) must not hide the card id.
         by_concept.setdefault(r.concept_id, []).append(
-            {**json.loads(r.payload_json), "id": r.card_id, "type": r.kind, "key": r.key})
+            {**json.loads(r.payload_json), "id": r.card_id, "type": r.kind, "key": r.key}
+        )
     last = {cid: _run_dict(runs[rid]) for cid, rid in latest}
     values = {cid: json.loads(runs[rid].values_json) for cid, rid in passing}
-    return [{"data": json.loads(data), "cards": by_concept.get(cid, []), "last_run": last.get(cid),
-             "passing_values": values.get(cid)} for cid, data in concepts]
+    return [
+        {
+            "data": json.loads(data),
+            "cards": by_concept.get(cid, []),
+            "last_run": last.get(cid),
+            "passing_values": values.get(cid),
+        }
+        for cid, data in concepts
+    ]
 
 
 def _run_dict(row) -> dict:

@@ -48,14 +48,13 @@ def _free_name(path: Path) -> Path:
 
 def _refill_search(conn: sqlite3.Connection) -> None:
     from kb.schema import Concept
-    from kb.store.ingest import search_document, with_cjk_grams
+    from kb.store.ingest import search_rows
 
     fts, words = [], []
     for (data_json,) in conn.execute("SELECT data_json FROM concept"):
-        doc = search_document(Concept.model_validate_json(data_json))
-        row = (doc["id"], doc["title"], doc["aliases"], doc["tags"], doc["body"])
+        row, words_row = search_rows(Concept.model_validate_json(data_json))
         fts.append(row)
-        words.append((row[0], *map(with_cjk_grams, row[1:])))
+        words.append(words_row)
     conn.executemany("INSERT INTO concept_fts (id, title, aliases, tags, body) VALUES (?, ?, ?, ?, ?)", fts)
     conn.executemany("INSERT INTO concept_words (id, title, aliases, tags, body) VALUES (?, ?, ?, ?, ?)", words)
 
@@ -139,14 +138,18 @@ def recover(path: Path, backup_dir: Path, now: datetime) -> str:
 
     kept = salvage(path, now) if path.exists() else None
     if kept is not None:
-        return (f"{path}: the search index was damaged; kb rebuilt it from your data (no review or note was lost) "
-                f"and kept the damaged file as {kept}; run the command again")
+        return (
+            f"{path}: the search index was damaged; kb rebuilt it from your data (no review or note was lost) "
+            f"and kept the damaged file as {kept}; run the command again"
+        )
     try:
         moved = move_aside(path, now)
     except OSError as exc:
         return f"{path} is damaged and could not be moved aside ({exc.strerror or exc})" + _restore_hint(backup_dir)
-    return (f"{path} is damaged beyond the search index; it was moved aside to {moved} (nothing was deleted)"
-            + _restore_hint(backup_dir))
+    return (
+        f"{path} is damaged beyond the search index; it was moved aside to {moved} (nothing was deleted)"
+        + _restore_hint(backup_dir)
+    )
 
 
 def pending_moved_aside(home: Path, db_name: str = "kb.sqlite") -> list[Path]:
@@ -154,8 +157,7 @@ def pending_moved_aside(home: Path, db_name: str = "kb.sqlite") -> list[Path]:
     if not home.is_dir():
         return []
     return sorted(
-        p for p in home.glob(f"{db_name}.corrupt-*")
-        if not p.name.endswith((DISMISSED_SUFFIX, "-wal", "-shm"))
+        p for p in home.glob(f"{db_name}.corrupt-*") if not p.name.endswith((DISMISSED_SUFFIX, "-wal", "-shm"))
     )
 
 
@@ -181,6 +183,8 @@ def notice(home: Path, backup_dir: Path) -> str | None:
     if not pending:
         return None
     names = ", ".join(p.name for p in pending)
-    return (f"a damaged database was moved aside ({names} in {home}) and kb is using a new, empty one"
-            + _restore_hint(backup_dir) + "; `kb restore --dismiss` keeps the new one and stops this notice")
-
+    return (
+        f"a damaged database was moved aside ({names} in {home}) and kb is using a new, empty one"
+        + _restore_hint(backup_dir)
+        + "; `kb restore --dismiss` keeps the new one and stops this notice"
+    )

@@ -95,7 +95,8 @@ def build_queue(
     queue: list[QueueEntry] = []
     taken_concepts: set[str] = set()
     with read(engine) as conn:
-        learning_now, learning_ahead = [], []
+        learning_now: list[QueueEntry] = []
+        learning_ahead: list[QueueEntry] = []
         for pk, card_id, concept, kind, state, due in conn.exec_driver_sql(
             "SELECT c.pk, c.card_id, c.concept_id, c.kind, s.state, s.due FROM card_state s "
             "JOIN card c ON c.pk = s.card_pk JOIN concept k ON k.id = c.concept_id "
@@ -105,7 +106,7 @@ def build_queue(
         ):
             # A card already in progress today keeps its steps; its siblings stay buried.
             entry = QueueEntry(pk, card_id, concept, kind, state, _dt(due))
-            (learning_now if entry.due <= now else learning_ahead).append(entry)
+            (learning_now if entry.due is not None and entry.due <= now else learning_ahead).append(entry)
             taken_concepts.add(concept)
         queue.extend(learning_now)
 
@@ -135,9 +136,11 @@ def build_queue(
                 if concept_id not in ready:
                     seen = conn.exec_driver_sql(
                         "SELECT 1 FROM card c JOIN card_state s ON s.card_pk = c.pk WHERE c.concept_id = ? LIMIT 1",
-                        (concept_id,)).first()
+                        (concept_id,),
+                    ).first()
                     exists = conn.exec_driver_sql(
-                        "SELECT 1 FROM concept WHERE id = ? AND retired = 0", (concept_id,)).first()
+                        "SELECT 1 FROM concept WHERE id = ? AND retired = 0", (concept_id,)
+                    ).first()
                     ready[concept_id] = bool(seen) or not exists
                 return ready[concept_id]
 
@@ -195,8 +198,17 @@ def get_card(engine: Engine, card_id: str) -> StoredCard | None:
         ).first()
     if row is None:
         return None
-    return StoredCard(row[0], row[1], row[2], row[3], json.loads(row[4]), row[5],
-                      json.loads(row[6]) if row[6] else None, bool(row[7]), bool(row[8]))
+    return StoredCard(
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        json.loads(row[4]),
+        row[5],
+        json.loads(row[6]) if row[6] else None,
+        bool(row[7]),
+        bool(row[8]),
+    )
 
 
 @dataclass(frozen=True)
@@ -239,19 +251,38 @@ def record_answer(
         try:
             return _record_answer(engine, card_id, rating=rating, now=now, duration_ms=duration_ms, decide=decide)
         except StoreWriteError as exc:  # a full disk, an I/O error, a read-only file: the transaction rolled back
-            better = write_failure(exc.path, exc.orig, outcome="the answer was not stored (earlier answers are kept)")
+            better = exc.orig and write_failure(
+                exc.path, exc.orig, outcome="the answer was not stored (earlier answers are kept)"
+            )
             raise (better or exc) from exc.orig
         except OperationalError as exc:
             if not _is_locked(exc):
                 raise
             if attempt == LOCK_RETRIES:
-                raise StoreError("the database is busy: another kb has held it for too long; "
-                                 "the answer was not stored, answer again") from exc
+                raise StoreError(
+                    "the database is busy: another kb has held it for too long; the answer was not stored, answer again"
+                ) from exc
     raise AssertionError("unreachable")
 
 
-def _record_answer(engine: Engine, card_id: str, *, rating: int, now: datetime, duration_ms: int | None,
-                   decide: Callable[[dict | None], NextState]) -> int:
+def _update_card_state(conn, card_pk: int, values: tuple) -> None:
+    """values: (state, due, lapses, reps, suspended, leech, data_json), the order the INSERT uses too."""
+    conn.exec_driver_sql(
+        "UPDATE card_state SET state = ?, due = ?, lapses = ?, reps = ?, suspended = ?, leech = ?, "
+        "data_json = ? WHERE card_pk = ?",
+        (*values, card_pk),
+    )
+
+
+def _record_answer(
+    engine: Engine,
+    card_id: str,
+    *,
+    rating: int,
+    now: datetime,
+    duration_ms: int | None,
+    decide: Callable[[dict | None], NextState],
+) -> int:
     with engine.begin() as conn:
         row = conn.exec_driver_sql(
             "SELECT c.pk, c.content_hash, s.data_json, s.suspended, s.leech FROM card c "
@@ -263,18 +294,26 @@ def _record_answer(engine: Engine, card_id: str, *, rating: int, now: datetime, 
         pk, content_hash, before_json, suspended, leech = row
         before = json.loads(before_json) if before_json else None
         nxt = decide(before)
-        values = (nxt.state, _iso(nxt.due), nxt.lapses, nxt.reps,
-                  bool(suspended) or (nxt.leech and nxt.suspend_leech), bool(leech) or nxt.leech, json.dumps(nxt.data))
+        values = (
+            nxt.state,
+            _iso(nxt.due),
+            nxt.lapses,
+            nxt.reps,
+            bool(suspended) or (nxt.leech and nxt.suspend_leech),
+            bool(leech) or nxt.leech,
+            json.dumps(nxt.data),
+        )
         if before is None:
             conn.exec_driver_sql(
                 "INSERT INTO card_state (state, due, lapses, reps, suspended, leech, data_json, card_pk) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (*values, pk))
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (*values, pk),
+            )
         else:
-            conn.exec_driver_sql(
-                "UPDATE card_state SET state = ?, due = ?, lapses = ?, reps = ?, suspended = ?, leech = ?, "
-                "data_json = ? WHERE card_pk = ?", (*values, pk))
-        envelope_before = None if before is None else json.dumps(
-            {"card": before, "suspended": bool(suspended), "leech": bool(leech)})
+            _update_card_state(conn, pk, values)
+        envelope_before = (
+            None if before is None else json.dumps({"card": before, "suspended": bool(suspended), "leech": bool(leech)})
+        )
         envelope_after = json.dumps({"card": nxt.data, "suspended": values[4], "leech": values[5]})
         cursor = conn.exec_driver_sql(
             "INSERT INTO review_log (card_pk, rating, reviewed_at, duration_ms, content_hash, was_new, "
@@ -293,23 +332,34 @@ def undo_review(engine: Engine, review_id: int) -> str | None:
     with engine.begin() as conn:
         row = conn.exec_driver_sql(
             "SELECT r.id, r.card_pk, r.state_before, c.card_id FROM review_log r JOIN card c ON c.pk = r.card_pk "
-            "WHERE r.id = ?", (review_id,)
+            "WHERE r.id = ?",
+            (review_id,),
         ).first()
         if row is None:
             return None
         review_id, pk, before_json, card_id = row
-        if conn.exec_driver_sql("SELECT 1 FROM review_log WHERE card_pk = ? AND id > ? LIMIT 1", (pk, review_id)).first():
+        if conn.exec_driver_sql(
+            "SELECT 1 FROM review_log WHERE card_pk = ? AND id > ? LIMIT 1", (pk, review_id)
+        ).first():
             return None
         if before_json is None:
             conn.exec_driver_sql("DELETE FROM card_state WHERE card_pk = ?", (pk,))
         else:
             before = json.loads(before_json)
             card = before["card"]
-            conn.exec_driver_sql(
-                "UPDATE card_state SET state = ?, due = ?, lapses = ?, reps = ?, suspended = ?, leech = ?, "
-                "data_json = ? WHERE card_pk = ?",
-                (card["state"], _iso(datetime.fromisoformat(card["due"])), card.get("lapses", 0), card.get("reps", 0),
-                 before["suspended"], before["leech"], json.dumps(card), pk),
+            due = _iso(datetime.fromisoformat(card["due"]))
+            _update_card_state(
+                conn,
+                pk,
+                (
+                    card["state"],
+                    due,
+                    card.get("lapses", 0),
+                    card.get("reps", 0),
+                    before["suspended"],
+                    before["leech"],
+                    json.dumps(card),
+                ),
             )
         conn.exec_driver_sql("DELETE FROM review_log WHERE id = ?", (review_id,))
         return card_id
@@ -333,8 +383,12 @@ def set_setting(engine: Engine, key: str, value) -> None:
 def review_times(engine: Engine, *, since: datetime) -> list[datetime]:
     """Times of the reviews since a moment, oldest first (for per-day charts)."""
     with read(engine) as conn:
-        return [datetime.fromisoformat(r[0]) for r in conn.exec_driver_sql(
-            "SELECT reviewed_at FROM review_log WHERE reviewed_at >= ? ORDER BY reviewed_at", (_iso(since),))]
+        return [
+            datetime.fromisoformat(r[0])
+            for r in conn.exec_driver_sql(
+                "SELECT reviewed_at FROM review_log WHERE reviewed_at >= ? ORDER BY reviewed_at", (_iso(since),)
+            )
+        ]
 
 
 def review_history(engine: Engine) -> list[tuple[str, int, datetime, int | None]]:
@@ -350,23 +404,38 @@ def review_history(engine: Engine) -> list[tuple[str, int, datetime, int | None]
 def stats_rows(engine: Engine, *, since: datetime, horizon: datetime, day_start: datetime, day_end: datetime) -> dict:
     """Raw counts for `kb stats`; the service turns them into study-day figures."""
     with read(engine) as conn:
+
         def one(sql: str, *params):
             return conn.exec_driver_sql(sql, params).scalar()
 
         active = "FROM card c JOIN concept k ON k.id = c.concept_id WHERE c.retired = 0 AND k.retired = 0"
         out = {
             "cards_total": one(f"SELECT count(*) {active}"),
-            "cards_new": one(f"SELECT count(*) {active} AND NOT EXISTS (SELECT 1 FROM card_state s WHERE s.card_pk = c.pk)"),
-            "cards_learning": one(f"SELECT count(*) {active} AND c.pk IN (SELECT card_pk FROM card_state "
-                                  "WHERE state IN ('learning', 'relearning') AND suspended = 0)"),
-            "cards_review": one(f"SELECT count(*) {active} AND c.pk IN (SELECT card_pk FROM card_state "
-                                "WHERE state = 'review' AND suspended = 0)"),
-            "cards_suspended": one(f"SELECT count(*) {active} AND c.pk IN (SELECT card_pk FROM card_state WHERE suspended = 1)"),
+            "cards_new": one(
+                f"SELECT count(*) {active} AND NOT EXISTS (SELECT 1 FROM card_state s WHERE s.card_pk = c.pk)"
+            ),
+            "cards_learning": one(
+                f"SELECT count(*) {active} AND c.pk IN (SELECT card_pk FROM card_state "
+                "WHERE state IN ('learning', 'relearning') AND suspended = 0)"
+            ),
+            "cards_review": one(
+                f"SELECT count(*) {active} AND c.pk IN (SELECT card_pk FROM card_state "
+                "WHERE state = 'review' AND suspended = 0)"
+            ),
+            "cards_suspended": one(
+                f"SELECT count(*) {active} AND c.pk IN (SELECT card_pk FROM card_state WHERE suspended = 1)"
+            ),
             "reviews_total": one("SELECT count(*) FROM review_log"),
-            "reviews_today": one("SELECT count(*) FROM review_log WHERE reviewed_at >= ? AND reviewed_at < ?",
-                                 _iso(day_start), _iso(day_end)),
-            "due_today": one(f"SELECT count(*) {active} AND c.pk IN (SELECT card_pk FROM card_state "
-                             "WHERE suspended = 0 AND due < ?)", _iso(day_end)),
+            "reviews_today": one(
+                "SELECT count(*) FROM review_log WHERE reviewed_at >= ? AND reviewed_at < ?",
+                _iso(day_start),
+                _iso(day_end),
+            ),
+            "due_today": one(
+                f"SELECT count(*) {active} AND c.pk IN (SELECT card_pk FROM card_state "
+                "WHERE suspended = 0 AND due < ?)",
+                _iso(day_end),
+            ),
         }
         recalled, total = conn.exec_driver_sql(
             "SELECT sum(rating > 1), count(*) FROM review_log WHERE reviewed_at >= ? "
@@ -374,9 +443,18 @@ def stats_rows(engine: Engine, *, since: datetime, horizon: datetime, day_start:
             (_iso(since),),
         ).one()
         out["retention_30d"] = None if not total else recalled / total
-        out["review_times"] = [datetime.fromisoformat(r[0]) for r in conn.exec_driver_sql(
-            "SELECT DISTINCT substr(reviewed_at, 1, 16) || ':00+00:00' FROM review_log ORDER BY 1")]
-        out["due_times"] = [datetime.fromisoformat(r[0]) for r in conn.exec_driver_sql(
-            f"SELECT s.due FROM card_state s JOIN card c ON c.pk = s.card_pk JOIN concept k ON k.id = c.concept_id "
-            "WHERE s.suspended = 0 AND c.retired = 0 AND k.retired = 0 AND s.due < ?", (_iso(horizon),))]
+        out["review_times"] = [
+            datetime.fromisoformat(r[0])
+            for r in conn.exec_driver_sql(
+                "SELECT DISTINCT substr(reviewed_at, 1, 16) || ':00+00:00' FROM review_log ORDER BY 1"
+            )
+        ]
+        out["due_times"] = [
+            datetime.fromisoformat(r[0])
+            for r in conn.exec_driver_sql(
+                "SELECT s.due FROM card_state s JOIN card c ON c.pk = s.card_pk JOIN concept k ON k.id = c.concept_id "
+                "WHERE s.suspended = 0 AND c.retired = 0 AND k.retired = 0 AND s.due < ?",
+                (_iso(horizon),),
+            )
+        ]
     return out

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import Column, Index, Text
+from sqlalchemy import Column, Index, Table, Text
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -166,3 +166,8 @@ class SnippetRunRow(SQLModel, table=True):
     exit_code: int | None = None
     values_json: str = "{}"
     created_at: datetime = _ts()
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core table of a model (SQLModel sets `__table__` at class creation; type checkers cannot see it)."""
+    return model.__table__  # type: ignore[attr-defined]

@@ -3,23 +3,35 @@
 from __future__ import annotations
 
 import pytest
+
 from helpers import write_concept
 
 
 @pytest.fixture
 def searchable(kb, deck):
     write_concept(
-        deck, "self-attention", title_en="Self-Attention", title_zh="自注意力", category="attention",
+        deck,
+        "self-attention",
+        title_en="Self-Attention",
+        title_zh="自注意力",
+        category="attention",
         definition="Every token attends to every other token with softmax weights.",
         extra="aliases: [scaled dot-product attention, 自注意力机制]\ntags: [transformer]\n",
     )
     write_concept(
-        deck, "convolution", title_en="Convolution", title_zh="卷积", category="layers",
+        deck,
+        "convolution",
+        title_en="Convolution",
+        title_zh="卷积",
+        category="layers",
         definition="A sliding cross-correlation of a kernel with the input.",
         extra="tags: [cnn]\n",
     )
     write_concept(
-        deck, "softmax", title_en="Softmax", title_zh="归一化指数函数",
+        deck,
+        "softmax",
+        title_en="Softmax",
+        title_zh="归一化指数函数",
         definition="Turns logits into probabilities; used inside attention.",
         extra="aliases: [softargmax]\n",
     )
@@ -71,8 +83,30 @@ def test_snippet_text_marks_the_match(searchable):
 
 @pytest.mark.parametrize(
     "query",
-    ['"', '""', "*", "a*", "AND", "OR NOT", "NEAR(a b)", "title:x", "(", ")", "^", "'", "-", "--", "a\"b",
-     "\\", "%", "_", "注意 AND", '"注意力"', "\x00", "😀"],
+    [
+        '"',
+        '""',
+        "*",
+        "a*",
+        "AND",
+        "OR NOT",
+        "NEAR(a b)",
+        "title:x",
+        "(",
+        ")",
+        "^",
+        "'",
+        "-",
+        "--",
+        'a"b',
+        "\\",
+        "%",
+        "_",
+        "注意 AND",
+        '"注意力"',
+        "\x00",
+        "😀",
+    ],
 )
 def test_fts_syntax_never_crashes(searchable, query):
     searchable.search(query)
@@ -87,10 +121,21 @@ def test_quoted_phrase_is_literal(searchable):
 
 
 def test_an_exact_alias_or_id_comes_first(kb, deck):
-    write_concept(deck, "kl-divergence", title_en="KL divergence", title_zh="KL 散度",
-                  definition="Compares distributions.", extra="aliases: [gaussian-kl-normal-kl]\n")
-    write_concept(deck, "gaussian-nll", title_en="Gaussian NLL", title_zh="高斯负对数似然",
-                  definition="Gaussian normal likelihood, gaussian normal again; KL appears, normal kl gaussian.")
+    write_concept(
+        deck,
+        "kl-divergence",
+        title_en="KL divergence",
+        title_zh="KL 散度",
+        definition="Compares distributions.",
+        extra="aliases: [gaussian-kl-normal-kl]\n",
+    )
+    write_concept(
+        deck,
+        "gaussian-nll",
+        title_en="Gaussian NLL",
+        title_zh="高斯负对数似然",
+        definition="Gaussian normal likelihood, gaussian normal again; KL appears, normal kl gaussian.",
+    )
     kb.sync()
     assert [h.id for h in kb.search("gaussian-kl-normal-kl", limit=1)] == ["kl-divergence"]
     assert kb.search("Gaussian NLL")[0].id == "gaussian-nll"

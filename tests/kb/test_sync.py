@@ -1,4 +1,4 @@
-"""Sync: incremental, transactional, and it never loses a card or a review (RELIABILITY B6, C, H3)."""
+"""Sync: incremental, transactional, and it never loses a card or a review."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import sqlite3
 from datetime import timedelta
 
 import pytest
-from helpers import FIXED_NOW, concept_yaml, write_concept
 
+from helpers import FIXED_NOW, concept_yaml, write_concept
 from kb.store import ingest
 
 
@@ -104,7 +104,7 @@ def test_touch_without_change_updates_nothing(kb, deck):
     assert snapshot_db(kb) == before
 
 
-def test_c3_edit_keeps_card_ids_and_reviews(kb, deck):
+def test_edit_keeps_card_ids_and_reviews(kb, deck):
     a = write_concept(deck, "alpha", extra=CARDS)
     kb.sync()
     pk_before, _, hash_before = card_row(kb, "alpha/q1")
@@ -118,7 +118,7 @@ def test_c3_edit_keeps_card_ids_and_reviews(kb, deck):
     assert reviews_of(kb, "alpha/q1") == 1
 
 
-def test_c4_move_to_another_file_keeps_history(kb, deck):
+def test_move_to_another_file_keeps_history(kb, deck):
     a = write_concept(deck, "alpha", extra=CARDS)
     kb.sync()
     add_review(kb, "alpha/q1")
@@ -131,7 +131,7 @@ def test_c4_move_to_another_file_keeps_history(kb, deck):
     assert kb.show("alpha")["source_path"] == str(moved)
 
 
-def test_c5_rename_without_previous_ids_keeps_orphan(kb, deck):
+def test_rename_without_previous_ids_keeps_orphan(kb, deck):
     a = write_concept(deck, "alpha", extra=CARDS)
     kb.sync()
     add_review(kb, "alpha/q1")
@@ -143,7 +143,7 @@ def test_c5_rename_without_previous_ids_keeps_orphan(kb, deck):
     assert reviews_of(kb, "alpha/q1") == 1
 
 
-def test_c5_rename_with_previous_ids_carries_reviews(kb, deck):
+def test_rename_with_previous_ids_carries_reviews(kb, deck):
     a = write_concept(deck, "alpha", extra=CARDS)
     kb.sync()
     add_review(kb, "alpha/q1")
@@ -159,7 +159,7 @@ def test_c5_rename_with_previous_ids_carries_reviews(kb, deck):
     assert snapshot_db(kb)["review_log"] == before
 
 
-def test_c6_delete_retires_and_keeps_reviews(kb, deck):
+def test_delete_retires_and_keeps_reviews(kb, deck):
     a = write_concept(deck, "alpha", extra=CARDS)
     write_concept(deck, "beta")
     kb.sync()
@@ -191,7 +191,7 @@ def test_removed_card_is_retired_not_deleted(kb, deck):
     assert reviews_of(kb, "alpha/q1") == 1
 
 
-def test_b6_broken_file_keeps_last_good_version(kb, deck):
+def test_broken_file_keeps_last_good_version(kb, deck):
     a = write_concept(deck, "alpha", definition="The good version.")
     for i in range(5):
         write_concept(deck, f"other-{i}")
@@ -214,7 +214,7 @@ def test_b6_broken_file_keeps_last_good_version(kb, deck):
     assert fixed.errors == [] and fixed.updated == ["alpha"]
 
 
-def test_c1_duplicate_id_in_second_file_is_reported_first_kept(kb, deck):
+def test_duplicate_id_in_second_file_is_reported_first_kept(kb, deck):
     write_concept(deck, "alpha", definition="First.")
     kb.sync()
     dup = deck / "layers" / "copy.yaml"
@@ -252,7 +252,7 @@ def test_notes_deck_is_loaded(kb, settings):
     assert kb.sync().added == ["my-note"]
 
 
-def test_h3_file_read_once(kb, deck, monkeypatch):
+def test_file_read_once(kb, deck, monkeypatch):
     """The hash and the parse come from one read of the bytes (one snapshot)."""
     from pathlib import Path
 
@@ -312,7 +312,9 @@ def test_a_symbolic_link_loop_is_one_message_and_ends(kb, deck):
     assert report.added == ["loop-one"]
     messages = [str(e) for e in report.errors]
     assert len(messages) == 3, messages  # one per link, and no false duplicate ids
-    assert all("a symbolic link back to" in m and m.endswith("(a loop or a second link to one folder)") for m in messages)
+    assert all(
+        "a symbolic link back to" in m and m.endswith("(a loop or a second link to one folder)") for m in messages
+    )
     assert not any("duplicate id" in m for m in messages)
     assert [str(e) for e in kb.check().errors] == messages
 
@@ -361,3 +363,84 @@ def test_a_folder_that_cannot_be_read_keeps_its_concepts(kb, deck, monkeypatch):
     assert [str(e) for e in kb.sync().errors] == [str(e) for e in report.errors]  # said on every sync
     monkeypatch.setattr(os, "scandir", real_scandir)
     assert kb.sync().errors == [] and kb.show("private-note")["retired"] is False
+
+
+def _kb_cli(*args: str, home, deck, bundled) -> list[str]:
+    """Run `python -m kb ARGS` as a user would; the duplicate-id lines it printed."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "KB_HOME": str(home), "KB_CONTENT": str(deck), "KB_BUNDLED_CONTENT": str(bundled)}
+    proc = subprocess.run([sys.executable, "-m", "kb", *args], capture_output=True, text=True, env=env)
+    return [line for line in proc.stderr.splitlines() if "duplicate id" in line]
+
+
+@pytest.mark.parametrize("added_later", [True, False], ids=["added-later", "added-together"])
+def test_duplicate_id_is_placed_alike_by_sync_and_check(tmp_path, added_later):
+    """`kb sync` points at both `id:` values exactly where `kb check` does, also when the first
+    file was synced before (and so is not parsed again), and when the errors are read back."""
+    from kb.config import Settings
+    from kb.service import KnowledgeBase
+
+    root = tmp_path.resolve()
+    deck, bundled, cli_home = root / "deck", root / "bundled", root / "cli-home"
+    bundled.mkdir()
+    first = write_concept(deck, "twin", definition="First.")
+    second = deck / "layers" / "twin-copy.yaml"  # sorts after the first: it is the one reported
+
+    def add_second() -> None:
+        second.parent.mkdir()
+        second.write_text(concept_yaml("twin", definition="Second."), encoding="utf-8")
+
+    if not added_later:
+        add_second()
+    with KnowledgeBase(Settings(home=root / "home", bundled_content=deck), clock=lambda: FIXED_NOW) as kb:
+        reports = [kb.sync()]
+        cli_syncs = [_kb_cli("sync", home=cli_home, deck=deck, bundled=bundled)]
+        if added_later:
+            add_second()
+            reports.append(kb.sync())
+            cli_syncs.append(_kb_cli("sync", home=cli_home, deck=deck, bundled=bundled))
+        reports.append(kb.sync())  # nothing changed: the errors come back from the database
+    cli_syncs.append(_kb_cli("sync", home=cli_home, deck=deck, bundled=bundled))
+    cli_check = _kb_cli("check", home=cli_home, deck=deck, bundled=bundled)
+
+    expected = [f"{second}:1:5: duplicate id 'twin' (also defined in {first}:1:5)"]
+    assert cli_check == expected
+    assert [[str(e) for e in r.errors] for r in reports[-2:]] == [expected, expected]
+    assert cli_syncs[-2:] == [expected, expected]
+
+
+def test_the_sync_plan_is_decided_from_plain_values(deck):
+    """No engine: files on disk, their stored rows and the concept rows in, every decision out."""
+    from kb.config import Deck
+
+    kept = write_concept(deck, "kept")
+    renamed = write_concept(deck, "new-name", extra="previous_ids: [old-name]\n")
+    twin = deck / "layers" / "kept-copy.yaml"
+    twin.parent.mkdir()
+    twin.write_text(concept_yaml("kept"), encoding="utf-8")
+    the_deck = Deck(deck, "test", trusted=True)
+    on_disk = {str(p): (the_deck, 1, 1) for p in (kept, renamed, twin)}
+    stored = {
+        str(kept): ingest._Stored(str(kept), 1, 1, "hash", "kept", None),
+        str(deck / "gone.yaml"): ingest._Stored(str(deck / "gone.yaml"), 1, 1, "hash", "gone", None),
+    }
+    parsed = {str(p): ingest.parse_for_sync(str(p)) for p in (renamed, twin)}
+
+    plan = ingest.plan_sync(
+        [the_deck],
+        on_disk,
+        [],
+        parsed,
+        stored=stored,
+        concept_retired={"kept": False, "old-name": False, "gone": False},
+        known_decks={str(deck)},
+        unparsed_id_positions={str(kept): (1, 5)},
+    )
+    report = plan.report()
+    # The renamed concept's row is new (its cards move over from the old id); the deleted file's concept retires.
+    assert report.added == ["new-name"] and report.updated == []
+    assert report.renamed == [("old-name", "new-name")] and report.retired == ["gone"]
+    assert [str(e) for e in report.errors] == [f"{twin}:1:5: duplicate id 'kept' (also defined in {kept}:1:5)"]
+    assert plan.deleted == [str(deck / "gone.yaml")] and plan.new_decks == [] and report.unchanged == 1
