@@ -14,11 +14,10 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Self
 
-    from kb.store.engine import Engine
-
     from kb.runner import WorkerPool
     from kb.scheduler import SchedulerConfig
     from kb.service.decks import DeckInfo
+    from kb.store.engine import Engine
     from kb.store.ingest import SyncReport
 
 
