@@ -693,6 +693,35 @@ class CheckReport:
         return not self.errors
 
 
+@dataclass
+class SyncReport:
+    """What a sync of the decks into the database did: the concepts added, updated, retired and
+    renamed, and every file's errors (a report of the content, as CheckReport is; the store fills it)."""
+
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    retired: list[str] = field(default_factory=list)
+    renamed: list[tuple[str, str]] = field(default_factory=list)
+    unchanged: int = 0
+    files_parsed: int = 0
+    errors: list[LoadError] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)  # where the time went, for bench/
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated or self.retired or self.renamed)
+
+    def to_dict(self) -> dict:
+        return {
+            "added": self.added,
+            "updated": self.updated,
+            "retired": self.retired,
+            "renamed": [list(pair) for pair in self.renamed],
+            "unchanged": self.unchanged,
+            "errors": [e.to_dict() for e in self.errors],
+        }
+
+
 def check_files(paths: Iterable[Path], extra_known_ids: Collection[str] = frozenset()) -> CheckReport:
     """Validate files without a database: syntax, schema, duplicate ids and references."""
     return check_parsed([parse_file(p) for p in paths], extra_known_ids)

@@ -14,11 +14,11 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Self
 
+    from kb.loader import SyncReport
     from kb.runner import WorkerPool
     from kb.scheduler import SchedulerConfig
     from kb.service.decks import DeckInfo
     from kb.store.engine import Engine
-    from kb.store.ingest import SyncReport
 
 
 def utc_now() -> datetime:

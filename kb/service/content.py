@@ -12,7 +12,7 @@ from kb.loader import CheckReport, check_files, find_yaml_files
 from kb.service.base import ServiceBase
 
 if TYPE_CHECKING:
-    from kb.store.ingest import SyncReport
+    from kb.loader import SyncReport
 
     pass
 

@@ -22,6 +22,7 @@ from sqlalchemy import Connection, Engine, delete, insert, select, text, update
 from kb.config import Deck
 from kb.loader import (
     LoadError,
+    SyncReport,
     WalkProblem,
     duplicate_id_at,
     parse_file,
@@ -73,32 +74,6 @@ class _Stored(NamedTuple):
     content_hash: str
     concept_id: str | None
     errors_json: str | None
-
-
-@dataclass
-class SyncReport:
-    added: list[str] = field(default_factory=list)
-    updated: list[str] = field(default_factory=list)
-    retired: list[str] = field(default_factory=list)
-    renamed: list[tuple[str, str]] = field(default_factory=list)
-    unchanged: int = 0
-    files_parsed: int = 0
-    errors: list[LoadError] = field(default_factory=list)
-    seconds: dict[str, float] = field(default_factory=dict)  # where the time went, for bench/
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.added or self.updated or self.retired or self.renamed)
-
-    def to_dict(self) -> dict:
-        return {
-            "added": self.added,
-            "updated": self.updated,
-            "retired": self.retired,
-            "renamed": [list(pair) for pair in self.renamed],
-            "unchanged": self.unchanged,
-            "errors": [e.to_dict() for e in self.errors],
-        }
 
 
 def snippet_hash(concept: Concept) -> str | None:
