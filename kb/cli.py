@@ -139,6 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("quiz", help="today's quiz, line by line (the TUI quiz comes with the TUI)")
     p.add_argument("--plain", action="store_true", help="line-based session on stdin/stdout (scripts, screen readers)")
     p.add_argument("--limit", type=int, default=None, help="stop after N answers")
+    p.add_argument(
+        "--search",
+        default=None,
+        metavar="QUERY",
+        help="custom study: the cards this search selects (e.g. concept:softmax), new ones included, no daily limits",
+    )
     p.add_argument("--raw", action="store_true", help="math as LaTeX, as written (default: readable Unicode)")
 
     p = sub.add_parser("config", help="show or change the settings kept in $KB_HOME/settings.toml")
@@ -153,6 +159,13 @@ def build_parser() -> argparse.ArgumentParser:
     q = config.add_parser("unset", help="back to the default")
     q.add_argument("key", metavar="KEY")
     config.add_parser("reset", help="start a new settings file (the old one is kept as settings.toml.old)")
+
+    p = sub.add_parser(
+        "cards",
+        help="list the cards a search selects (concept:softmax, is:due, prop:r<0.8, ...; the README has the grammar)",
+    )
+    p.add_argument("query", nargs="*", default=[], metavar="QUERY", help="the search (no search: every card)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
 
     p = sub.add_parser("stats", help="reviews, retention, due counts")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -483,7 +496,11 @@ def cmd_quiz(kb, args) -> int:
         line = sys.stdin.readline()
         return None if line == "" else line.rstrip("\r\n")
 
-    session = QuizSession(kb, limit=args.limit)
+    if args.search is not None:
+        from kb.cardsearch import parse
+
+        parse(args.search)  # a bad search is one line pointing at its column
+    session = QuizSession(kb, limit=args.limit, search=args.search)
     quit_requested = False
     while not quit_requested:
         item = session.next()
@@ -550,6 +567,45 @@ def cmd_quiz(kb, args) -> int:
             out.write(summary.waiting_line + "\n")
         elif summary.answered == 0:
             out.write("nothing due right now: come back tomorrow, or add notes\n")
+    return EXIT_OK
+
+
+def cmd_cards(kb, args) -> int:
+    """The cards a search selects, with what the scheduler knows of each."""
+    from kb.cardsearch import parse
+
+    query = " ".join(args.query)
+    parse(query)  # a bad search is one line pointing at its column, before the decks are read
+    _warn_broken(kb.sync())
+    cards = kb.search_cards(query)
+    if args.json:
+        _print_json([c.to_dict() for c in cards])
+        return EXIT_OK
+    if not cards:
+        print("no card matches")
+        return EXIT_OK
+    from rich.table import Table
+
+    table = Table(show_edge=False, pad_edge=False)
+    table.add_column("card", overflow="fold")  # the whole id, wrapped if need be: it is what other commands take
+    for column in ("kind", "state", "due", "R", "S", "D", "lapses", "reviews", "flags"):
+        table.add_column(column, justify="right" if column in ("R", "S", "D", "lapses", "reviews") else "left")
+    for c in cards:
+        flags = ", ".join(name for name, on in (("suspended", c.suspended), ("leech", c.leech)) if on)
+        table.add_row(
+            safe(c.card_id),
+            c.kind,
+            c.state,
+            "" if c.due is None else kb.study_day(c.due).isoformat(),
+            "" if c.retrievability is None else f"{c.retrievability:.2f}",
+            "" if c.stability is None else f"{c.stability:.1f}",
+            "" if c.difficulty is None else f"{c.difficulty:.1f}",
+            str(c.lapses),
+            str(c.reviews),
+            flags,
+        )
+    _console().print(table)
+    print(f"{len(cards)} card(s)")
     return EXIT_OK
 
 
@@ -738,6 +794,7 @@ COMMANDS = {
     "decks": cmd_decks,
     "quiz": cmd_quiz,
     "stats": cmd_stats,
+    "cards": cmd_cards,
     "optimize": cmd_optimize,
     "add": cmd_add,
     "schema": cmd_schema,
@@ -977,8 +1034,19 @@ def cmd_config(args) -> int:
     return EXIT_OK
 
 
+def _search_words_apart(argv: list[str]) -> list[str]:
+    """`kb cards -tag:x kind:cloze`: a negated search word starts with '-', which argparse would take
+    for an option; the words of `kb cards` go after a `--`, its own options before."""
+    if not argv or argv[0] != "cards" or "--" in argv:
+        return argv
+    options = [a for a in argv[1:] if a in ("--json", "-h", "--help")]
+    words = [a for a in argv[1:] if a not in options]
+    return ["cards", *options, "--", *words]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = _search_words_apart(list(sys.argv[1:] if argv is None else argv))
     try:
         args = parser.parse_args(argv)
     except UsageError as exc:

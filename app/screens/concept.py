@@ -53,6 +53,7 @@ class ConceptScreen(KBScreen):
         Binding("l", "toggle_latex", "LaTeX", id="latex", tooltip="Formulas as raw LaTeX or as text"),
         Binding("e", "edit", "Edit", id="edit", tooltip="Edit this note (notes deck only)"),
         Binding("q", "quiz", "Quiz", id="quiz", show=False),
+        Binding("z", "study_this", "Quiz me on this", id="study-this", tooltip="A quiz on this concept's cards only"),
     ]
 
     def __init__(self, concept_id: str | None = None) -> None:
@@ -347,6 +348,12 @@ class ConceptScreen(KBScreen):
         from app.screens.quiz import QuizScreen
 
         self.app.push_screen(QuizScreen(self.app.service))
+
+    def action_study_this(self) -> None:
+        """Custom study of the concept on show: its cards, new ones included, no daily limits."""
+        from app.screens.quiz import QuizScreen
+
+        self.app.push_screen(QuizScreen(self.app.service, search=f'concept:"{self._shown()}"'))
 
 
 def _numbered_python(code: str, start: int, *, dark: bool):

@@ -46,9 +46,9 @@ class QuizScreen(KBScreen):
         Binding("escape", "leave", "Leave", id="leave"),
     ]
 
-    def __init__(self, kb: KnowledgeBase) -> None:
+    def __init__(self, kb: KnowledgeBase, *, search: str | None = None) -> None:
         super().__init__()
-        self.session = QuizSession(kb)
+        self.session = QuizSession(kb, search=search)
         self.busy = True  # a worker is loading or storing: keys that would answer wait for it
         self.finished = False
 

@@ -12,6 +12,7 @@ package stays cheap (the database layer is imported on first use).
 from __future__ import annotations
 
 from kb.service.base import ServiceBase, is_damaged_database, save_user_setting, utc_now
+from kb.service.cards import CardsUseCases, CardView
 from kb.service.content import NOTE_TEMPLATE, ContentUseCases, NoteError, SearchHit
 from kb.service.decks import DeckError, DeckInfo, DeckUseCases
 from kb.service.interchange import (
@@ -38,7 +39,14 @@ from kb.service.study import (
 
 
 class KnowledgeBase(
-    ContentUseCases, DeckUseCases, SnippetUseCases, StudyUseCases, ProgressUseCases, MaintenanceUseCases, ServiceBase
+    CardsUseCases,
+    ContentUseCases,
+    DeckUseCases,
+    SnippetUseCases,
+    StudyUseCases,
+    ProgressUseCases,
+    MaintenanceUseCases,
+    ServiceBase,
 ):
     """The knowledge base of one KB_HOME: its decks and its database."""
 
@@ -49,6 +57,7 @@ class KnowledgeBase(
 __all__ = [
     "NOTE_TEMPLATE",
     "AnswerOutcome",
+    "CardView",
     "AnsweredElsewhere",
     "DeckError",
     "DeckImportError",

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from kb.loader import SyncReport
     from kb.runner import WorkerPool
     from kb.scheduler import SchedulerConfig
+    from kb.service.cards import CardView
     from kb.service.decks import DeckInfo
     from kb.store.engine import Engine
 
@@ -57,6 +58,7 @@ class ServiceBase:
         def devices(self) -> list[str]: ...
         def decks(self) -> list[DeckInfo]: ...
         def backup(self) -> Path: ...
+        def search_cards(self, query: str) -> list[CardView]: ...
 
     def __init__(self, settings: Settings | None = None, *, clock: Callable[[], datetime] = utc_now):
         self.settings = settings or load_settings()

@@ -35,10 +35,18 @@ class QuizSession:
     """The state of one quiz: the card shown, its grade, counts, and this session's answers."""
 
     def __init__(
-        self, kb: KnowledgeBase, *, limit: int | None = None, monotonic: Callable[[], float] = time.monotonic
+        self,
+        kb: KnowledgeBase,
+        *,
+        limit: int | None = None,
+        search: str | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.kb = kb
         self.limit = limit
+        # Custom study: the cards this search selects, instead of today's queue (no daily limits).
+        self.search = search
+        self._done: set[str] = set()
         self.monotonic = monotonic
         self.current: QuizItem | None = None
         self.grade: Grade | None = None
@@ -68,7 +76,10 @@ class QuizSession:
         if self.limit_reached:
             self.current, self.remaining = None, 0
             return None
-        self.current, self.remaining = self.kb.first_showable()
+        if self.search is not None:
+            self.current, self.remaining = self.kb.first_in_search(self.search, done=self._done)
+        else:
+            self.current, self.remaining = self.kb.first_showable()
         self._shown_at = self.monotonic()
         return self.current
 
@@ -92,6 +103,7 @@ class QuizSession:
         duration_ms = int((self.monotonic() - self._shown_at) * 1000)
         outcome = self.kb.answer(item.card.card_id, rating, duration_ms=duration_ms, shown_state=item.shown_state)
         self._review_ids.append(outcome.review_id)
+        self._done.add(item.card.card_id)
         self.answered += 1
         self.recalled += rating > 1
         return outcome

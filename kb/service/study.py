@@ -193,6 +193,31 @@ class StudyUseCases(ServiceBase):
                 return item, len(queue)
         return None, len(queue)
 
+    def first_in_search(self, query: str, *, done: Collection[str] = frozenset()) -> tuple[QuizItem | None, int]:
+        """Custom study: (the next card of the cards `query` selects, or None; how many are left).
+
+        New cards come too, with no daily limit and no burying of siblings; cards in a learning
+        step come back when due (within 20 minutes, as in the daily quiz); a card answered in this
+        session (`done`) otherwise does not come back.
+        """
+        from datetime import timedelta
+
+        cards = [c for c in self.search_cards(query) if not c.suspended]
+        now = self.clock()
+        ahead = now + timedelta(minutes=20)
+        stepping = sorted(
+            (c for c in cards if c.state in ("learning", "relearning") and c.due is not None and c.due <= ahead),
+            key=lambda c: c.due or ahead,
+        )
+        due_now = [c for c in stepping if c.due is not None and c.due <= now]
+        rest = [c for c in cards if c.card_id not in done and c.state not in ("learning", "relearning")]
+        # As in the daily quiz: steps due now, then the others, then steps due within 20 minutes.
+        for card in due_now + rest + [c for c in stepping if c not in due_now]:
+            item = self.quiz_item(card.card_id)
+            if item is not None:
+                return item, len(stepping) + len(rest)
+        return None, 0
+
     def grade(self, card: QuizCard, response: str) -> Grade | None:
         from kb.quiz import grade
 

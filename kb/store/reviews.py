@@ -458,3 +458,52 @@ def stats_rows(engine: Engine, *, since: datetime, horizon: datetime, day_start:
             )
         ]
     return out
+
+
+@dataclass(frozen=True)
+class CardRecord:
+    """Everything a card search or the card list needs about one active card."""
+
+    card_pk: int
+    card_id: str
+    concept_id: str
+    kind: str
+    payload_json: str
+    category: str
+    deck_path: str
+    concept_json: str
+    state_json: str | None  # None: a new card
+    suspended: bool
+    leech: bool
+    ratings: tuple[tuple[datetime, int], ...]  # (when, rating) of each review, oldest first
+
+
+def card_records(engine: Engine) -> list[CardRecord]:
+    """Every active card (of an active concept) with its concept, state and review history."""
+    with read(engine) as conn:
+        history: dict[int, list[tuple[datetime, int]]] = {}
+        for pk, rating, at in conn.exec_driver_sql("SELECT card_pk, rating, reviewed_at FROM review_log ORDER BY id"):
+            history.setdefault(pk, []).append((datetime.fromisoformat(at), rating))
+        rows = conn.exec_driver_sql(
+            "SELECT c.pk, c.card_id, c.concept_id, c.kind, c.payload_json, k.category, k.deck_path, k.data_json, "
+            "s.data_json, COALESCE(s.suspended, 0), COALESCE(s.leech, 0) FROM card c "
+            "JOIN concept k ON k.id = c.concept_id LEFT JOIN card_state s ON s.card_pk = c.pk "
+            "WHERE c.retired = 0 AND k.retired = 0 ORDER BY c.order_key"
+        ).fetchall()
+    return [
+        CardRecord(
+            pk,
+            card_id,
+            concept,
+            kind,
+            payload,
+            category,
+            deck,
+            concept_json,
+            state,
+            bool(susp),
+            bool(leech),
+            tuple(history.get(pk, ())),
+        )
+        for pk, card_id, concept, kind, payload, category, deck, concept_json, state, susp, leech in rows
+    ]

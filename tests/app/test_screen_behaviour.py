@@ -332,3 +332,39 @@ async def test_e_on_a_note_opens_its_file_and_on_a_bundled_concept_says_why_not(
         assert isinstance(app.screen, NoteEditorScreen)
         assert app.screen.query_one("#editor", TextArea).text == note.read_text(encoding="utf-8")
         assert text_of(app.screen.query_one("#note-title", Static)) == f"Editing {note}"
+
+
+async def test_z_on_a_concept_quizzes_that_concept_only(make_app, app_settings):
+    """Custom study from the concept screen: only this concept's cards, both of them today (the daily
+    quiz would bury the second), answered as real reviews."""
+    import sqlite3
+
+    from app.screens.quiz import QuizScreen
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await _open(app, pilot, "convolution")
+        await pilot.press("z")
+        await settle(app, pilot)
+        screen = app.screen
+        assert isinstance(screen, QuizScreen)
+        seen = []
+        for _ in range(6):
+            if screen.finished:
+                break
+            card = screen.item.card
+            seen.append(card.card_id)
+            if card.auto_graded and not card.options:
+                await pilot.press(*"cross-correlation", "enter")
+            else:
+                await pilot.press("space")
+            await pilot.press("4")
+            await settle(app, pilot)
+        assert screen.finished
+        assert seen and all(card_id.startswith("convolution/") for card_id in seen)
+        assert len(seen) == 3  # definition, reverse and the typed card
+    conn = sqlite3.connect(app_settings.db_path)
+    logged = conn.execute("SELECT c.card_id FROM review_log r JOIN card c ON c.pk = r.card_pk ORDER BY r.id").fetchall()
+    conn.close()
+    assert [row[0] for row in logged] == seen

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -438,3 +439,41 @@ def test_kb_config_sets_checks_lists_and_overrides(tmp_path, monkeypatch, capsys
     code, out, err = run(capsys, "stats")
     assert code == 1 and err.startswith(f"kb: {home / 'settings.toml'}:1: new_per_day: -4 must be between 0 and 10000")
     assert run(capsys, "config", "unset", "new_per_day")[0] == 0 and run(capsys, "stats")[0] == 0
+
+
+def test_kb_cards_lists_what_a_search_selects(tmp_path, monkeypatch, capsys):
+    deck = tmp_path / "deck"
+    write_concept(deck, "soft-max", extra="tags: [activation]\n")
+    write_concept(deck, "other", category="layers")
+    monkeypatch.setenv("KB_BUNDLED_CONTENT", str(deck))
+    code, out, _ = run(capsys, "cards", "concept:soft-max", "--json")
+    cards = json.loads(out)
+    assert code == 0 and {c["card_id"] for c in cards} == {"soft-max/definition", "soft-max/reverse"}
+    assert all(c["state"] == "new" and c["retrievability"] is None and c["reviews"] == 0 for c in cards)
+    code, out, _ = run(capsys, "cards", "-tag:activation", "category:layers", "--json")  # '-' negates, not an option
+    assert code == 0 and [c["card_id"] for c in json.loads(out)] == ["other/definition", "other/reverse"]
+    code, out, _ = run(capsys, "cards", "-tag:activation")
+    assert code == 0 and "soft-max" not in out and out.rstrip().endswith("2 card(s)")
+    code, out, err = run(capsys, "cards", "kind:cloze", "(is:new")
+    assert code == 1 and err == "kb: search, column 12: '(' is never closed\n"
+
+
+def test_custom_study_quizzes_a_concepts_cards_past_the_daily_limits(tmp_path, monkeypatch, capsys):
+    """With one new card a day and siblings buried, the daily quiz would show one card of this
+    concept today; `--search` shows all of them, first, as real reviews."""
+    import io
+
+    deck = tmp_path / "deck"
+    for name in ("alpha", "beta", "gamma"):
+        write_concept(deck, name)
+    monkeypatch.setenv("KB_BUNDLED_CONTENT", str(deck))
+    monkeypatch.setenv("KB_NEW_PER_DAY", "1")
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n4\n" * 5 + "q\n"))
+    code, out, _ = run(capsys, "quiz", "--plain", "--search", "concept:gamma")
+    shown = re.findall(r"^\[\d+\] (\S+)", out, re.M)
+    assert code == 0 and shown == ["gamma/definition", "gamma/reverse"]
+    assert "2 reviewed" in out
+    code, out, _ = run(capsys, "cards", "concept:gamma", "--json")
+    assert [c["reviews"] for c in json.loads(out)] == [1, 1]
+    code, out, err = run(capsys, "quiz", "--plain", "--search", "prop:x>1")
+    assert code == 1 and err.startswith("kb: search, column 6: prop: is a property")
