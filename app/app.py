@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from textual import on, work
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.screen import Screen
 
 from app import textual_fixes
 from app.messages import (
@@ -324,6 +327,38 @@ class KBApp(App):
         from app.screens.help import HelpScreen
 
         self.push_screen(HelpScreen(self.screen))
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """The palette's actions (ctrl+p): kb's own first, then Textual's (themes, keys, quit)."""
+        from app.screens.concept import ConceptScreen
+
+        yield SystemCommand("Quiz", "Today's cards", partial(self._open_screen, "quiz"))
+        if isinstance(screen, ConceptScreen) and screen.concept_id:
+            concept_id = screen.concept_id
+            yield SystemCommand(
+                "Quiz me on this concept",
+                f"Custom study of {concept_id}: its cards only, new ones too",
+                partial(self._open_screen, "quiz", f'concept:"{concept_id}"'),
+            )
+        yield SystemCommand("Stats", "Reviews, retention, the forecast", partial(self._open_screen, "stats"))
+        yield SystemCommand(
+            "Toggle dark and light", "Switch between the dark and light themes", self.action_toggle_dark
+        )
+        yield SystemCommand("Keys", "What each key does on this screen", self.action_help)
+        yield from super().get_system_commands(screen)
+
+    def _open_screen(self, name: str, search: str | None = None) -> None:
+        if self.kb is None:
+            self.notify(self.not_ready_message(), markup=False)
+            return
+        if name == "quiz":
+            from app.screens.quiz import QuizScreen
+
+            self.push_screen(QuizScreen(self.kb, search=search))
+        else:
+            from app.screens.stats import StatsScreen
+
+            self.push_screen(StatsScreen())
 
     def on_unmount(self) -> None:
         if self.kb is not None:

@@ -368,3 +368,28 @@ async def test_z_on_a_concept_quizzes_that_concept_only(make_app, app_settings):
     logged = conn.execute("SELECT c.card_id FROM review_log r JOIN card c ON c.pk = r.card_pk ORDER BY r.id").fetchall()
     conn.close()
     assert [row[0] for row in logged] == seen
+
+
+async def test_the_palette_offers_kb_actions(make_app):
+    """ctrl+p finds actions as well as concepts: stats from the list, and a quiz on the concept shown."""
+    from app.screens.quiz import QuizScreen
+    from app.screens.stats import StatsScreen
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("ctrl+p", *"Stats")
+        await settle(app, pilot)
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert isinstance(app.screen, StatsScreen)
+        await pilot.press("escape")
+        await settle(app, pilot)
+        await _open(app, pilot, "convolution")
+        await pilot.press("ctrl+p", *"Quiz me on this")
+        await settle(app, pilot)
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert isinstance(app.screen, QuizScreen)
+        assert app.screen.session.search == 'concept:"convolution"'
+        assert app.screen.item is not None and app.screen.item.card.concept_id == "convolution"
