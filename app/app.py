@@ -332,22 +332,25 @@ class KBApp(App):
         """The palette's actions (ctrl+p): kb's own first, then Textual's (themes, keys, quit)."""
         from app.screens.concept import ConceptScreen
 
-        yield SystemCommand("Quiz", "Today's cards", partial(self._open_screen, "quiz"))
+        yield SystemCommand("Quiz", "Today's cards", partial(self.open_screen, "quiz"))
         if isinstance(screen, ConceptScreen) and screen.concept_id:
             concept_id = screen.concept_id
             yield SystemCommand(
                 "Quiz me on this concept",
                 f"Custom study of {concept_id}: its cards only, new ones too",
-                partial(self._open_screen, "quiz", f'concept:"{concept_id}"'),
+                partial(self.open_screen, "quiz", f'concept:"{concept_id}"'),
             )
-        yield SystemCommand("Stats", "Reviews, retention, the forecast", partial(self._open_screen, "stats"))
+        yield SystemCommand("Stats", "Reviews, retention, the forecast", partial(self.open_screen, "stats"))
+        yield SystemCommand(
+            "Settings", "Daily limits, retention, steps, time zone, ...", partial(self.open_screen, "settings")
+        )
         yield SystemCommand(
             "Toggle dark and light", "Switch between the dark and light themes", self.action_toggle_dark
         )
         yield SystemCommand("Keys", "What each key does on this screen", self.action_help)
         yield from super().get_system_commands(screen)
 
-    def _open_screen(self, name: str, search: str | None = None) -> None:
+    def open_screen(self, name: str, search: str | None = None) -> None:
         if self.kb is None:
             self.notify(self.not_ready_message(), markup=False)
             return
@@ -355,6 +358,10 @@ class KBApp(App):
             from app.screens.quiz import QuizScreen
 
             self.push_screen(QuizScreen(self.kb, search=search))
+        elif name == "settings":
+            from app.screens.settings import SettingsScreen
+
+            self.push_screen(SettingsScreen())
         else:
             from app.screens.stats import StatsScreen
 

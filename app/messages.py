@@ -70,6 +70,11 @@ class QuizSummarized(Message):
 
 
 @dataclass
+class SettingsListed(Message):
+    rows: list  # dicts: key, value, source, help
+
+
+@dataclass
 class StatsLoaded(Message):
     stats: dict
     per_day: list

@@ -957,16 +957,7 @@ COMMANDS.update({"backup": cmd_backup, "restore": cmd_restore})
 
 def cmd_config(args) -> int:
     """`kb config`: works even when settings.toml is broken (that is when one needs it)."""
-    from dataclasses import fields
-
-    from kb.config import (
-        OPTIONS,
-        OPTIONS_BY_KEY,
-        Settings,
-        SettingsError,
-        read_settings_file,
-        write_setting,
-    )
+    from kb.config import OPTIONS_BY_KEY, SettingsError, read_settings_file, setting_rows, write_setting
 
     home = Path(os.environ["KB_HOME"]).expanduser().resolve() if os.environ.get("KB_HOME") else None
     if home is None:
@@ -1004,18 +995,7 @@ def cmd_config(args) -> int:
             f"{exc} (fix it with `kb config set` or `kb config unset`, or in an editor; "
             "`kb config reset` starts afresh)"
         ) from None
-    defaults = {f.name: f.default for f in fields(Settings)}
-    rows = []
-    for option in OPTIONS:
-        value: object
-        env = os.environ.get(option.variable)
-        if env:
-            value, source = env, option.variable
-        elif option.key in stored:
-            value, source = stored[option.key], "settings.toml"
-        else:
-            value, source = defaults.get(option.field), "default"
-        rows.append({"key": option.key, "value": value, "source": source, "help": option.help})
+    rows = setting_rows(stored)
     if action == "get":
         if args.key not in OPTIONS_BY_KEY:
             from kb.config import _unknown_key

@@ -330,3 +330,23 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if env.get("KB_BUNDLED_CONTENT"):  # another bundled deck (packagers, tests); default: content/
         values["bundled_content"] = Path(env["KB_BUNDLED_CONTENT"]).expanduser().resolve()
     return Settings(home=home, extra_content=extra, **values)
+
+
+def setting_rows(stored: Mapping[str, object], *, environ: Mapping[str, str] | None = None) -> list[dict[str, object]]:
+    """Every setting as `kb config list` and the settings screen show it: key, value, where the
+    value comes from (an environment variable, settings.toml, or the default) and what it does."""
+    from dataclasses import fields
+
+    env = os.environ if environ is None else environ
+    defaults = {f.name: f.default for f in fields(Settings)}
+    rows: list[dict[str, object]] = []
+    for option in OPTIONS:
+        value: object
+        if env.get(option.variable):
+            value, source = env[option.variable], option.variable
+        elif option.key in stored:
+            value, source = stored[option.key], "settings.toml"
+        else:
+            value, source = defaults.get(option.field), "default"
+        rows.append({"key": option.key, "value": value, "source": source, "help": option.help})
+    return rows

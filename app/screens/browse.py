@@ -33,6 +33,7 @@ class BrowseScreen(KBScreen):
         Binding("q", "quiz", "Quiz", id="quiz", tooltip="Today's quiz"),
         Binding("s", "stats", "Stats", id="stats", tooltip="Reviews, retention, forecast"),
         Binding("a", "add_note", "Add note", id="add-note", tooltip="Write a new concept in YAML"),
+        Binding("o", "settings", "Settings", id="settings", show=False, tooltip="Daily limits, retention, steps, ..."),
         Binding("ctrl+p", "command_palette", "Find", id="find", tooltip="Find a concept by title, alias or tag"),
         Binding("escape", "clear_search", "Clear", id="clear", show=False),
         Binding(
@@ -252,6 +253,9 @@ class BrowseScreen(KBScreen):
         from app.screens.quiz import QuizScreen
 
         self.app.push_screen(QuizScreen(self.app.service))
+
+    def action_settings(self) -> None:
+        self.app.open_screen("settings")
 
     def action_stats(self) -> None:
         if self.app.kb is None:

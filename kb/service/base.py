@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from importlib import metadata
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from kb.config import Settings, load_settings
 
@@ -92,6 +92,28 @@ class ServiceBase:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def setting_rows(self) -> list[dict[str, object]]:
+        """Every setting: key, value, where the value comes from, what it does (`kb config list`)."""
+        from kb.config import read_settings_file, setting_rows
+
+        return setting_rows(read_settings_file(self.settings.home))
+
+    def change_setting(self, key: str, value: str | None) -> Path:
+        """Check and store one setting in settings.toml (None: back to the default), and use it from
+        now on unless the environment overrides it. SettingsError says why a value is refused."""
+        import dataclasses
+        import os
+
+        from kb.config import OPTIONS_BY_KEY, write_setting
+
+        path = write_setting(self.settings.home, key, value)
+        option = OPTIONS_BY_KEY[key]
+        if not os.environ.get(option.variable):
+            default = next(f.default for f in dataclasses.fields(self.settings) if f.name == option.field)
+            parsed: Any = option.parse(value) if value is not None else default
+            self.settings = dataclasses.replace(self.settings, **{option.field: parsed})
+        return path
 
     def zone(self) -> tzinfo:
         from kb.studyday import local_zone

@@ -393,3 +393,36 @@ async def test_the_palette_offers_kb_actions(make_app):
         assert isinstance(app.screen, QuizScreen)
         assert app.screen.session.search == 'concept:"convolution"'
         assert app.screen.item is not None and app.screen.item.card.concept_id == "convolution"
+
+
+async def test_settings_screen_changes_a_setting_and_refuses_a_bad_value(make_app, app_settings):
+    from textual.widgets import Input
+
+    from app.screens.settings import SettingsScreen
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("o")
+        await settle(app, pilot)
+        screen = app.screen
+        assert isinstance(screen, SettingsScreen)
+        options = screen.query_one("#setting-list", OptionList)
+        keys = [options.get_option_at_index(i).id for i in range(options.option_count)]
+        assert "new_per_day" in keys and "desired_retention" in keys and "learning_steps" in keys
+        options.highlighted = keys.index("new_per_day")
+        await pilot.press("enter")
+        box = screen.query_one("#setting-value", Input)
+        assert box.display and box.value == "20"
+        box.value = "lots"
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert "new_per_day: 'lots' is not a whole number" in text_of(screen.query_one("#setting-message", Static))
+        assert not (app_settings.home / "settings.toml").exists()  # nothing stored
+        box.value = "7"
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert "new_per_day = 7" in (app_settings.home / "settings.toml").read_text()
+        assert app.kb.settings.new_per_day == 7  # used from now on
+        row = str(options.get_option_at_index(keys.index("new_per_day")).prompt)
+        assert "7" in row and "settings.toml" in row
