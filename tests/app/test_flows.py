@@ -280,7 +280,7 @@ async def test_untrusted_snippet_is_not_run_until_confined(make_app, app_setting
         status = text_of(app.screen.query_one("#run-status", Static))
         assert "not run: the deck lab is not trusted" in status and "lab code ran" not in logged
         if sandbox_level() == "rlimits-only":
-            return  # no sandbox here: R is refused the same way (tests/kb/test_decks.py covers it)
+            return  # no sandbox here: R is refused the same way (tests/kb/service/test_decks.py covers it)
         assert "press R" in status
         await pilot.press("R")
         await settle(app, pilot)

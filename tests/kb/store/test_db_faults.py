@@ -34,7 +34,7 @@ from kb.store import ingest
 from kb.store.errors import StoreError
 from kb.store.tables import SettingRow
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 CARDS = "cards:\n  - {type: basic, id: b, front: 'Front?', back: Back.}\n"
 NOBODY = 65534
 SQLITE_BUSY, SQLITE_BUSY_SNAPSHOT = 5, 517

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from kb.render.latex import MAX_TEX_CHARS, tex_to_text
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _content_formulas() -> list[tuple[str, str]]:
@@ -195,7 +195,7 @@ import yaml as _yaml  # noqa: E402
 
 from kb.render.markdown import _DISPLAY, _FENCE, _INLINE, markdown_with_math, plain_with_math  # noqa: E402
 
-CONTENT = Path(__file__).resolve().parents[2] / "content"
+CONTENT = Path(__file__).resolve().parents[3] / "content"
 _MARKUP_OPEN = ("link_open", "em_open", "strong_open", "s_open", "image")
 
 

@@ -30,7 +30,7 @@ from kb.store import engine as store_engine
 from kb.store import migrations
 from kb.store.errors import StoreError
 
-DATA = Path(__file__).resolve().parents[1] / "data"
+DATA = Path(__file__).resolve().parents[2] / "data"
 FIXTURES = sorted(DATA.glob("db_v*.sqlite3"))
 CARDS = "cards:\n  - {type: basic, id: b, front: 'Front?', back: Back.}\n"
 

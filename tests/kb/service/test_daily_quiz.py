@@ -238,7 +238,7 @@ def _learner_module():
     """bench/learners.py: memory written from FSRS-6's equations, sharing no code with kb."""
     import importlib.util
 
-    path = Path(__file__).resolve().parents[2] / "bench" / "learners.py"
+    path = Path(__file__).resolve().parents[3] / "bench" / "learners.py"
     spec = importlib.util.spec_from_file_location("bench_learners", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
