@@ -14,78 +14,13 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from fsrs.scheduler import DEFAULT_PARAMETERS, LOWER_BOUNDS_PARAMETERS, UPPER_BOUNDS_PARAMETERS
 
-# FSRS-6's published default weights, and the bounds the fsrs package clips fitted weights to: the
-# learners' true weights are these, each times a factor from U[0.7, 1.3], clipped.
-DEFAULT_WEIGHTS = (
-    0.212,
-    1.2931,
-    2.3065,
-    8.2956,
-    6.4133,
-    0.8334,
-    3.0194,
-    0.001,
-    1.8722,
-    0.1666,
-    0.796,
-    1.4835,
-    0.0614,
-    0.2629,
-    1.6483,
-    0.6014,
-    1.8729,
-    0.5425,
-    0.0912,
-    0.0658,
-    0.1542,
-)
-LOWER_BOUNDS = (
-    0.001,
-    0.001,
-    0.001,
-    0.001,
-    1.0,
-    0.001,
-    0.001,
-    0.001,
-    0.0,
-    0.0,
-    0.001,
-    0.001,
-    0.001,
-    0.001,
-    0.0,
-    0.0,
-    1.0,
-    0.0,
-    0.0,
-    0.0,
-    0.1,
-)
-UPPER_BOUNDS = (
-    100.0,
-    100.0,
-    100.0,
-    100.0,
-    10.0,
-    4.0,
-    4.0,
-    0.75,
-    4.5,
-    0.8,
-    3.5,
-    5.0,
-    0.25,
-    0.9,
-    4.0,
-    1.0,
-    6.0,
-    2.0,
-    2.0,
-    0.8,
-    0.8,
-)
+# FSRS-6's published default weights, and the bounds the fsrs package clips fitted weights to (its own
+# constants, not kb's): the learners' true weights are these, each times a factor from U[0.7, 1.3], clipped.
+DEFAULT_WEIGHTS = tuple(DEFAULT_PARAMETERS)
+LOWER_BOUNDS = tuple(LOWER_BOUNDS_PARAMETERS)
+UPPER_BOUNDS = tuple(UPPER_BOUNDS_PARAMETERS)
 
 # The first answer to a card never seen (Again, Hard, Good, Easy), and the grade of a success.
 FIRST_RATING_P = (0.24, 0.094, 0.495, 0.171)

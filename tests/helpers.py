@@ -71,6 +71,24 @@ async def settle(app, pilot) -> None:
         await pilot.pause()
 
 
+def text_of(widget) -> str:
+    """The text a Static shows, whatever it was given (a Text, a Group, Textual Content)."""
+    import io
+
+    from rich.console import Console
+
+    content = getattr(widget, "content", None)
+    if content is None:
+        content = widget.render()
+    if hasattr(content, "plain"):
+        return content.plain
+    if isinstance(content, str):
+        return content
+    console = Console(width=300, file=io.StringIO(), record=True)
+    console.print(content)
+    return console.export_text()
+
+
 def snapshot_db(
     path: Path, tables: tuple[str, ...] | None = None, *, leave_out: dict[str, tuple[str, ...]] | None = None
 ) -> dict[str, tuple[int, str]]:

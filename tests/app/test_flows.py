@@ -7,28 +7,10 @@ import sqlite3
 import pytest
 from textual.widgets import Input, OptionList, RichLog, Static, TextArea
 
-from helpers import settle, write_concept
+from helpers import settle, text_of, write_concept
 from kb.categories import CATEGORIES
 
 SIZE = (100, 30)
-
-
-def text_of(widget) -> str:
-    """The text a Static shows, whatever it was given (a Text, a Group, Textual Content)."""
-    import io
-
-    from rich.console import Console
-
-    content = getattr(widget, "content", None)
-    if content is None:
-        content = widget.render()
-    if hasattr(content, "plain"):
-        return content.plain
-    if isinstance(content, str):
-        return content
-    console = Console(width=300, file=io.StringIO(), record=True)
-    console.print(content)
-    return console.export_text()
 
 
 async def test_browse_lists_concepts_and_previews(make_app):

@@ -9,32 +9,15 @@ keys of the screen under it, and the note editor opens on the template or on the
 
 from __future__ import annotations
 
-import io
 import re
 from datetime import timedelta
 
 from textual.widgets import OptionList, Static, TextArea
 
-from helpers import FIXED_NOW, Clock, settle, write_concept
+from helpers import FIXED_NOW, Clock, settle, text_of, write_concept
 from kb.categories import CATEGORIES
 
 SIZE = (100, 30)
-
-
-def text_of(widget) -> str:
-    """The text a Static shows, whatever it was given (a Text, a Group, rich Markdown, a str)."""
-    from rich.console import Console
-
-    content = getattr(widget, "content", None)
-    if content is None:
-        content = widget.render()
-    if hasattr(content, "plain"):
-        return content.plain
-    if isinstance(content, str):
-        return content
-    console = Console(width=300, file=io.StringIO(), record=True)
-    console.print(content)
-    return console.export_text()
 
 
 def listed(screen) -> list[str]:
