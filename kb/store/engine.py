@@ -22,7 +22,7 @@ from kb.store.errors import (
     write_failure,
 )
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # "KBDB" as a 32-bit integer: tells a kb database from any other SQLite file.
 APPLICATION_ID = 0x4B424442
 BUSY_TIMEOUT_MS = 5000

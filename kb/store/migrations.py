@@ -70,9 +70,22 @@ def _v2_to_v3(conn: Connection) -> None:
         )
 
 
+def _v3_to_v4(conn: Connection) -> None:
+    """Schema 4: cards can be changed by hand (suspend, bury, flag, reset, due date).
+
+    The review log says what kind each row is (every older row is an answer in the daily quiz),
+    and a card's hand-set marks get a table of their own (new cards can carry them too).
+    """
+    conn.exec_driver_sql("ALTER TABLE review_log ADD COLUMN kind VARCHAR DEFAULT 'review' NOT NULL")
+    conn.exec_driver_sql(
+        "CREATE TABLE card_mark (card_pk INTEGER NOT NULL, suspended BOOLEAN NOT NULL, flag INTEGER NOT NULL,"
+        " buried_until TEXT, PRIMARY KEY (card_pk), FOREIGN KEY(card_pk) REFERENCES card (pk))"
+    )
+
+
 # MIGRATIONS[n] takes schema n to n + 1. Released: 1 (the first), 2 (per-snippet trust), 3 (trust
-# covers computed expressions).
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3}
+# covers computed expressions), 4 (review-log kinds and hand-set card marks).
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
 
 
 def migrate(conn: Connection, from_version: int, to_version: int) -> None:

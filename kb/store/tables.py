@@ -137,6 +137,25 @@ class ReviewLogRow(SQLModel, table=True):
     was_new: bool = False  # the card's first answer: counts against the daily new-card limit
     state_before: str | None = None  # CardState JSON; null for a new card
     state_after: str | None = None
+    # review: an answer in the daily quiz; custom: an answer in custom study (a real review that
+    # does not count against today's limits); manual: a change made by hand (suspend, bury, flag,
+    # reset, due date), rating 0, its envelopes hold the card and its marks before and after.
+    kind: str = Field(default="review", sa_column_kwargs={"server_default": "review"})
+
+
+class CardMarkRow(SQLModel, table=True):
+    """What the user set on a card by hand (schema 4); no row = no marks.
+
+    A card may be new (no card_state row) and still be suspended, buried or flagged, so the marks
+    live apart from the schedule. `card_state.suspended` stays the leech action's suspension; a
+    card is suspended when either says so.
+    """
+
+    __tablename__ = "card_mark"
+    card_pk: int = Field(foreign_key="card.pk", primary_key=True)
+    suspended: bool = False
+    flag: int = 0  # 0 none, 1-7 as Anki's flags (red, orange, green, blue, pink, turquoise, purple)
+    buried_until: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
 
 
 class SettingRow(SQLModel, table=True):

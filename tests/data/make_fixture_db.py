@@ -70,6 +70,12 @@ def build(target: Path) -> None:
             assert outcome.passed, outcome
             from kb.store.reviews import set_setting
 
+            # Schema 4 on: changes by hand (a card_mark row, manual rows in the review log) and a
+            # custom-study answer.
+            kb.change_cards(["fixture-2/b"], "suspend")
+            kb.change_cards(["fixture-3/t"], "flag", 2)
+            kb.answer("fixture-3/b", 3, duration_ms=800, custom=True)
+
             set_setting(kb.engine, "fsrs_parameters", [0.4] * 21)
         source = settings.db_path
         # One self-contained file (no -wal), compacted.

@@ -478,6 +478,17 @@ def _fixture_home(tmp_path: Path, fixture: Path) -> Settings:
     return Settings(home=home, bundled_content=tmp_path / "no-deck")
 
 
+def _answers(path: Path) -> int:
+    """Rows of the review log that are answers (schema 4 on, changes by hand are rows too)."""
+    conn = sqlite3.connect(path)
+    try:
+        columns = [r[1] for r in conn.execute("PRAGMA table_info(review_log)")]
+        where = " WHERE kind != 'manual'" if "kind" in columns else ""
+        return conn.execute(f"SELECT count(*) FROM review_log{where}").fetchone()[0]
+    finally:
+        conn.close()
+
+
 def test_fixture_databases_exist_for_the_current_schema():
     assert DATA / f"db_v{store_engine.SCHEMA_VERSION}.sqlite3" in FIXTURES
 
@@ -489,15 +500,20 @@ def test_fixture_database_opens_and_keeps_its_reviews(tmp_path, fixture):
     tables = ("review_log", "card_state", "card", "concept", "snippet_run", "setting")
     # Schema 3 recomputes the trust hashes (they cover computed expressions now): every other value
     # of every row must be kept.
-    recomputed = {"concept": ("snippet_hash",), "snippet_run": ("code_hash",)}
+    # Schema 4 adds the review log's kind (every older row is an answer of the daily quiz).
+    recomputed = {"concept": ("snippet_hash",), "snippet_run": ("code_hash",), "review_log": ("kind",)}
     before = snapshot_db(settings.db_path, tables, leave_out=recomputed)
     assert before["review_log"][0] > 0 and before["snippet_run"][0] == 1
     with KnowledgeBase(settings, clock=lambda: FIXED_NOW) as kb:
         stats = kb.stats()
-        assert stats["reviews_total"] == before["review_log"][0]
+        assert stats["reviews_total"] == _answers(settings.db_path)
         assert stats["parameters"] == "optimized"
     assert snapshot_db(settings.db_path, tables, leave_out=recomputed) == before
     assert pragma(settings.db_path, "user_version") == store_engine.SCHEMA_VERSION
+    conn = sqlite3.connect(settings.db_path)
+    kinds = {kind for (kind,) in conn.execute("SELECT kind FROM review_log")}
+    conn.close()
+    assert kinds == ({"review"} if fixture.name < "db_v4" else {"review", "manual", "custom"})
     assert pragma(settings.db_path, "integrity_check") == "ok"
 
 
@@ -566,7 +582,7 @@ def test_migration_runs_in_one_transaction_after_a_backup(tmp_path, monkeypatch)
     monkeypatch.setattr(store_engine, "SCHEMA_VERSION", NEXT)
     monkeypatch.setitem(migrations.MIGRATIONS, CURRENT, add_column)
     with KnowledgeBase(settings, clock=lambda: FIXED_NOW) as kb:
-        assert kb.stats()["reviews_total"] == before["review_log"][0]
+        assert kb.stats()["reviews_total"] == _answers(settings.db_path)
     assert seen["in_transaction"] is True
     ((_, backup_path),) = seen["backups"]  # taken before the step ran
     assert pragma(backup_path, "user_version") == CURRENT and "note" not in _columns(backup_path, "review_log")
