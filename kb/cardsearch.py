@@ -1,7 +1,8 @@
 """The card search language: one grammar for every place that selects cards (close to Anki's).
 
     concept:softmax  category:attention  tag:pytorch-pitfall  deck:notes  kind:cloze
-    is:due|new|learning|review|suspended|leech
+    is:due|new|learning|review|suspended|leech|buried|flagged
+    flag:1           flagged red (0 none, 1-7 red, orange, green, blue, pink, turquoise, purple)
     rated:1          answered today (or in the last N days); rated:7:1 rated Again in the last 7 days
     prop:r<0.8  prop:s>30  prop:d>7  prop:ivl>=10  prop:lapses>2  prop:reps=0
     words            match the card's or its concept's text, English or Chinese (case-insensitive)
@@ -22,8 +23,8 @@ from dataclasses import dataclass, field
 
 from kb.errors import KbError
 
-KEYS = ("concept", "category", "tag", "deck", "kind", "is", "rated", "prop")
-IS_VALUES = ("due", "new", "learning", "review", "suspended", "leech")
+KEYS = ("concept", "category", "tag", "deck", "kind", "is", "flag", "rated", "prop")
+IS_VALUES = ("due", "new", "learning", "review", "suspended", "leech", "buried", "flagged")
 PROPS = ("r", "s", "d", "ivl", "lapses", "reps", "due")
 _PROP = re.compile(r"(r|s|d|ivl|lapses|reps|due)(<=|>=|!=|<|>|=)(-?\d+(?:\.\d+)?)$")
 
@@ -50,6 +51,8 @@ class SearchableCard:
     due_now: bool = False  # due by the end of today's study day
     suspended: bool = False
     leech: bool = False
+    buried: bool = False  # held back until the next study day
+    flag: int = 0  # 0 none, 1-7
     retrievability: float | None = None  # None for a new card
     stability: float | None = None
     difficulty: float | None = None
@@ -214,6 +217,11 @@ def _term(token: _Token) -> Callable[[SearchableCard], bool]:
         return _is(value.casefold(), value_col)
     if key == "rated":
         return _rated(value, value_col)
+    if key == "flag":
+        if not (value.isdigit() and int(value) <= 7):
+            raise QueryError("flag: is a number from 0 (no flag) to 7", value_col)
+        wanted = int(value)
+        return lambda card: card.flag == wanted
     return _prop(value, value_col)
 
 
@@ -224,6 +232,7 @@ _EXAMPLES = {
     "deck": "notes",
     "kind": "cloze",
     "is": "due",
+    "flag": "1",
     "rated": "7:1",
     "prop": "r<0.8",
 }
@@ -231,12 +240,14 @@ _EXAMPLES = {
 
 def _is(value: str, col: int) -> Callable[[SearchableCard], bool]:
     tests: dict[str, Callable[[SearchableCard], bool]] = {
-        "due": lambda c: c.due_now and c.state != "new" and not c.suspended,
+        "due": lambda c: c.due_now and c.state != "new" and not c.suspended and not c.buried,
         "new": lambda c: c.state == "new",
         "learning": lambda c: c.state in ("learning", "relearning"),
         "review": lambda c: c.state == "review",
         "suspended": lambda c: c.suspended,
         "leech": lambda c: c.leech,
+        "buried": lambda c: c.buried,
+        "flagged": lambda c: c.flag > 0,
     }
     if value not in tests:
         raise QueryError(f"is:{value} is not known (is: {', '.join(IS_VALUES)})", col)

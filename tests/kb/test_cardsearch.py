@@ -31,6 +31,8 @@ CARDS = [
         tags=("activation",),
         text="softmax cloze",
         due_now=True,
+        buried=True,
+        flag=4,
         retrievability=0.72,
         stability=40.0,
         difficulty=7.5,
@@ -55,6 +57,7 @@ CARDS = [
         difficulty=5.0,
         reps=2,
         ratings_by_days_ago=((0, 3),),
+        flag=1,
     ),
     SearchableCard(
         "conv/t",
@@ -98,7 +101,12 @@ def ids(query: str) -> list[str]:
         ("is:new", ["softmax/definition"]),
         ("is:learning", ["attention/definition"]),
         ("is:review", ["softmax/c1", "conv/t"]),
-        ("is:due", ["softmax/c1", "attention/definition"]),  # a suspended card is never due
+        ("is:due", ["attention/definition"]),  # a suspended or buried card is never due
+        ("is:buried", ["softmax/c1"]),
+        ("is:flagged", ["softmax/c1", "attention/definition"]),
+        ("flag:4", ["softmax/c1"]),
+        ("flag:0", ["softmax/definition", "conv/t"]),
+        ("-is:flagged", ["softmax/definition", "conv/t"]),
         ("is:suspended", ["conv/t"]),
         ("is:leech", ["conv/t"]),
         ("rated:1", ["softmax/c1", "attention/definition"]),
@@ -138,6 +146,8 @@ def test_each_part_of_the_grammar(query, expected):
         ("rated:7:9", 9, "a rating is 1-4"),
         ('"open quote', 1, "never closed"),
         ("kind:", 1, "kind: needs a value"),
+        ("flag:8", 6, "a number from 0 (no flag) to 7"),
+        ("flag:red", 6, "a number from 0 (no flag) to 7"),
         ("()", 2, "a search term is missing"),
     ],
 )
@@ -161,6 +171,9 @@ ATOMS = st.sampled_from(
         "自注意力",
         "deck:notes",
         "prop:lapses>2",
+        "is:buried",
+        "is:flagged",
+        "flag:4",
     ]
 )
 
