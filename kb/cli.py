@@ -145,6 +145,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="QUERY",
         help="custom study: the cards this search selects (e.g. concept:softmax), new ones included, no daily limits",
     )
+    p.add_argument(
+        "--preview",
+        action="store_true",
+        help="with --search: go through the cards without storing answers (nothing is rescheduled)",
+    )
     p.add_argument("--raw", action="store_true", help="math as LaTeX, as written (default: readable Unicode)")
 
     p = sub.add_parser("config", help="show or change the settings kept in $KB_HOME/settings.toml")
@@ -166,6 +171,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("query", nargs="*", default=[], metavar="QUERY", help="the search (no search: every card)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    change = p.add_mutually_exclusive_group()
+    change.add_argument("--suspend", action="store_true", help="keep the cards out of every quiz until unsuspended")
+    change.add_argument("--unsuspend", action="store_true", help="let suspended cards (leeches too) back in")
+    change.add_argument("--bury", action="store_true", help="keep the cards out until the next study day")
+    change.add_argument("--unbury", action="store_true", help="let buried cards back in today")
+    change.add_argument("--flag", metavar="N", help="flag the cards: 1 red ... 7 purple; 0 clears")
+    change.add_argument("--reset", action="store_true", help="make the cards new again (their answers stay in the log)")
+    change.add_argument("--due", metavar="DATE", help="make the cards due on DATE (YYYY-MM-DD)")
+    change.add_argument("--undo", action="store_true", help="take back the last change made with kb cards")
 
     p = sub.add_parser("stats", help="reviews, retention, due counts")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -279,17 +293,24 @@ def cmd_show(kb, args) -> int:
         _print_json(concept)
         return EXIT_OK
     math, formula_text = _math_renderers(args.raw)
-    print(f"{concept['title']['en']} / {concept['title']['zh']}   ({concept['id']}, {concept['category']})")
+    # The language setting: en, zh (English where the entry has no Chinese), or both.
+    language = kb.settings.content_language
+    title, summary = concept["title"], concept["summary"]
+    names = {"en": title["en"], "zh": f"{title['zh']} / {title['en']}"}.get(language, f"{title['en']} / {title['zh']}")
+    print(f"{names}   ({concept['id']}, {concept['category']})")
     if concept.get("retired"):
         print("(retired: its file is gone; cards and reviews are kept)")
     print()
-    print(math(concept["summary"]["en"]))
-    print(math(concept["summary"]["zh"]))
+    for side in ("en", "zh") if language == "both" else (language,):
+        print(math(summary[side]))
     print()
-    print(math(concept["definition"].rstrip()))
-    if concept.get("definition_zh"):
-        print()
-        print(math(concept["definition_zh"].rstrip()))
+    zh = concept.get("definition_zh")
+    if language != "zh" or not zh:
+        print(math(concept["definition"].rstrip()))
+    if zh and language != "en":
+        if language == "both":
+            print()
+        print(math(zh.rstrip()))
     for formula in concept["formulas"]:
         print(f"\n{formula['name']}:  {formula_text(formula['latex'])}")
         for symbol, meaning in formula["where"].items():
@@ -500,7 +521,9 @@ def cmd_quiz(kb, args) -> int:
         from kb.cardsearch import parse
 
         parse(args.search)  # a bad search is one line pointing at its column
-    session = QuizSession(kb, limit=args.limit, search=args.search)
+    elif args.preview:
+        raise UsageError("--preview goes through a custom study session: give --search QUERY too")
+    session = QuizSession(kb, limit=args.limit, search=args.search, preview=args.preview)
     quit_requested = False
     while not quit_requested:
         item = session.next()
@@ -551,6 +574,9 @@ def cmd_quiz(kb, args) -> int:
         except AnsweredElsewhere as exc:
             out.write(f"not recorded: {exc}; next card\n")
             continue
+        if outcome.previewed:
+            out.write(f"preview: {rating_name(rating).lower()} not stored; the card keeps its schedule\n")
+            continue
         out.write(
             f"recorded: {rating_name(rating).lower()}, next in {outcome.interval}"
             + (f" ({outcome.leech_message})" if outcome.leech else "")
@@ -571,13 +597,29 @@ def cmd_quiz(kb, args) -> int:
 
 
 def cmd_cards(kb, args) -> int:
-    """The cards a search selects, with what the scheduler knows of each."""
+    """The cards a search selects, with what the scheduler knows of each; or a change to them."""
     from kb.cardsearch import parse
 
     query = " ".join(args.query)
+    if args.undo:
+        if query:
+            raise UsageError("--undo takes back the last change and takes no search")
+        report = kb.undo_last_change()
+        print(report.line())
+        return EXIT_OK
+    action, value = _card_action(args)
+    if action and not query.strip():
+        raise UsageError(f"--{action}: name the cards with a search (e.g. concept:softmax kind:cloze)")
     parse(query)  # a bad search is one line pointing at its column, before the decks are read
     _warn_broken(kb.sync())
     cards = kb.search_cards(query)
+    if action:
+        report = kb.change_cards([c.card_id for c in cards], action, value)
+        if args.json:
+            _print_json({"action": action, "changed": report.changed, "unchanged": report.unchanged})
+        else:
+            print(report.line() + ("; kb cards --undo takes it back" if report.changed else ""))
+        return EXIT_OK
     if args.json:
         _print_json([c.to_dict() for c in cards])
         return EXIT_OK
@@ -591,7 +633,6 @@ def cmd_cards(kb, args) -> int:
     for column in ("kind", "state", "due", "R", "S", "D", "lapses", "reviews", "flags"):
         table.add_column(column, justify="right" if column in ("R", "S", "D", "lapses", "reviews") else "left")
     for c in cards:
-        flags = ", ".join(name for name, on in (("suspended", c.suspended), ("leech", c.leech)) if on)
         table.add_row(
             safe(c.card_id),
             c.kind,
@@ -602,11 +643,23 @@ def cmd_cards(kb, args) -> int:
             "" if c.difficulty is None else f"{c.difficulty:.1f}",
             str(c.lapses),
             str(c.reviews),
-            flags,
+            c.marks,
         )
     _console().print(table)
     print(f"{len(cards)} card(s)")
     return EXIT_OK
+
+
+def _card_action(args) -> tuple[str | None, str | None]:
+    """The change `kb cards` was asked to make: (action, its value), or (None, None) to list."""
+    for action in ("suspend", "unsuspend", "bury", "unbury", "reset"):
+        if getattr(args, action):
+            return action, None
+    if args.flag is not None:
+        return "flag", args.flag
+    if args.due is not None:
+        return "due", args.due
+    return None, None
 
 
 def cmd_stats(kb, args) -> int:
@@ -1019,8 +1072,18 @@ def _search_words_apart(argv: list[str]) -> list[str]:
     for an option; the words of `kb cards` go after a `--`, its own options before."""
     if not argv or argv[0] != "cards" or "--" in argv:
         return argv
-    options = [a for a in argv[1:] if a in ("--json", "-h", "--help")]
-    words = [a for a in argv[1:] if a not in options]
+    flags = ("--json", "-h", "--help", "--suspend", "--unsuspend", "--bury", "--unbury", "--reset", "--undo")
+    valued = ("--flag", "--due")
+    options: list[str] = []
+    words: list[str] = []
+    rest = iter(argv[1:])
+    for arg in rest:
+        if arg in flags or arg.startswith(tuple(f"{v}=" for v in valued)):
+            options.append(arg)
+        elif arg in valued:
+            options += [arg, next(rest, "")]
+        else:
+            words.append(arg)
     return ["cards", *options, "--", *words]
 
 

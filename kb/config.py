@@ -62,7 +62,25 @@ class Settings:
     maximum_interval: int = 36500  # days
     leech_lapses: int = 8
     leech_action: str = "suspend"  # or "tag": mark the card a leech and keep showing it
+    # Which new cards come first, and which siblings (cards of one concept) wait for another day;
+    # kb.store.reviews.build_queue says what each order does.
+    new_card_order: str = "definition-first"
+    bury_new_siblings: bool = True
+    bury_review_siblings: bool = True
     theme: str | None = None  # the TUI's theme, as last chosen (None: Textual's default)
+    language: str | None = None  # en | zh | both; None: from the locale (LC_ALL, LC_MESSAGES, LANG)
+
+    @property
+    def content_language(self) -> str:
+        """The language concepts and cards are shown in: the setting, or the locale's (Chinese
+        locales: zh; others: both, as the bundled deck is bilingual)."""
+        if self.language:
+            return self.language
+        for variable in ("LC_ALL", "LC_MESSAGES", "LANG"):
+            value = os.environ.get(variable)
+            if value:
+                return "zh" if value.lower().startswith("zh") else "both"
+        return "both"
 
     @property
     def run_limits(self):
@@ -174,6 +192,17 @@ def _choice(*choices: str) -> Callable[[object], str]:
     return parse
 
 
+def _yes_no(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "on", "1"):
+        return True
+    if text in ("false", "no", "off", "0"):
+        return False
+    raise ValueError(f"{value!r} must be true or false")
+
+
 def _theme(value: object) -> str:
     text = str(value).strip()
     if not text or len(text) > 60:
@@ -214,8 +243,32 @@ OPTIONS: tuple[Option, ...] = (
         _choice("suspend", "tag"),
         "what a leech gets: suspend, or tag and keep showing it",
     ),
+    Option(
+        "new_card_order",
+        "new_card_order",
+        _choice("definition-first", "concept", "kind", "random"),
+        "which new cards come first: definition-first, concept, kind or random",
+    ),
+    Option(
+        "bury_new_siblings",
+        "bury_new_siblings",
+        _yes_no,
+        "a new card waits a day when a card of its concept was shown today",
+    ),
+    Option(
+        "bury_review_siblings",
+        "bury_review_siblings",
+        _yes_no,
+        "a due review waits a day when a card of its concept was shown today",
+    ),
     Option("rollover_hour", "rollover_hour", _number(int, 0, 23), "the local hour a study day starts"),
     Option("tz", "timezone", _zone, "the IANA time zone of study days (default: the system's)"),
+    Option(
+        "language",
+        "language",
+        _choice("en", "zh", "both"),
+        "the language of concepts and cards: en, zh or both (default: zh for a Chinese locale, else both)",
+    ),
     Option("theme", "theme", _theme, "the TUI's theme (f2 switches dark and light; the palette offers all)"),
     Option("run_wall_s", "run_wall_s", _number(float, 0.1, 3600), "a snippet's wall-time limit, seconds"),
     Option("run_cpu_s", "run_cpu_s", _number(float, 1, 3600), "a snippet's CPU-time limit, seconds"),
@@ -320,6 +373,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         home = platformdirs.user_data_path("kb", appauthor=False)
     extra = tuple(Path(p).expanduser().resolve() for p in env.get("KB_CONTENT", "").split(os.pathsep) if p.strip())
     values: dict = {OPTIONS_BY_KEY[k].field: v for k, v in read_settings_file(home).items()}
+    if env.get("KB_LANG") and not env.get("KB_LANGUAGE"):  # the short name works too
+        env = {**env, "KB_LANGUAGE": env["KB_LANG"]}
     for option in OPTIONS:
         raw = env.get(option.variable)
         if raw:

@@ -40,12 +40,17 @@ class QuizSession:
         *,
         limit: int | None = None,
         search: str | None = None,
+        preview: bool = False,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        if preview and search is None:
+            raise ValueError("preview is a way to go through a custom study session: give a search")
         self.kb = kb
         self.limit = limit
-        # Custom study: the cards this search selects, instead of today's queue (no daily limits).
+        # Custom study: the cards this search selects, instead of today's queue. Its answers are
+        # real reviews that take no place in today's limits; with `preview`, nothing is stored.
         self.search = search
+        self.preview = preview
         self._done: set[str] = set()
         self.monotonic = monotonic
         self.current: QuizItem | None = None
@@ -54,7 +59,9 @@ class QuizSession:
         self.remaining = 0  # cards in today's queue when the current one was loaded, it included
         self.answered = 0
         self.recalled = 0
-        self._review_ids: list[int] = []  # this session's answers, newest last: all that undo may take back
+        # this session's answers, newest last: all that undo may take back (card id, review id; a
+        # previewed card has no review)
+        self._answers: list[tuple[str, int | None]] = []
         self._started = monotonic()
         self._shown_at = self._started
 
@@ -64,7 +71,7 @@ class QuizSession:
 
     @property
     def can_undo(self) -> bool:
-        return bool(self._review_ids)
+        return bool(self._answers)
 
     @property
     def proposed_rating(self) -> int | None:
@@ -101,18 +108,33 @@ class QuizSession:
         if item is None:
             raise RuntimeError("no card is shown")
         duration_ms = int((self.monotonic() - self._shown_at) * 1000)
-        outcome = self.kb.answer(item.card.card_id, rating, duration_ms=duration_ms, shown_state=item.shown_state)
-        self._review_ids.append(outcome.review_id)
-        self._done.add(item.card.card_id)
+        card_id = item.card.card_id
+        if self.preview:
+            from kb.service.study import AnswerOutcome
+
+            outcome = AnswerOutcome(0, card_id, rating, self.kb.clock(), item.intervals[rating], False, previewed=True)
+            self._answers.append((card_id, None))
+        else:
+            outcome = self.kb.answer(
+                card_id,
+                rating,
+                duration_ms=duration_ms,
+                shown_state=item.shown_state,
+                custom=self.search is not None,
+            )
+            self._answers.append((card_id, outcome.review_id))
+        self._done.add(card_id)
         self.answered += 1
         self.recalled += rating > 1
         return outcome
 
     def undo(self) -> str | None:
         """Take back this session's newest answer; returns its card id (None: nothing to undo)."""
-        if not self._review_ids:
+        if not self._answers:
             return None
-        card_id = self.kb.undo(self._review_ids.pop())
+        shown, review_id = self._answers.pop()
+        card_id = shown if review_id is None else self.kb.undo(review_id)
+        self._done.discard(shown)
         if card_id is not None:
             self.answered = max(0, self.answered - 1)
         return card_id

@@ -65,6 +65,7 @@ class AnswerOutcome:
     interval: str
     leech: bool  # this answer made the card a leech
     suspended: bool = False  # ... and it was suspended for it (the leech action "suspend")
+    previewed: bool = False  # a preview: shown and rated, not stored, the card not rescheduled
 
     @property
     def leech_message(self) -> str:
@@ -104,6 +105,9 @@ class StudyUseCases(ServiceBase):
             day_end=end,
             new_limit=self.settings.new_per_day,
             review_limit=self.settings.reviews_per_day,
+            new_order=self.settings.new_card_order,
+            bury_new=self.settings.bury_new_siblings,
+            bury_reviews=self.settings.bury_review_siblings,
         )
         return [DueCard(e.card_id, e.concept_id, e.kind, e.state, e.due) for e in entries]
 
@@ -155,6 +159,7 @@ class StudyUseCases(ServiceBase):
                 rng=rng,
                 distractor_pool=pool,
                 computed_values=last_passing_values(self.engine, stored.concept_id),
+                language=self.settings.content_language,
             )
         except CardUnavailable:
             return None
@@ -196,13 +201,14 @@ class StudyUseCases(ServiceBase):
     def first_in_search(self, query: str, *, done: Collection[str] = frozenset()) -> tuple[QuizItem | None, int]:
         """Custom study: (the next card of the cards `query` selects, or None; how many are left).
 
-        New cards come too, with no daily limit and no burying of siblings; cards in a learning
-        step come back when due (within 20 minutes, as in the daily quiz); a card answered in this
-        session (`done`) otherwise does not come back.
+        New cards come too, with no daily limit and no burying of siblings (suspended and buried
+        cards stay out, as in Anki's filtered decks); cards in a learning step come back when due
+        (within 20 minutes, as in the daily quiz); a card answered in this session (`done`)
+        otherwise does not come back.
         """
         from datetime import timedelta
 
-        cards = [c for c in self.search_cards(query) if not c.suspended]
+        cards = [c for c in self.search_cards(query) if not (c.suspended or c.buried)]
         now = self.clock()
         ahead = now + timedelta(minutes=20)
         stepping = sorted(
@@ -224,11 +230,18 @@ class StudyUseCases(ServiceBase):
         return grade(card, response)
 
     def answer(
-        self, card_id: str, rating: int, *, duration_ms: int | None = None, shown_state: dict | None | object = ...
+        self,
+        card_id: str,
+        rating: int,
+        *,
+        duration_ms: int | None = None,
+        shown_state: dict | None | object = ...,
+        custom: bool = False,
     ) -> "AnswerOutcome":
         """Store an answer and the card's next state in one transaction.
 
-        With `shown_state` (QuizItem.shown_state), the answer is refused with AnsweredElsewhere when
+        A `custom` answer (custom study) is a real review, scheduled as any other, that takes no
+        place in today's limits. With `shown_state` (QuizItem.shown_state), the answer is refused with AnsweredElsewhere when
         the card's state changed since it was shown: two quizzes at once never answer a card twice.
         """
         from kb.scheduler import CardState, answer, became_leech, format_interval
@@ -260,7 +273,15 @@ class StudyUseCases(ServiceBase):
                 suspend_leech=self.settings.leech_action == "suspend",
             )
 
-        review_id = record_answer(self.engine, card_id, rating=rating, now=now, duration_ms=duration_ms, decide=decide)
+        review_id = record_answer(
+            self.engine,
+            card_id,
+            rating=rating,
+            now=now,
+            duration_ms=duration_ms,
+            decide=decide,
+            kind="custom" if custom else "review",
+        )
         state, leech = decided[-1]
         return AnswerOutcome(
             review_id,

@@ -58,19 +58,34 @@ _AVAILABLE = (
 
 
 def day_counts(engine: Engine, *, day_start: datetime, day_end: datetime) -> DayCounts:
+    """Today's answers. Only the daily quiz's count against its limits; a custom-study answer is a
+    real review, so it buries its siblings as any answer does, but it takes no place in the limits."""
     with read(engine) as conn:
         rows = conn.exec_driver_sql(
-            "SELECT r.card_pk, r.was_new, c.concept_id FROM review_log r JOIN card c ON c.pk = r.card_pk "
-            "WHERE r.reviewed_at >= ? AND r.reviewed_at < ?",
+            "SELECT r.card_pk, r.was_new, c.concept_id, r.kind FROM review_log r JOIN card c ON c.pk = r.card_pk "
+            "WHERE r.reviewed_at >= ? AND r.reviewed_at < ? AND r.kind != 'manual'",
             (_iso(day_start), _iso(day_end)),
         ).all()
-    new_cards = {pk for pk, was_new, _ in rows if was_new}
+    daily = [(pk, was_new) for pk, was_new, _, kind in rows if kind == "review"]
+    new_cards = {pk for pk, was_new in daily if was_new}
     return DayCounts(
         new_done=len(new_cards),
-        reviews_done=len({pk for pk, was_new, _ in rows if not was_new} - new_cards),
-        answered_concepts=frozenset(concept for _, _, concept in rows),
-        answered_cards=frozenset(pk for pk, _, _ in rows),
+        reviews_done=len({pk for pk, was_new in daily if not was_new} - new_cards),
+        answered_concepts=frozenset(concept for _, _, concept, _ in rows),
+        answered_cards=frozenset(pk for pk, _, _, _ in rows),
     )
+
+
+# Cards the user held back by hand: suspended, or buried until a moment still to come (one parameter: now).
+_NOT_HELD = (
+    "NOT EXISTS (SELECT 1 FROM card_mark m WHERE m.card_pk = c.pk AND (m.suspended = 1 "
+    "OR (m.buried_until IS NOT NULL AND m.buried_until > ?)))"
+)
+
+_HAND_SUSPENDED = "(SELECT card_pk FROM card_mark WHERE suspended = 1)"
+
+# The orders new cards may come in (the `new_card_order` setting).
+NEW_CARD_ORDERS = ("definition-first", "concept", "kind", "random")
 
 
 def build_queue(
@@ -82,18 +97,28 @@ def build_queue(
     new_limit: int,
     review_limit: int,
     learn_ahead_s: int = 20 * 60,
+    new_order: str = "definition-first",
+    bury_new: bool = True,
+    bury_reviews: bool = True,
 ) -> list[QueueEntry]:
     """Today's queue: learning cards due now, due reviews, new cards, then learning cards due soon.
 
-    Siblings (cards of one concept) are buried for the rest of the day once one of them was
-    answered, and at most one new or review card per concept enters the queue. A new card waits
-    until every prerequisite concept has had a card answered.
+    Burying: with `bury_reviews` a due review waits for tomorrow when a sibling (a card of the same
+    concept) was answered today or comes earlier in today's queue; `bury_new` does the same for new
+    cards. A card in a learning step is never buried. A new card waits until every prerequisite
+    concept has had a card answered. `new_order` (NEW_CARD_ORDERS) decides which new cards come:
+    definition-first alternates the next card of a concept already started with the first card of a
+    concept not yet started; concept takes concepts in turn, all of one before the next; kind takes
+    every concept's first card before any second card; random is a fixed shuffle (by card id).
     """
     from datetime import timedelta
 
+    if new_order not in NEW_CARD_ORDERS:
+        raise ValueError(f"new_order must be one of {NEW_CARD_ORDERS}, got {new_order!r}")
     counts = day_counts(engine, day_start=day_start, day_end=day_end)
     queue: list[QueueEntry] = []
     taken_concepts: set[str] = set()
+    now_iso = _iso(now)
     with read(engine) as conn:
         learning_now: list[QueueEntry] = []
         learning_ahead: list[QueueEntry] = []
@@ -101,8 +126,8 @@ def build_queue(
             "SELECT c.pk, c.card_id, c.concept_id, c.kind, s.state, s.due FROM card_state s "
             "JOIN card c ON c.pk = s.card_pk JOIN concept k ON k.id = c.concept_id "
             f"WHERE s.state IN ('learning', 'relearning') AND s.suspended = 0 AND s.due <= ? AND {_AVAILABLE} "
-            "ORDER BY s.due, c.pk",
-            (_iso(now + timedelta(seconds=learn_ahead_s)),),
+            f"AND {_NOT_HELD} ORDER BY s.due, c.pk",
+            (_iso(now + timedelta(seconds=learn_ahead_s)), now_iso),
         ):
             # A card already in progress today keeps its steps; its siblings stay buried.
             entry = QueueEntry(pk, card_id, concept, kind, state, _dt(due))
@@ -110,17 +135,20 @@ def build_queue(
             taken_concepts.add(concept)
         queue.extend(learning_now)
 
+        def buried(concept: str, bury: bool) -> bool:
+            return bury and (concept in taken_concepts or concept in counts.answered_concepts)
+
         budget = max(0, review_limit - counts.reviews_done)
         if budget:
             cursor = conn.exec_driver_sql(
                 "SELECT c.pk, c.card_id, c.concept_id, c.kind, s.due FROM card_state s "
                 "JOIN card c ON c.pk = s.card_pk JOIN concept k ON k.id = c.concept_id "
-                f"WHERE s.state = 'review' AND s.suspended = 0 AND s.due < ? AND {_AVAILABLE} "
+                f"WHERE s.state = 'review' AND s.suspended = 0 AND s.due < ? AND {_AVAILABLE} AND {_NOT_HELD} "
                 "ORDER BY s.due, c.pk",
-                (_iso(day_end),),
+                (_iso(day_end), now_iso),
             )
             for pk, card_id, concept, kind, due in _iter(cursor):
-                if concept in taken_concepts or concept in counts.answered_concepts:
+                if buried(concept, bury_reviews):
                     continue  # a sibling: buried until tomorrow
                 queue.append(QueueEntry(pk, card_id, concept, kind, "review", _dt(due)))
                 taken_concepts.add(concept)
@@ -145,27 +173,126 @@ def build_queue(
                 return ready[concept_id]
 
             prereqs: dict[str, list[str]] = {}
-            cursor = conn.exec_driver_sql(
-                "SELECT c.pk, c.card_id, c.concept_id, c.kind, k.prerequisites_json FROM card c "
-                "JOIN concept k ON k.id = c.concept_id "
-                f"WHERE NOT EXISTS (SELECT 1 FROM card_state s WHERE s.card_pk = c.pk) AND {_AVAILABLE} "
-                "ORDER BY c.order_key"
-            )
-            for pk, card_id, concept, kind, prereq_json in _iter(cursor):
-                if concept in taken_concepts or concept in counts.answered_concepts:
+
+            def accepted(row: tuple) -> bool:
+                concept = row[2]
+                if buried(concept, bury_new):
+                    return False
+                needed = prereqs.setdefault(concept, json.loads(row[4] or "[]"))
+                return all(prerequisite_ready(p) for p in needed)  # else it waits for its prerequisites
+
+            # The streams take turns, one accepted card each (definition-first has two streams); the
+            # queue is built again after every answer, so the turns go on from today's count.
+            streams = _new_streams(conn, new_order, now_iso)
+            turn = counts.new_done
+            while budget and streams:
+                stream = streams[turn % len(streams)]
+                row = next((row for row in stream if accepted(row)), None)
+                if row is None:
+                    streams.remove(stream)
                     continue
-                needed = prereqs.setdefault(concept, json.loads(prereq_json or "[]"))
-                if not all(prerequisite_ready(p) for p in needed):
-                    continue  # waits until its prerequisites have been seen
+                pk, card_id, concept, kind, _ = row
                 queue.append(QueueEntry(pk, card_id, concept, kind, "new", None))
                 taken_concepts.add(concept)
                 budget -= 1
-                if not budget:
-                    break
+                turn += 1
     # As in Anki, a learning step due within the learn-ahead window is shown early only when
     # nothing else is left (it comes last, not first).
     queue.extend(learning_ahead)
     return queue
+
+
+_NEW = (
+    "SELECT c.pk, c.card_id, c.concept_id, c.kind, k.prerequisites_json FROM card c "
+    "JOIN concept k ON k.id = c.concept_id "
+    f"WHERE NOT EXISTS (SELECT 1 FROM card_state s WHERE s.card_pk = c.pk) AND {_AVAILABLE} AND {_NOT_HELD} "
+)
+# definition-first: the order of kinds in a started concept (one of each kind not yet seen, the
+# kinds that ask for recall first; then the rest in the deck's order).
+_KIND_RANK = {
+    "definition": 0,
+    "cloze": 1,
+    "typed": 2,
+    "choice": 3,
+    "computed": 4,
+    "basic": 5,
+    "formula": 6,
+    "reverse": 7,
+}
+_SEEN_KIND = 100  # the rank of a card whose kind its concept has already shown
+# New cards are read in windows of the deck's order: the queue needs a few, and ranking every new
+# card of 100,000 at each answer costs more than the quiz's budget (a window of 1,000 reads in a
+# few milliseconds). The ranking holds within a window.
+NEW_CARD_WINDOW = 1000
+
+
+class _DefinitionFirst:
+    """Two streams over the new cards, read window by window in the deck's order: the cards of
+    concepts already started (ranked: a kind not yet seen first, the recall kinds first) and the
+    first card of each concept not yet started."""
+
+    def __init__(self, conn, now_iso: str) -> None:
+        self.conn = conn
+        self.rows = _iter(conn.exec_driver_sql(_NEW + "ORDER BY c.order_key", (now_iso,)))
+        self.started: list[tuple] = []
+        self.fresh: list[tuple] = []
+        self.exhausted = False
+        self.last_fresh_concept: str | None = None
+
+    def _load(self) -> None:
+        window = [row for _, row in zip(range(NEW_CARD_WINDOW), self.rows)]
+        if len(window) < NEW_CARD_WINDOW:
+            self.exhausted = True
+        concepts = sorted({row[2] for row in window})
+        seen: dict[str, set[str]] = {}
+        for start in range(0, len(concepts), 500):
+            part = concepts[start : start + 500]
+            for concept, kind in self.conn.exec_driver_sql(
+                "SELECT DISTINCT c.concept_id, c.kind FROM card c JOIN card_state s ON s.card_pk = c.pk "
+                f"WHERE c.concept_id IN ({','.join('?' * len(part))})",
+                tuple(part),
+            ):
+                seen.setdefault(concept, set()).add(kind)
+        ranked = []
+        for position, row in enumerate(window):
+            kinds = seen.get(row[2])
+            if kinds is None:  # not started: only its first card, the rest wait until it is
+                if row[2] != self.last_fresh_concept:
+                    self.last_fresh_concept = row[2]
+                    self.fresh.append(row)
+            else:
+                rank = _SEEN_KIND if row[3] in kinds else _KIND_RANK.get(row[3], len(_KIND_RANK))
+                ranked.append((rank, position, row))
+        self.started.extend(row for *_, row in sorted(ranked))
+
+    def stream(self, rows: list[tuple]) -> Iterator[tuple]:
+        while True:
+            if rows:
+                yield rows.pop(0)
+            elif self.exhausted:
+                return
+            else:
+                self._load()
+
+
+def _new_streams(conn, order: str, now_iso: str) -> list[Iterator[tuple]]:
+    """New cards in the order `order` introduces them, as streams that take turns (read lazily: the
+    queue stops at its limit)."""
+    if order == "concept":
+        return [_iter(conn.exec_driver_sql(_NEW + "ORDER BY c.order_key", (now_iso,)))]
+    if order == "kind":
+        return [_iter(conn.exec_driver_sql(_NEW + "ORDER BY c.position, c.order_key", (now_iso,)))]
+    if order == "random":
+        import hashlib
+
+        rows = conn.exec_driver_sql(_NEW, (now_iso,)).all()
+        return [iter(sorted(rows, key=lambda row: hashlib.blake2b(row[1].encode(), digest_size=8).digest()))]
+    # definition-first: the next card of a concept already started, then the first card of a
+    # concept not yet started, in turn. Started concepts show a card of each kind not yet seen
+    # before a second card of any kind, the kinds that test recall first: every started concept
+    # gets its first cloze before any gets its formulas.
+    both = _DefinitionFirst(conn, now_iso)
+    return [both.stream(both.started), both.stream(both.fresh)]
 
 
 def _iter(cursor, size: int = 256) -> Iterator[tuple]:
@@ -241,15 +368,20 @@ def record_answer(
     now: datetime,
     duration_ms: int | None,
     decide: Callable[[dict | None], NextState],
+    kind: str = "review",
 ) -> int:
     """Store one answer and the card's next state atomically; returns the review-log id.
+
+    `kind` is "review" (the daily quiz) or "custom" (custom study: not counted in today's limits).
 
     When another writer holds the database for longer than the busy timeout, the transaction
     (which wrote nothing) is tried again, LOCK_RETRIES times, before a clear "busy" error.
     """
     for attempt in range(LOCK_RETRIES + 1):
         try:
-            return _record_answer(engine, card_id, rating=rating, now=now, duration_ms=duration_ms, decide=decide)
+            return _record_answer(
+                engine, card_id, rating=rating, now=now, duration_ms=duration_ms, decide=decide, kind=kind
+            )
         except StoreWriteError as exc:  # a full disk, an I/O error, a read-only file: the transaction rolled back
             better = exc.orig and write_failure(
                 exc.path, exc.orig, outcome="the answer was not stored (earlier answers are kept)"
@@ -282,7 +414,10 @@ def _record_answer(
     now: datetime,
     duration_ms: int | None,
     decide: Callable[[dict | None], NextState],
+    kind: str,
 ) -> int:
+    if kind not in ("review", "custom"):
+        raise ValueError(f"an answer's kind is review or custom, got {kind!r}")
     with engine.begin() as conn:
         row = conn.exec_driver_sql(
             "SELECT c.pk, c.content_hash, s.data_json, s.suspended, s.leech FROM card c "
@@ -317,52 +452,223 @@ def _record_answer(
         envelope_after = json.dumps({"card": nxt.data, "suspended": values[4], "leech": values[5]})
         cursor = conn.exec_driver_sql(
             "INSERT INTO review_log (card_pk, rating, reviewed_at, duration_ms, content_hash, was_new, "
-            "state_before, state_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (pk, rating, _iso(now), duration_ms, content_hash, before is None, envelope_before, envelope_after),
+            "state_before, state_after, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (pk, rating, _iso(now), duration_ms, content_hash, before is None, envelope_before, envelope_after, kind),
         )
         return cursor.lastrowid
 
 
 def undo_review(engine: Engine, review_id: int) -> str | None:
-    """Take back one answer: the card's state before it returns exactly; the row goes.
+    """Take back one row of the review log (an answer or a change by hand): the card's state (and,
+    for a change by hand, its marks) before it return exactly; the row goes.
 
-    Only the newest answer of its card can be taken back (a later answer was decided from it);
-    returns the card id, or None when the review is gone or no longer its card's newest.
+    Only the newest row of its card can be taken back (a later one was decided from it);
+    returns the card id, or None when the row is gone or no longer its card's newest.
     """
     with engine.begin() as conn:
-        row = conn.exec_driver_sql(
-            "SELECT r.id, r.card_pk, r.state_before, c.card_id FROM review_log r JOIN card c ON c.pk = r.card_pk "
-            "WHERE r.id = ?",
-            (review_id,),
-        ).first()
-        if row is None:
-            return None
-        review_id, pk, before_json, card_id = row
-        if conn.exec_driver_sql(
-            "SELECT 1 FROM review_log WHERE card_pk = ? AND id > ? LIMIT 1", (pk, review_id)
-        ).first():
-            return None
-        if before_json is None:
-            conn.exec_driver_sql("DELETE FROM card_state WHERE card_pk = ?", (pk,))
-        else:
-            before = json.loads(before_json)
-            card = before["card"]
-            due = _iso(datetime.fromisoformat(card["due"]))
-            _update_card_state(
-                conn,
-                pk,
+        return _undo_row(conn, review_id)
+
+
+def _undo_row(conn, review_id: int) -> str | None:
+    row = conn.exec_driver_sql(
+        "SELECT r.id, r.card_pk, r.state_before, c.card_id, r.kind FROM review_log r "
+        "JOIN card c ON c.pk = r.card_pk WHERE r.id = ?",
+        (review_id,),
+    ).first()
+    if row is None:
+        return None
+    review_id, pk, before_json, card_id, kind = row
+    if conn.exec_driver_sql("SELECT 1 FROM review_log WHERE card_pk = ? AND id > ? LIMIT 1", (pk, review_id)).first():
+        return None
+    before = json.loads(before_json) if before_json else None
+    _restore_state(conn, pk, before)
+    if kind == "manual" and before is not None:
+        _write_marks(conn, pk, Marks.from_dict(before.get("marks") or {}))
+    conn.exec_driver_sql("DELETE FROM review_log WHERE id = ?", (review_id,))
+    return card_id
+
+
+def _restore_state(conn, pk: int, envelope: dict | None) -> None:
+    """Put back the schedule an envelope recorded (no card in it: the card is new)."""
+    card = None if envelope is None else envelope.get("card")
+    if card is None:
+        conn.exec_driver_sql("DELETE FROM card_state WHERE card_pk = ?", (pk,))
+        return
+    assert envelope is not None
+    values = (
+        card["state"],
+        _iso(datetime.fromisoformat(card["due"])),
+        card.get("lapses", 0),
+        card.get("reps", 0),
+        bool(envelope.get("suspended")),
+        bool(envelope.get("leech")),
+        json.dumps(card),
+    )
+    if conn.exec_driver_sql("SELECT 1 FROM card_state WHERE card_pk = ?", (pk,)).first():
+        _update_card_state(conn, pk, values)
+    else:
+        conn.exec_driver_sql(
+            "INSERT INTO card_state (state, due, lapses, reps, suspended, leech, data_json, card_pk) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (*values, pk),
+        )
+
+
+# --- changes by hand ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Marks:
+    """What the user set on a card by hand."""
+
+    suspended: bool = False
+    flag: int = 0
+    buried_until: datetime | None = None
+
+    def to_dict(self) -> dict:
+        until = None if self.buried_until is None else _iso(self.buried_until)
+        return {"suspended": self.suspended, "flag": self.flag, "buried_until": until}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Marks:
+        return cls(bool(data.get("suspended")), int(data.get("flag") or 0), _dt(data.get("buried_until")))
+
+
+@dataclass(frozen=True)
+class CardSnapshot:
+    """A card as a change by hand sees it: its schedule (None: new), the leech marks, its marks."""
+
+    card_id: str
+    state: dict | None
+    leech_suspended: bool
+    leech: bool
+    marks: Marks
+
+    def envelope(self, action: str) -> dict:
+        return {
+            "action": action,
+            "card": self.state,
+            "suspended": self.leech_suspended,
+            "leech": self.leech,
+            "marks": self.marks.to_dict(),
+        }
+
+
+def _write_marks(conn, pk: int, marks: Marks) -> None:
+    if marks == Marks():
+        conn.exec_driver_sql("DELETE FROM card_mark WHERE card_pk = ?", (pk,))
+        return
+    conn.exec_driver_sql(
+        "INSERT INTO card_mark (card_pk, suspended, flag, buried_until) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT(card_pk) DO UPDATE SET suspended = excluded.suspended, flag = excluded.flag, "
+        "buried_until = excluded.buried_until",
+        (pk, marks.suspended, marks.flag, None if marks.buried_until is None else _iso(marks.buried_until)),
+    )
+
+
+def change_cards(
+    engine: Engine,
+    card_ids: list[str],
+    *,
+    action: str,
+    now: datetime,
+    change: Callable[[CardSnapshot], CardSnapshot | None],
+) -> list[int]:
+    """Change cards by hand in one transaction: `change` gets each card as it is and returns it as it
+    should be (None: leave it). Each change is a review-log row of kind "manual" (rating 0) whose
+    envelopes hold the card before and after, so undo and the card's history see it. Returns the
+    new rows' ids."""
+    ids: list[int] = []
+    with engine.begin() as conn:
+        # The rows of one change share a label (undo takes them back together): one past the
+        # newest row id, which no earlier change still in the log can carry.
+        batch = conn.exec_driver_sql("SELECT coalesce(max(id), 0) + 1 FROM review_log").scalar()
+        for card_id in card_ids:
+            row = conn.exec_driver_sql(
+                "SELECT c.pk, c.content_hash, s.data_json, COALESCE(s.suspended, 0), COALESCE(s.leech, 0), "
+                "m.suspended, m.flag, m.buried_until FROM card c LEFT JOIN card_state s ON s.card_pk = c.pk "
+                "LEFT JOIN card_mark m ON m.card_pk = c.pk WHERE c.card_id = ?",
+                (card_id,),
+            ).first()
+            if row is None:
+                raise KeyError(card_id)
+            pk, content_hash, state_json, leech_suspended, leech, m_susp, m_flag, m_until = row
+            marks = Marks(bool(m_susp), int(m_flag or 0), _dt(m_until)) if m_flag is not None else Marks()
+            before = CardSnapshot(
+                card_id, json.loads(state_json) if state_json else None, bool(leech_suspended), bool(leech), marks
+            )
+            after = change(before)
+            if after is None or after == before:
+                continue
+            if after.state != before.state or (after.leech_suspended, after.leech) != (
+                before.leech_suspended,
+                before.leech,
+            ):
+                _restore_state(conn, pk, after.envelope(action))
+            if after.marks != before.marks:
+                _write_marks(conn, pk, after.marks)
+            cursor = conn.exec_driver_sql(
+                "INSERT INTO review_log (card_pk, rating, reviewed_at, duration_ms, content_hash, was_new, "
+                "state_before, state_after, kind) VALUES (?, 0, ?, NULL, ?, 0, ?, ?, 'manual')",
                 (
-                    card["state"],
-                    due,
-                    card.get("lapses", 0),
-                    card.get("reps", 0),
-                    before["suspended"],
-                    before["leech"],
-                    json.dumps(card),
+                    pk,
+                    _iso(now),
+                    content_hash,
+                    json.dumps(before.envelope(action)),
+                    json.dumps({**after.envelope(action), "batch": batch}),
                 ),
             )
-        conn.exec_driver_sql("DELETE FROM review_log WHERE id = ?", (review_id,))
-        return card_id
+            ids.append(cursor.lastrowid)
+    return ids
+
+
+def undo_last_change(engine: Engine) -> tuple[str, list[str], int]:
+    """Take back the newest change by hand (every card it changed at that moment, in one transaction):
+    (its action, the card ids taken back, how many could not be because a card was answered or
+    changed since). Raises LookupError when there is none."""
+    with engine.begin() as conn:
+        last = conn.exec_driver_sql(
+            "SELECT json_extract(state_after, '$.batch') FROM review_log WHERE kind = 'manual' ORDER BY id DESC LIMIT 1"
+        ).first()
+        if last is None:
+            raise LookupError("no change by hand to take back")
+        rows = conn.exec_driver_sql(
+            "SELECT id, state_after FROM review_log WHERE kind = 'manual' "
+            "AND json_extract(state_after, '$.batch') = ? ORDER BY id DESC",
+            (last[0],),
+        ).all()
+        action = json.loads(rows[0][1]).get("action", "change")
+        undone = [card for card in (_undo_row(conn, review_id) for review_id, _ in rows) if card is not None]
+        return action, sorted(undone), len(rows) - len(undone)
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One row of a card's history: an answer (rating 1-4) or a change by hand (rating 0)."""
+
+    at: datetime
+    kind: str  # review | custom | manual
+    rating: int
+    action: str | None  # a change by hand: suspend, bury, flag, reset, due, ...
+    state_after: dict | None  # the CardState dict after it (None: the card is new)
+    duration_ms: int | None
+
+
+def card_history(engine: Engine, card_id: str) -> list[HistoryEntry]:
+    """Every row of the review log for one card, oldest first."""
+    with read(engine) as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT r.reviewed_at, r.kind, r.rating, r.state_after, r.duration_ms FROM review_log r "
+            "JOIN card c ON c.pk = r.card_pk WHERE c.card_id = ? ORDER BY r.id",
+            (card_id,),
+        ).all()
+    out = []
+    for at, kind, rating, after_json, duration in rows:
+        after = json.loads(after_json) if after_json else {}
+        out.append(
+            HistoryEntry(datetime.fromisoformat(at), kind, rating, after.get("action"), after.get("card"), duration)
+        )
+    return out
 
 
 def get_setting(engine: Engine, key: str):
@@ -386,19 +692,30 @@ def review_times(engine: Engine, *, since: datetime) -> list[datetime]:
         return [
             datetime.fromisoformat(r[0])
             for r in conn.exec_driver_sql(
-                "SELECT reviewed_at FROM review_log WHERE reviewed_at >= ? ORDER BY reviewed_at", (_iso(since),)
+                "SELECT reviewed_at FROM review_log WHERE reviewed_at >= ? AND kind != 'manual' ORDER BY reviewed_at",
+                (_iso(since),),
             )
         ]
 
 
 def review_history(engine: Engine) -> list[tuple[str, int, datetime, int | None]]:
-    """(card_id, rating, reviewed_at, duration_ms) of every review, oldest first (for the optimizer)."""
+    """(card_id, rating, reviewed_at, duration_ms) of every answer, oldest first (for the optimizer).
+
+    A card reset by hand starts over: its answers before the newest reset are left out (they
+    describe a memory the user chose to forget), as are the changes by hand themselves.
+    """
     with read(engine) as conn:
         rows = conn.exec_driver_sql(
-            "SELECT c.card_id, r.rating, r.reviewed_at, r.duration_ms FROM review_log r "
-            "JOIN card c ON c.pk = r.card_pk ORDER BY r.id"
+            "SELECT c.card_id, r.rating, r.reviewed_at, r.duration_ms, r.kind, "
+            "r.kind = 'manual' AND json_extract(r.state_after, '$.action') = 'reset' "
+            "FROM review_log r JOIN card c ON c.pk = r.card_pk ORDER BY r.id"
         ).all()
-    return [(card_id, rating, datetime.fromisoformat(at), ms) for card_id, rating, at, ms in rows]
+    last_reset = {card_id: i for i, (card_id, *_, reset) in enumerate(rows) if reset}
+    return [
+        (card_id, rating, datetime.fromisoformat(at), ms)
+        for i, (card_id, rating, at, ms, kind, _) in enumerate(rows)
+        if kind != "manual" and i > last_reset.get(card_id, -1)
+    ]
 
 
 def stats_rows(engine: Engine, *, since: datetime, horizon: datetime, day_start: datetime, day_end: datetime) -> dict:
@@ -416,29 +733,31 @@ def stats_rows(engine: Engine, *, since: datetime, horizon: datetime, day_start:
             ),
             "cards_learning": one(
                 f"SELECT count(*) {active} AND c.pk IN (SELECT card_pk FROM card_state "
-                "WHERE state IN ('learning', 'relearning') AND suspended = 0)"
+                f"WHERE state IN ('learning', 'relearning') AND suspended = 0) AND c.pk NOT IN {_HAND_SUSPENDED}"
             ),
             "cards_review": one(
                 f"SELECT count(*) {active} AND c.pk IN (SELECT card_pk FROM card_state "
-                "WHERE state = 'review' AND suspended = 0)"
+                f"WHERE state = 'review' AND suspended = 0) AND c.pk NOT IN {_HAND_SUSPENDED}"
             ),
             "cards_suspended": one(
-                f"SELECT count(*) {active} AND c.pk IN (SELECT card_pk FROM card_state WHERE suspended = 1)"
+                f"SELECT count(*) {active} AND (c.pk IN (SELECT card_pk FROM card_state WHERE suspended = 1) "
+                f"OR c.pk IN {_HAND_SUSPENDED})"
             ),
-            "reviews_total": one("SELECT count(*) FROM review_log"),
+            "reviews_total": one("SELECT count(*) FROM review_log WHERE kind != 'manual'"),
             "reviews_today": one(
-                "SELECT count(*) FROM review_log WHERE reviewed_at >= ? AND reviewed_at < ?",
+                "SELECT count(*) FROM review_log WHERE reviewed_at >= ? AND reviewed_at < ? AND kind != 'manual'",
                 _iso(day_start),
                 _iso(day_end),
             ),
             "due_today": one(
                 f"SELECT count(*) {active} AND c.pk IN (SELECT card_pk FROM card_state "
-                "WHERE suspended = 0 AND due < ?)",
+                f"WHERE suspended = 0 AND due < ?) AND {_NOT_HELD}",
                 _iso(day_end),
+                _iso(day_start),
             ),
         }
         recalled, total = conn.exec_driver_sql(
-            "SELECT sum(rating > 1), count(*) FROM review_log WHERE reviewed_at >= ? "
+            "SELECT sum(rating > 1), count(*) FROM review_log WHERE reviewed_at >= ? AND kind != 'manual' "
             "AND json_extract(state_before, '$.card.state') = 'review'",
             (_iso(since),),
         ).one()
@@ -446,15 +765,16 @@ def stats_rows(engine: Engine, *, since: datetime, horizon: datetime, day_start:
         out["review_times"] = [
             datetime.fromisoformat(r[0])
             for r in conn.exec_driver_sql(
-                "SELECT DISTINCT substr(reviewed_at, 1, 16) || ':00+00:00' FROM review_log ORDER BY 1"
+                "SELECT DISTINCT substr(reviewed_at, 1, 16) || ':00+00:00' FROM review_log WHERE kind != 'manual' "
+                "ORDER BY 1"
             )
         ]
         out["due_times"] = [
             datetime.fromisoformat(r[0])
             for r in conn.exec_driver_sql(
                 "SELECT s.due FROM card_state s JOIN card c ON c.pk = s.card_pk JOIN concept k ON k.id = c.concept_id "
-                "WHERE s.suspended = 0 AND c.retired = 0 AND k.retired = 0 AND s.due < ?",
-                (_iso(horizon),),
+                f"WHERE s.suspended = 0 AND c.retired = 0 AND k.retired = 0 AND s.due < ? AND {_NOT_HELD}",
+                (_iso(horizon), _iso(day_start)),
             )
         ]
     return out
@@ -473,37 +793,70 @@ class CardRecord:
     deck_path: str
     concept_json: str
     state_json: str | None  # None: a new card
-    suspended: bool
+    suspended: bool  # by hand, or by the leech action
     leech: bool
-    ratings: tuple[tuple[datetime, int], ...]  # (when, rating) of each review, oldest first
+    ratings: tuple[tuple[datetime, int], ...]  # (when, rating) of each answer, oldest first
+    marks: Marks = Marks()
+    order_key: str = ""
 
 
-def card_records(engine: Engine) -> list[CardRecord]:
-    """Every active card (of an active concept) with its concept, state and review history."""
+def card_records(
+    engine: Engine, *, after: tuple[str, int] | None = None, limit: int | None = None, card_id: str | None = None
+) -> list[CardRecord]:
+    """Active cards (of active concepts) with their concept, state, marks and answers, in the order
+    new cards are introduced; a page of `limit` cards after the (order_key, card_pk) `after`, or
+    the one card `card_id`."""
+    # The unary + keeps SQLite from starting at the `retired` indexes: walking the order_key index
+    # reads a page of 80 cards of 100,000 in a fraction of a millisecond (a sort of all of them:
+    # 35 ms); the page's start is a range seek on it.
+    where = "+c.retired = 0 AND +k.retired = 0"
+    params: tuple = ()
+    if card_id is not None:
+        where += " AND c.card_id = ?"
+        params, limit = (card_id,), 1
+    elif after is not None:
+        where += " AND c.order_key >= ? AND (c.order_key > ? OR c.pk > ?)"
+        params = (after[0], after[0], after[1])
+    page = f" LIMIT {int(limit)}" if limit is not None else ""
     with read(engine) as conn:
-        history: dict[int, list[tuple[datetime, int]]] = {}
-        for pk, rating, at in conn.exec_driver_sql("SELECT card_pk, rating, reviewed_at FROM review_log ORDER BY id"):
-            history.setdefault(pk, []).append((datetime.fromisoformat(at), rating))
         rows = conn.exec_driver_sql(
             "SELECT c.pk, c.card_id, c.concept_id, c.kind, c.payload_json, k.category, k.deck_path, k.data_json, "
-            "s.data_json, COALESCE(s.suspended, 0), COALESCE(s.leech, 0) FROM card c "
-            "JOIN concept k ON k.id = c.concept_id LEFT JOIN card_state s ON s.card_pk = c.pk "
-            "WHERE c.retired = 0 AND k.retired = 0 ORDER BY c.order_key"
+            "s.data_json, COALESCE(s.suspended, 0), COALESCE(s.leech, 0), m.suspended, m.flag, m.buried_until, "
+            "c.order_key FROM card c JOIN concept k ON k.id = c.concept_id "
+            "LEFT JOIN card_state s ON s.card_pk = c.pk LEFT JOIN card_mark m ON m.card_pk = c.pk "
+            f"WHERE {where} ORDER BY c.order_key, c.pk{page}",
+            params,
         ).fetchall()
-    return [
-        CardRecord(
-            pk,
-            card_id,
-            concept,
-            kind,
-            payload,
-            category,
-            deck,
-            concept_json,
-            state,
-            bool(susp),
-            bool(leech),
-            tuple(history.get(pk, ())),
+        history: dict[int, list[tuple[datetime, int]]] = {}
+        answers = "SELECT card_pk, rating, reviewed_at FROM review_log WHERE kind != 'manual'"
+        if limit is None:
+            cursor = conn.exec_driver_sql(answers + " ORDER BY id")
+        else:
+            pks = [row[0] for row in rows] or [-1]
+            cursor = conn.exec_driver_sql(
+                answers + f" AND card_pk IN ({','.join('?' * len(pks))}) ORDER BY id", tuple(pks)
+            )
+        for pk, rating, at in cursor:
+            history.setdefault(pk, []).append((datetime.fromisoformat(at), rating))
+    out = []
+    for pk, card_id, concept, kind, payload, category, deck, concept_json, state, susp, leech, *mark, key in rows:
+        marks = Marks(bool(mark[0]), int(mark[1] or 0), _dt(mark[2])) if mark[1] is not None else Marks()
+        out.append(
+            CardRecord(
+                pk,
+                card_id,
+                concept,
+                kind,
+                payload,
+                category,
+                deck,
+                concept_json,
+                state,
+                bool(susp) or marks.suspended,
+                bool(leech),
+                tuple(history.get(pk, ())),
+                marks,
+                key,
+            )
         )
-        for pk, card_id, concept, kind, payload, category, deck, concept_json, state, susp, leech in rows
-    ]
+    return out

@@ -279,19 +279,17 @@ def test_a_failing_snippets_message_is_shown_escaped(tmp_path, monkeypatch, caps
 
 
 def learn_siblings_first(concept_id: str) -> None:
-    """Answer the concept's definition and reverse cards on the two days before today (one a day:
-    siblings wait), so that today its own card is the one that is due."""
+    """Answer the concept's definition and reverse cards (Easy) on the two days before today, so that
+    today its own card is the only new one (its siblings are not due)."""
     from datetime import datetime, timedelta, timezone
 
     from kb.config import load_settings
     from kb.service import KnowledgeBase
 
-    for days_ago in (3, 2):
+    for days_ago, card in ((3, "definition"), (2, "reverse")):
         then = datetime.now(timezone.utc) - timedelta(days=days_ago)
         with KnowledgeBase(load_settings(), clock=lambda then=then: then) as kb:
-            item = kb.next_quiz_item()
-            assert item.card.card_id in (f"{concept_id}/definition", f"{concept_id}/reverse")
-            kb.answer(item.card.card_id, 4, duration_ms=1000)
+            kb.answer(f"{concept_id}/{card}", 4, duration_ms=1000)
 
 
 def test_a_computed_value_whose_repr_is_escape_codes_is_shown_escaped(tmp_path, monkeypatch, capsys):
@@ -477,3 +475,106 @@ def test_custom_study_quizzes_a_concepts_cards_past_the_daily_limits(tmp_path, m
     assert [c["reviews"] for c in json.loads(out)] == [1, 1]
     code, out, err = run(capsys, "quiz", "--plain", "--search", "prop:x>1")
     assert code == 1 and err.startswith("kb: search, column 6: prop: is a property")
+
+
+def test_kb_cards_changes_cards_in_the_log_and_undo_takes_the_change_back(tmp_path, monkeypatch, capsys):
+    deck = tmp_path / "deck"
+    write_concept(deck, "soft-max", extra="tags: [activation]\n")
+    write_concept(deck, "other", category="layers")
+    monkeypatch.setenv("KB_BUNDLED_CONTENT", str(deck))
+    monkeypatch.setenv("KB_HOME", str(tmp_path / "home"))
+    code, out, _ = run(capsys, "cards", "-category:layers", "--suspend")  # '-' negates, not an option
+    assert code == 0 and out == "2 card(s) suspended; kb cards --undo takes it back\n"
+    code, out, _ = run(capsys, "cards", "is:suspended", "--json")
+    assert [c["card_id"] for c in json.loads(out)] == ["soft-max/definition", "soft-max/reverse"]
+    code, out, _ = run(capsys, "cards", "concept:other", "kind:reverse", "--flag", "2")
+    assert code == 0 and out.startswith("1 card(s) flagged")
+    code, out, _ = run(capsys, "cards", "flag:2")
+    assert "orange flag" in out and out.endswith("1 card(s)\n")
+    code, out, _ = run(capsys, "cards", "is:flagged", "--json")
+    assert [(c["card_id"], c["flag"]) for c in json.loads(out)] == [("other/reverse", 2)]
+    code, out, _ = run(capsys, "cards", "--undo")
+    assert code == 0 and out == "took back the last change (flag) of 1 card(s)\n"
+    code, out, _ = run(capsys, "cards", "--undo")
+    assert out == "took back the last change (suspend) of 2 card(s)\n"
+    code, out, err = run(capsys, "cards", "--undo")
+    assert code == 1 and err == "kb: no change by hand to take back\n"
+    code, out, _ = run(capsys, "stats", "--json")
+    assert json.loads(out)["reviews_total"] == 0 and json.loads(out)["cards_suspended"] == 0
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--suspend"], "kb: --suspend: name the cards with a search (e.g. concept:softmax kind:cloze)"),
+        (["x", "--flag", "9"], "kb: --flag: a flag is a number from 0 (none) to 7"),
+        (["x", "--due", "tomorrow"], "kb: --due: a date is YYYY-MM-DD, got 'tomorrow'"),
+        (["x", "--undo"], "kb: --undo takes back the last change and takes no search"),
+        (["x", "--bury", "--reset"], "kb: argument --reset: not allowed with argument --bury"),
+        (["is:sleepy", "--bury"], "kb: search, column 4: is:sleepy is not known"),
+    ],
+)
+def test_kb_cards_bad_changes_are_one_line(env, capsys, args, message):
+    code, out, err = run(capsys, "cards", *args)
+    assert code != 0 and err.startswith(message) and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_kb_cards_changes_through_the_real_command(tmp_path):
+    """The installed `kb` command: a reset and a due date, both undoable, nothing else touched."""
+    deck = tmp_path / "deck"
+    write_concept(deck, "alpha")
+    env = {**os.environ, "KB_HOME": str(tmp_path / "home"), "KB_BUNDLED_CONTENT": str(deck)}
+
+    def kb(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "kb", *args], input=stdin, capture_output=True, text=True, env=env, timeout=60
+        )
+
+    assert kb("quiz", "--plain", stdin="\n4\nq\n").returncode == 0  # alpha/definition, Easy
+    moved = kb("cards", "concept:alpha", "--due", "2030-01-02")
+    assert moved.returncode == 0 and moved.stdout.startswith("1 card(s) given the due date; 1 left as they were")
+    listed = json.loads(kb("cards", "concept:alpha", "--json").stdout)
+    assert [c["due"][:4] for c in listed if c["due"]] == ["2030"]
+    assert kb("cards", "concept:alpha", "--reset").stdout.startswith("1 card(s) reset to new")
+    assert {c["state"] for c in json.loads(kb("cards", "concept:alpha", "--json").stdout)} == {"new"}
+    assert kb("cards", "--undo").returncode == 0
+    assert [c["state"] for c in json.loads(kb("cards", "concept:alpha", "--json").stdout)] == ["review", "new"]
+
+
+def test_preview_goes_through_cards_and_stores_nothing(tmp_path, monkeypatch, capsys):
+    import io
+
+    deck = tmp_path / "deck"
+    write_concept(deck, "alpha")
+    monkeypatch.setenv("KB_BUNDLED_CONTENT", str(deck))
+    monkeypatch.setenv("KB_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n3\n\n1\nq\n"))
+    code, out, _ = run(capsys, "quiz", "--plain", "--search", "concept:alpha", "--preview")
+    assert code == 0 and re.findall(r"^\[\d+\] (\S+)", out, re.M) == ["alpha/definition", "alpha/reverse"]
+    assert "preview: good not stored; the card keeps its schedule" in out
+    code, out, _ = run(capsys, "stats", "--json")
+    assert json.loads(out)["reviews_total"] == 0
+    code, out, err = run(capsys, "quiz", "--plain", "--preview")
+    assert code == 1 and err == "kb: --preview goes through a custom study session: give --search QUERY too\n"
+
+
+@pytest.mark.parametrize(
+    "language, shown, hidden",
+    [
+        ("en", ["CLI Attention", "A concept used by the tests."], ["命令行注意力"]),
+        ("zh", ["命令行注意力 / CLI Attention", "命令行注意力的摘要。"], ["Summary of CLI Attention."]),
+        ("both", ["CLI Attention / 命令行注意力", "Summary of CLI Attention.", "命令行注意力的摘要。"], []),
+    ],
+)
+def test_the_language_setting_picks_what_kb_show_prints(env, capsys, monkeypatch, language, shown, hidden):
+    monkeypatch.setenv("KB_LANG", language)  # the short name of KB_LANGUAGE
+    code, out, _ = run(capsys, "show", "cli-attention")
+    assert code == 0 and all(text in out for text in shown) and not any(text in out for text in hidden)
+
+
+def test_the_language_defaults_to_the_locale_and_refuses_other_values(env, capsys, monkeypatch):
+    monkeypatch.setenv("LC_ALL", "zh_CN.UTF-8")
+    code, out, _ = run(capsys, "show", "cli-attention")
+    assert out.startswith("命令行注意力 / CLI Attention")
+    code, _, err = run(capsys, "config", "set", "language", "klingon")
+    assert code == 1 and err == "kb: language: 'klingon' must be one of: en, zh, both\n"
