@@ -156,21 +156,31 @@ def present(
     rng: random.Random,
     distractor_pool: Sequence[str] = (),
     computed_values: dict | None = None,
+    language: str = "both",
 ) -> QuizCard:
-    """The card `card_id` (`concept/key`) as shown in a quiz; `payload` is its `DerivedCard.payload`."""
+    """The card `card_id` (`concept/key`) as shown in a quiz; `payload` is its `DerivedCard.payload`.
+
+    `language` (en, zh or both) picks the titles, summaries and definition a concept's own cards
+    show; a text missing in that language falls back to the other."""
     concept_id = str(concept.get("id") or card_id.partition("/")[0])
     note = payload.get("note")
     base: dict[str, Any] = {"card_id": card_id, "concept_id": concept_id, "kind": kind, "note": note}
     if kind == "definition":
         title = payload.get("title") or concept.get("title") or {}
         summary = payload.get("summary") or concept.get("summary") or {}
-        parts = [_bilingual(summary, "\n\n"), str(payload.get("definition") or concept.get("definition") or "")]
-        return QuizCard(prompt=_bilingual(title, " / "), answer="\n\n".join(p for p in parts if p.strip()), **base)
+        definition = {
+            "en": str(payload.get("definition") or concept.get("definition") or ""),
+            "zh": str(concept.get("definition_zh") or ""),
+        }
+        parts = [_bilingual(summary, "\n\n", language), _bilingual(definition, "\n\n", language)]
+        return QuizCard(
+            prompt=_bilingual(title, " / ", language), answer="\n\n".join(p for p in parts if p.strip()), **base
+        )
     if kind == "reverse":
         title = payload.get("title") or concept.get("title") or {}
         summary = payload.get("summary") or concept.get("summary") or {}
-        prompt = _mask_names(_bilingual(summary, "\n\n"), _names(title, concept.get("aliases") or ()))
-        return QuizCard(prompt=prompt, answer=_bilingual(title, " / "), **base)
+        prompt = _mask_names(_bilingual(summary, "\n\n", language), _names(title, concept.get("aliases") or ()))
+        return QuizCard(prompt=prompt, answer=_bilingual(title, " / ", language), **base)
     if kind == "formula":
         return QuizCard(prompt=_formula_prompt(payload, concept), answer=_formula_answer(payload), **base)
     if kind == "basic":
@@ -307,13 +317,19 @@ def cloze_sides(text: str, number: int) -> tuple[str, str]:
 # present helpers -------------------------------------------------------------------------------
 
 
-def _bilingual(value, sep: str) -> str:
+def _bilingual(value, sep: str, language: str = "both") -> str:
+    """`{en: ..., zh: ...}` in `language` (en, zh, or both joined by `sep`); a missing side falls
+    back to the other."""
     if isinstance(value, str):
         return value
     en, zh = str(value.get("en") or "").strip(), str(value.get("zh") or "").strip()
     if not zh or zh == en:
         return en
     if not en:
+        return zh
+    if language == "en":
+        return en
+    if language == "zh":
         return zh
     return f"{en}{sep}{zh}"
 

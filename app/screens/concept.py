@@ -54,6 +54,10 @@ class ConceptScreen(KBScreen):
         Binding("e", "edit", "Edit", id="edit", tooltip="Edit this note (notes deck only)"),
         Binding("q", "quiz", "Quiz", id="quiz", show=False),
         Binding("z", "study_this", "Quiz me on this", id="study-this", tooltip="A quiz on this concept's cards only"),
+        Binding("y", "copy_snippet", "Copy code", id="copy-snippet", show=False, tooltip="Copy the snippet's code"),
+        Binding(
+            "Y", "copy_latex", "Copy LaTeX", id="copy-latex", show=False, tooltip="Copy every formula's LaTeX source"
+        ),
     ]
 
     def __init__(self, concept_id: str | None = None) -> None:
@@ -70,6 +74,24 @@ class ConceptScreen(KBScreen):
         if self.concept_id is None:
             raise KbError("no concept is shown")
         return self.concept_id
+
+    def action_copy_snippet(self) -> None:
+        snippet = (self.concept or {}).get("snippet") or {}
+        if not snippet.get("code"):
+            self.notify("This concept has no snippet to copy", markup=False)
+            return
+        self.app.copy_to_clipboard(snippet["code"])
+        self.notify(f"Copied the snippet ({len(snippet['code'].splitlines())} lines)", markup=False)
+
+    def action_copy_latex(self) -> None:
+        """Every formula's LaTeX, each after a `%` comment with its name: pastes into a paper as is."""
+        formulas = (self.concept or {}).get("formulas") or []
+        if not formulas:
+            self.notify("This concept has no formula to copy", markup=False)
+            return
+        text = "\n".join(f"% {f.get('name') or 'formula'}\n{f['latex']}" for f in formulas)
+        self.app.copy_to_clipboard(text)
+        self.notify(f"Copied the LaTeX of {len(formulas)} formula(s)", markup=False)
 
     def show_concept(self, concept_id: str, *, history: bool = False) -> None:
         """Show another concept here; with `history`, the current one can be gone back to."""
@@ -146,13 +168,22 @@ class ConceptScreen(KBScreen):
         self.sub_title = concept["id"] if deck in (None, "bundled") else f"{concept['id']}  ·  deck {deck}"
         retired = "   (retired: its file is gone; its cards and reviews are kept)" if concept.get("retired") else ""
         unverified = "   [unverified]" if concept.get("status") == "unverified" else ""
-        self.query_one("#titles", Static).update(
-            plain(f"{concept['title']['en']}  ·  {concept['title']['zh']}{unverified}{retired}", "bold")
-        )
-        summary = f"{concept['summary']['en']}\n{concept['summary']['zh']}"
-        self.query_one("#summary", Static).update(plain(summary, "italic"))
-        self.query_one("#definition", Static).update(self._markdown(concept["definition"]))
+        # The language setting: en, zh (the English definition stays where the entry has no
+        # Chinese one), or both.
+        language = self.app.service.settings.content_language
+        title, summary_text = concept["title"], concept["summary"]
         zh = concept.get("definition_zh")
+        if language == "en":
+            titles, summary, zh = title["en"], summary_text["en"], None
+        elif language == "zh":
+            titles, summary = f"{title['zh']}  ·  {title['en']}", summary_text["zh"]
+        else:
+            titles, summary = f"{title['en']}  ·  {title['zh']}", f"{summary_text['en']}\n{summary_text['zh']}"
+        self.query_one("#titles", Static).update(plain(f"{titles}{unverified}{retired}", "bold"))
+        self.query_one("#summary", Static).update(plain(summary, "italic"))
+        english = self.query_one("#definition", Static)
+        english.update(self._markdown(concept["definition"]))
+        english.display = not (language == "zh" and zh)
         self.query_one("#definition-zh", Static).update(self._markdown(zh) if zh else "")
         self.query_one("#definition-zh", Static).display = bool(zh)
         # The first screenful (titles, summary, definitions) paints now; what lies below the fold

@@ -524,3 +524,32 @@ def test_shapes_and_thousands_are_read_as_people_write_them(expected, response, 
     from kb.quiz import _grade_typed
 
     assert _grade_typed((expected,), None, response).correct is correct
+
+
+def test_definition_and_reverse_cards_follow_the_language_setting():
+    import random
+
+    from kb.quiz import present
+
+    concept = {
+        "id": "softmax",
+        "title": {"en": "Softmax", "zh": "归一化指数函数"},
+        "summary": {"en": "Scores to probabilities.", "zh": "把打分变成概率。"},
+        "definition": "Exponentiate and normalise.",
+        "definition_zh": "取指数再归一化。",
+    }
+
+    def card(kind: str, language: str):
+        return present(
+            card_id=f"softmax/{kind}", kind=kind, payload={}, concept=concept, rng=random.Random(0), language=language
+        )
+
+    assert card("definition", "en").prompt == "Softmax"
+    assert "取指数" not in card("definition", "en").answer and "Exponentiate" in card("definition", "en").answer
+    assert card("definition", "zh").prompt == "归一化指数函数"
+    assert card("definition", "zh").answer == "把打分变成概率。\n\n取指数再归一化。"
+    assert card("definition", "both").prompt == "Softmax / 归一化指数函数"
+    assert card("reverse", "zh").prompt == "把打分变成概率。" and card("reverse", "zh").answer == "归一化指数函数"
+    # A text missing in the chosen language falls back to the other.
+    concept["definition_zh"] = None
+    assert card("definition", "zh").answer.endswith("Exponentiate and normalise.")
