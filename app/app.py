@@ -340,15 +340,53 @@ class KBApp(App):
                 f"Custom study of {concept_id}: its cards only, new ones too",
                 partial(self.open_screen, "quiz", f'concept:"{concept_id}"'),
             )
+        yield SystemCommand(
+            "Cards", "Browse and search every card; suspend, bury, flag, reset", partial(self.open_screen, "cards")
+        )
+        if isinstance(screen, ConceptScreen) and screen.concept_id:
+            yield SystemCommand(
+                "Cards of this concept",
+                f"The card browser on {screen.concept_id}'s cards",
+                partial(self.open_screen, "cards", f'concept:"{screen.concept_id}"'),
+            )
+        if isinstance(screen, ConceptScreen) and (screen.concept or {}).get("snippet"):
+            yield SystemCommand("Run this snippet", "Verify it in an isolated worker (r)", screen.action_run)
         yield SystemCommand("Stats", "Reviews, retention, the forecast", partial(self.open_screen, "stats"))
         yield SystemCommand(
             "Settings", "Daily limits, retention, steps, time zone, ...", partial(self.open_screen, "settings")
+        )
+        yield SystemCommand(
+            "Export to Anki",
+            "Every card as an Anki package in $KB_HOME/exports (kb export anki does the same)",
+            self.export_to_anki,
         )
         yield SystemCommand(
             "Toggle dark and light", "Switch between the dark and light themes", self.action_toggle_dark
         )
         yield SystemCommand("Keys", "What each key does on this screen", self.action_help)
         yield from super().get_system_commands(screen)
+
+    @work(thread=True, exclusive=True, group="export", exit_on_error=False)
+    def export_to_anki(self) -> None:
+        """An Anki package of every card, named by the time, in $KB_HOME/exports."""
+        from datetime import datetime
+
+        from kb.service import export_anki
+
+        if self.kb is None:
+            self.call_from_thread(self.notify, self.not_ready_message(), markup=False)
+            return
+        out = self.kb.settings.home / "exports" / f"kb-{datetime.now():%Y%m%d-%H%M%S}.apkg"
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            result = export_anki(self.kb, out)
+        except Exception as exc:
+            self.post_message(WorkFailed.of(exc, "the export was not written"))
+            return
+        skipped = f"; {len(result.skipped)} computed card(s) wait for a passing run" if result.skipped else ""
+        self.call_from_thread(
+            self.notify, f"Exported {result.notes} notes ({result.cards} Anki cards) to {out}{skipped}", markup=False
+        )
 
     def open_screen(self, name: str, search: str | None = None) -> None:
         if self.kb is None:
@@ -362,6 +400,10 @@ class KBApp(App):
             from app.screens.settings import SettingsScreen
 
             self.push_screen(SettingsScreen())
+        elif name == "cards":
+            from app.screens.cards import CardBrowserScreen
+
+            self.push_screen(CardBrowserScreen(search or ""))
         else:
             from app.screens.stats import StatsScreen
 

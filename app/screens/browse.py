@@ -32,6 +32,7 @@ class BrowseScreen(KBScreen):
         Binding("enter", "open", "Open", id="open", show=False),
         Binding("q", "quiz", "Quiz", id="quiz", tooltip="Today's quiz"),
         Binding("s", "stats", "Stats", id="stats", tooltip="Reviews, retention, forecast"),
+        Binding("c", "cards", "Cards", id="cards", tooltip="Browse and search every card"),
         Binding("a", "add_note", "Add note", id="add-note", tooltip="Write a new concept in YAML"),
         Binding("o", "settings", "Settings", id="settings", show=False, tooltip="Daily limits, retention, steps, ..."),
         Binding("ctrl+p", "command_palette", "Find", id="find", tooltip="Find a concept by title, alias or tag"),
@@ -256,6 +257,10 @@ class BrowseScreen(KBScreen):
 
     def action_settings(self) -> None:
         self.app.open_screen("settings")
+
+    def action_cards(self) -> None:
+        """The card browser; on the cards of the selected category when one filters the list."""
+        self.app.open_screen("cards", "" if self.category == ALL else f'category:"{self.category}"')
 
     def action_stats(self) -> None:
         if self.app.kb is None:
