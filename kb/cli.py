@@ -524,6 +524,7 @@ def cmd_quiz(kb, args) -> int:
     elif args.preview:
         raise UsageError("--preview goes through a custom study session: give --search QUERY too")
     session = QuizSession(kb, limit=args.limit, search=args.search, preview=args.preview)
+    where = "today" if args.search is None else "in this search"
     quit_requested = False
     while not quit_requested:
         item = session.next()
@@ -531,7 +532,7 @@ def cmd_quiz(kb, args) -> int:
             break
         card = item.card
         out.write(
-            f"\n[{session.answered + 1}] {card.card_id} ({item.state}; {session.remaining} left today)\n"
+            f"\n[{session.answered + 1}] {card.card_id} ({item.state}; {session.remaining} left {where})\n"
             f"{math(card.prompt)}\n"
         )
         for i, option in enumerate(card.options, 1):
