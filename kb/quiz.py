@@ -100,6 +100,9 @@ def derive_cards(concept: Concept) -> list[DerivedCard]:
 #   neighbours, in code points after normalisation) is at most 1 for 5 to 7 characters and at most 2
 #   for 8 or more (none below 5: `relu` is not a typo of `gelu`), and only if both have the same
 #   digits in the same order (`conv1d` is not a typo of `conv2d`); the feedback names the typo.
+#   An answer that is mostly Chinese (or Japanese, Korean) is compared on characters, spaces
+#   ignored, full-width and half-width forms folded by NFKC: one wrong character is accepted from 4
+#   characters, two from 8, none below 4.
 # - numbers: when an alternative parses as a number or a list/tuple of numbers (`28.13`, `28.13 dB`,
 #   `(4, 3, 2)`, `[0.2689, 0.7311]`, `inf`, `∞`, `nan`), the response must parse to as many numbers
 #   (brackets and a leading `torch.Size(` are ignored, as is a trailing unit on either side), and each
@@ -647,12 +650,24 @@ def _unbracket(text: str) -> str:
 
 
 def _typo_allowance(expected: str) -> int:
+    if _mostly_cjk(expected):
+        # A Chinese character carries a word's worth: one wrong character is allowed from 4
+        # characters (梯度消失 / 梯度消逝), two from 8; below 4 none (卷积 is not 卷集).
+        n = len(expected.replace(" ", ""))
+        return 0 if n < 4 else 1 if n < 8 else 2
     n = len(expected)
     if n < 5:  # relu/gelu, adam/adaw: short terms one edit apart are usually different terms
         return 0
     if n <= 7:
         return 1
     return 2
+
+
+def _mostly_cjk(text: str) -> bool:
+    """At least half of the non-space characters are CJK ideographs (or kana, hangul)."""
+    letters = [ch for ch in text if not ch.isspace()]
+    cjk = sum(1 for ch in letters if _is_cjk(ch))
+    return bool(letters) and 2 * cjk >= len(letters)
 
 
 def _grade_text(expected_text: str, response: str) -> tuple[bool, str, float]:
@@ -663,6 +678,8 @@ def _grade_text(expected_text: str, response: str) -> tuple[bool, str, float]:
         return True, "correct", 0.0
     from rapidfuzz.distance import OSA
 
+    if _mostly_cjk(key):  # Chinese is graded on characters: spaces are no part of it
+        key, got = key.replace(" ", ""), got.replace(" ", "")
     distance = OSA.distance(key, got)
     if distance <= _typo_allowance(key) and _digits(key) == _digits(got):
         return True, f"correct (typo: you wrote {response.strip()!r}, expected {expected_text.strip()!r})", distance

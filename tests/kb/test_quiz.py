@@ -553,3 +553,35 @@ def test_definition_and_reverse_cards_follow_the_language_setting():
     # A text missing in the chosen language falls back to the other.
     concept["definition_zh"] = None
     assert card("definition", "zh").answer.endswith("Exponentiate and normalise.")
+
+
+@pytest.mark.parametrize(
+    "answer, response, right",
+    [
+        ("梯度消失|vanishing gradient", "梯度消失", True),
+        ("梯度消失|vanishing gradient", "梯 度 消 失", True),  # characters, not words: spaces do not count
+        ("梯度消失|vanishing gradient", "梯度消逝", True),  # one wrong character of four
+        ("梯度消失|vanishing gradient", "梯度爆炸", False),  # two of four
+        ("梯度消失|vanishing gradient", "vanishing gradients", True),
+        ("卷积", "卷集", False),  # below four characters, no typo
+        ("批量归一化层", "批量规一化层", True),
+        ("批量归一化（BatchNorm）", "批量归一化(BatchNorm)", True),  # full-width brackets folded
+        ("ＧＥＬＵ激活函数", "GELU激活函数", True),  # full-width letters folded
+        ("残差连接的恒等映射", "残差链接的恒等应射", True),  # two wrong of nine
+        ("残差连接的恒等映射", "残差链接的恒等应设", False),  # three wrong
+    ],
+)
+def test_chinese_typed_answers_are_graded_on_characters(answer, response, right):
+    from kb.quiz import QuizCard, grade
+
+    card = QuizCard(
+        card_id="x/t",
+        concept_id="x",
+        kind="typed",
+        prompt="?",
+        answer=answer,
+        auto_graded=True,
+        expected=tuple(answer.split("|")),
+    )
+    graded = grade(card, response)
+    assert graded is not None and graded.correct is right, graded
