@@ -311,14 +311,16 @@ def cmd_show(kb, args) -> int:
         if language == "both":
             print()
         print(math(zh.rstrip()))
+    from kb.bilingual import localized
+
     for formula in concept["formulas"]:
-        print(f"\n{formula['name']}:  {formula_text(formula['latex'])}")
+        print(f"\n{localized(formula['name'], language)}:  {formula_text(formula['latex'])}")
         for symbol, meaning in formula["where"].items():
-            print(f"    {formula_text(symbol)}: {math(meaning)}")
+            print(f"    {formula_text(symbol)}: {math(localized(meaning, language))}")
     if concept["pitfalls"]:
         print("\nPitfalls:")
         for pitfall in concept["pitfalls"]:
-            print(f"  - {math(pitfall)}")
+            print(f"  - {math(localized(pitfall, language, chr(10) + '    '))}")
     if concept.get("sources"):
         print("\nSources:")
         for source in concept["sources"]:

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from kb.bilingual import both_languages, localized
 from kb.errors import KbError
 from kb.render.latex import tex_to_text
 from kb.schema import (
@@ -51,8 +52,10 @@ def payload_hash(payload_json: str) -> str:
     return hashlib.blake2b(payload_json.encode(), digest_size=12).hexdigest()
 
 
-def cloze_numbers(text: str) -> list[int]:
-    return sorted({int(m.group(1)) for m in CLOZE_RE.finditer(text)})
+def cloze_numbers(text: object) -> list[int]:
+    """The deletion numbers of a cloze text (plain, or in both languages: the schema makes both
+    sides have the same numbers)."""
+    return sorted({int(m.group(1)) for side in both_languages(text) for m in CLOZE_RE.finditer(side)})
 
 
 def derive_cards(concept: Concept) -> list[DerivedCard]:
@@ -166,7 +169,11 @@ def present(
     `language` (en, zh or both) picks the titles, summaries and definition a concept's own cards
     show; a text missing in that language falls back to the other."""
     concept_id = str(concept.get("id") or card_id.partition("/")[0])
-    note = payload.get("note")
+
+    def shown(value: object, sep: str = "\n\n") -> str:
+        return localized(value, language, sep)
+
+    note = shown(payload.get("note")) or None
     base: dict[str, Any] = {"card_id": card_id, "concept_id": concept_id, "kind": kind, "note": note}
     if kind == "definition":
         title = payload.get("title") or concept.get("title") or {}
@@ -175,26 +182,35 @@ def present(
             "en": str(payload.get("definition") or concept.get("definition") or ""),
             "zh": str(concept.get("definition_zh") or ""),
         }
-        parts = [_bilingual(summary, "\n\n", language), _bilingual(definition, "\n\n", language)]
+        parts = [localized(summary, language, "\n\n"), localized(definition, language, "\n\n")]
         return QuizCard(
-            prompt=_bilingual(title, " / ", language), answer="\n\n".join(p for p in parts if p.strip()), **base
+            prompt=localized(title, language, " / "), answer="\n\n".join(p for p in parts if p.strip()), **base
         )
     if kind == "reverse":
         title = payload.get("title") or concept.get("title") or {}
         summary = payload.get("summary") or concept.get("summary") or {}
-        prompt = _mask_names(_bilingual(summary, "\n\n", language), _names(title, concept.get("aliases") or ()))
-        return QuizCard(prompt=prompt, answer=_bilingual(title, " / ", language), **base)
+        prompt = _mask_names(localized(summary, language, "\n\n"), _names(title, concept.get("aliases") or ()))
+        return QuizCard(prompt=prompt, answer=localized(title, language, " / "), **base)
     if kind == "formula":
-        return QuizCard(prompt=_formula_prompt(payload, concept), answer=_formula_answer(payload), **base)
+        return QuizCard(
+            prompt=_formula_prompt(payload, concept, language), answer=_formula_answer(payload, language), **base
+        )
     if kind == "basic":
-        return QuizCard(prompt=str(payload["front"]), answer=str(payload["back"]), **base)
+        return QuizCard(prompt=shown(payload["front"]), answer=shown(payload["back"]), **base)
     if kind == "cloze":
-        prompt, answer = cloze_sides(str(payload["text"]), int(payload.get("cloze", 1)))
-        return QuizCard(prompt=prompt, answer=answer, **base)
+        number = int(payload.get("cloze", 1))
+        text = payload["text"]
+        sides = [cloze_sides(side, number) for side in _in_language(text, language)]
+        return QuizCard(prompt="\n\n".join(p for p, _ in sides), answer="\n\n".join(a for _, a in sides), **base)
     if kind == "choice":
-        return _present_choice(payload, base, rng, distractor_pool)
+        return _present_choice(payload, base, rng, distractor_pool, language)
     if kind == "typed":
-        alternatives = _alternatives(str(payload["answer"]))
+        # Either language's answer is right whatever the language shown; the shown one comes first.
+        alternatives = tuple(
+            dict.fromkeys(
+                a for side in _in_language(payload["answer"], language, all_after=True) for a in _alternatives(side)
+            )
+        )
         answer = (
             alternatives[0]
             if len(alternatives) == 1
@@ -202,7 +218,7 @@ def present(
         )
         tolerance = payload.get("tolerance")
         return QuizCard(
-            prompt=str(payload["question"]),
+            prompt=shown(payload["question"]),
             answer=answer,
             auto_graded=True,
             expected=alternatives,
@@ -210,8 +226,19 @@ def present(
             **base,
         )
     if kind == "computed":
-        return _present_computed(payload, base, computed_values)
+        return _present_computed({**payload, "question": shown(payload["question"])}, base, computed_values)
     raise ValueError(f"unknown card kind {kind!r}")
+
+
+def _in_language(value: object, language: str, *, all_after: bool = False) -> list[str]:
+    """The sides of a text to show: the chosen language's (or both, English first); with
+    `all_after`, the other language's follow (a typed answer accepts both)."""
+    sides = both_languages(value)
+    if len(sides) < 2 or language == "both":
+        return sides
+    chosen = sides[1] if language == "zh" else sides[0]
+    other = sides[0] if language == "zh" else sides[1]
+    return [chosen, other] if all_after else [chosen]
 
 
 def grade(card: QuizCard, response: str) -> Grade | None:
@@ -320,23 +347,6 @@ def cloze_sides(text: str, number: int) -> tuple[str, str]:
 # present helpers -------------------------------------------------------------------------------
 
 
-def _bilingual(value, sep: str, language: str = "both") -> str:
-    """`{en: ..., zh: ...}` in `language` (en, zh, or both joined by `sep`); a missing side falls
-    back to the other."""
-    if isinstance(value, str):
-        return value
-    en, zh = str(value.get("en") or "").strip(), str(value.get("zh") or "").strip()
-    if not zh or zh == en:
-        return en
-    if not en:
-        return zh
-    if language == "en":
-        return en
-    if language == "zh":
-        return zh
-    return f"{en}{sep}{zh}"
-
-
 def _names(title, aliases) -> list[str]:
     """The concept's names, to hide in its summary on the reverse card."""
     names: set[str] = set()
@@ -358,8 +368,8 @@ def _mask_names(text: str, names: list[str]) -> str:
     return text
 
 
-def _formula_prompt(payload: dict, concept: dict) -> str:
-    name = str(payload.get("name") or "Formula").strip()
+def _formula_prompt(payload: dict, concept: dict, language: str = "both") -> str:
+    name = localized(payload.get("name"), language).strip() or "Formula"
     title = concept.get("title") or {}
     title_en = str(title.get("en") or "").strip() if isinstance(title, dict) else str(title)
     if title_en and title_en.casefold() not in name.casefold():
@@ -367,21 +377,23 @@ def _formula_prompt(payload: dict, concept: dict) -> str:
     return name if name.endswith("?") else f"{name}?"
 
 
-def _formula_answer(payload: dict) -> str:
+def _formula_answer(payload: dict, language: str = "both") -> str:
     text = tex_to_text(str(payload.get("latex") or ""))
     where = payload.get("where") or {}
     if where:
-        lines = [f"  {tex_to_text(str(symbol))}: {meaning}" for symbol, meaning in where.items()]
+        lines = [f"  {tex_to_text(str(symbol))}: {localized(meaning, language)}" for symbol, meaning in where.items()]
         text += "\n\nwhere:\n" + "\n".join(lines)
     return text
 
 
-def _present_choice(payload: dict, base: dict, rng: random.Random, pool: Sequence[str]) -> QuizCard:
-    answer = str(payload["answer"]).strip()
+def _present_choice(
+    payload: dict, base: dict, rng: random.Random, pool: Sequence[str], language: str = "both"
+) -> QuizCard:
+    answer = localized(payload["answer"], language).strip()
     seen = {normalize_answer(answer)}
     distractors: list[str] = []
     for item in payload.get("distractors") or ():
-        item = str(item).strip()
+        item = localized(item, language).strip()
         key = normalize_answer(item)
         if item and key not in seen:
             seen.add(key)
@@ -402,7 +414,7 @@ def _present_choice(payload: dict, base: dict, rng: random.Random, pool: Sequenc
     rng.shuffle(options)
     correct = options.index(answer)
     return QuizCard(
-        prompt=str(payload["question"]),
+        prompt=localized(payload["question"], language, "\n\n"),
         answer=f"{correct + 1}. {answer}",
         options=tuple(options),
         correct_option=correct,

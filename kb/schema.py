@@ -20,6 +20,7 @@ from pydantic import (
     field_validator,
 )
 
+from kb.bilingual import both_languages, localized  # noqa: E402,F401  (re-exported for the schema's users)
 from kb.categories import CATEGORIES  # noqa: E402  (re-exported: kb.schema.CATEGORIES)
 
 # Literal of a tuple is the Literal of its items: the one list stays in kb/categories.py.
@@ -92,14 +93,21 @@ class BilingualSummary(_Model):
     zh: MediumText  # type: ignore[valid-type]
 
 
+# Every other text a user reads (formula names and symbols, pitfalls, every card field) is a plain
+# string or the same text in both languages, `{en: ..., zh: ...}`; a card keeps one id and one
+# history whatever language it is shown in.
+ShortTextOrBilingual = Union[ShortText, Bilingual]  # type: ignore[valid-type]
+MediumTextOrBilingual = Union[MediumText, BilingualSummary]  # type: ignore[valid-type]
+
+
 class Formula(_Model):
     """A named formula in LaTeX, with the meaning of each symbol."""
 
-    name: ShortText  # type: ignore[valid-type]
+    name: ShortTextOrBilingual
     latex: Annotated[
         str, StringConstraints(max_length=4_000), AfterValidator(_clean_text), AfterValidator(_strip_required)
     ]
-    where: dict[Annotated[str, StringConstraints(max_length=200)], ShortText] = Field(  # type: ignore[valid-type]
+    where: dict[Annotated[str, StringConstraints(max_length=200)], ShortTextOrBilingual] = Field(
         default_factory=dict, max_length=60
     )
 
@@ -126,15 +134,15 @@ class Source(_Model):
 
 class _CardBase(_Model):
     id: Slug | None = None
-    note: MediumText | None = None  # type: ignore[valid-type]
+    note: MediumTextOrBilingual | None = None
 
 
 class BasicCard(_CardBase):
     """Question on the front, answer on the back."""
 
     type: Literal["basic"]
-    front: MediumText  # type: ignore[valid-type]
-    back: MediumText  # type: ignore[valid-type]
+    front: MediumTextOrBilingual
+    back: MediumTextOrBilingual
 
 
 # An Anki-style deletion: {{c1::answer}} or {{c1::answer::hint}} (kb.quiz turns each number into a card).
@@ -145,13 +153,20 @@ class ClozeCard(_CardBase):
     """Text with Anki-style deletions {{c1::answer}} or {{c1::answer::hint}}; one card per number."""
 
     type: Literal["cloze"]
-    text: MediumText  # type: ignore[valid-type]
+    text: MediumTextOrBilingual
 
     @field_validator("text")
     @classmethod
-    def _has_a_deletion(cls, text: str) -> str:
-        if not CLOZE_RE.search(text):
+    def _has_a_deletion(cls, text: str | BilingualSummary) -> str | BilingualSummary:
+        sides = both_languages(text)
+        if not all(CLOZE_RE.search(side) for side in sides):
             raise ValueError("a cloze card needs at least one deletion, written {{c1::answer}}")
+        numbers = [sorted({m.group(1) for m in CLOZE_RE.finditer(side)}) for side in sides]
+        if len(numbers) == 2 and numbers[0] != numbers[1]:
+            raise ValueError(
+                f"the English and Chinese texts must have the same deletions: c{', c'.join(numbers[0])} "
+                f"in English, c{', c'.join(numbers[1])} in Chinese"
+            )
         return text
 
 
@@ -159,17 +174,17 @@ class ChoiceCard(_CardBase):
     """Multiple choice: the right answer plus distractors (drawn from the category when absent)."""
 
     type: Literal["choice"]
-    question: MediumText  # type: ignore[valid-type]
-    answer: ShortText  # type: ignore[valid-type]
-    distractors: list[ShortText] = Field(default_factory=list, max_length=10)  # type: ignore[valid-type]
+    question: MediumTextOrBilingual
+    answer: ShortTextOrBilingual
+    distractors: list[ShortTextOrBilingual] = Field(default_factory=list, max_length=10)
 
 
 class TypedCard(_CardBase):
     """A short typed answer; `a|b` lists accepted alternatives; numbers match within `tolerance`."""
 
     type: Literal["typed"]
-    question: MediumText  # type: ignore[valid-type]
-    answer: ShortText  # type: ignore[valid-type]
+    question: MediumTextOrBilingual
+    answer: ShortTextOrBilingual
     tolerance: float | None = Field(default=None, ge=0)
 
 
@@ -177,7 +192,7 @@ class ComputedCard(_CardBase):
     """The answer is a Python expression evaluated in the snippet's namespace after it passes."""
 
     type: Literal["computed"]
-    question: MediumText  # type: ignore[valid-type]
+    question: MediumTextOrBilingual
     answer: Annotated[
         str, StringConstraints(max_length=500), AfterValidator(_clean_text), AfterValidator(_strip_required)
     ]
@@ -210,7 +225,7 @@ class Concept(_Model):
     prerequisites: list[Slug] = Field(default_factory=list, max_length=60)
     previous_ids: list[Slug] = Field(default_factory=list, max_length=20)
     sources: list[Source] = Field(default_factory=list, max_length=40)
-    pitfalls: list[MediumText] = Field(default_factory=list, max_length=40)  # type: ignore[valid-type]
+    pitfalls: list[MediumTextOrBilingual] = Field(default_factory=list, max_length=40)
 
 
 # The allowed keys of each mapping, for "did you mean" suggestions on unknown fields.

@@ -13,6 +13,7 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kb.bilingual import both_languages, localized
 from kb.interop import InteropError
 from kb.interop.html_text import latex_html, pygments_css, to_html
 from kb.quiz import CardUnavailable, cloze_numbers, present
@@ -121,20 +122,26 @@ def _escape(text: str) -> str:
     return html.escape(str(text).strip(), quote=False).replace("\n", "<br>")
 
 
+def _both(value: object, sep: str = "\n\n") -> str:
+    """A kb text as an Anki note carries it: both languages, English first."""
+    return localized(value, "both", sep)
+
+
 def _note_html(card: dict) -> str:
-    return to_html(card["note"]) if card.get("note") else ""
+    return to_html(_both(card["note"])) if card.get("note") else ""
 
 
 def _formula_fields(card: dict, concept: dict) -> tuple[str, str]:
     """Front: the formula's name; back: the display formula and its symbols as inline math."""
     title = concept["title"]["en"]
-    name = str(card.get("name") or "Formula")
+    name = _both(card.get("name"), " / ") or "Formula"
     front = name if title.casefold() in name.casefold() else f"{title}: {name}"
     back = latex_html(card["latex"], display=True)
     where = card.get("where") or {}
     if where:
         items = "".join(
-            f"<li>{latex_html(symbol, display=False)}: {to_html(meaning)}</li>" for symbol, meaning in where.items()
+            f"<li>{latex_html(symbol, display=False)}: {to_html(_both(meaning, ' / '))}</li>"
+            for symbol, meaning in where.items()
         )
         back += f"<div class=kb-where>where:<ul>{items}</ul></div>"
     return _escape(front), back
@@ -160,16 +167,18 @@ def note_for(card: dict, concept: dict, *, deck: str, pool: list[str], values: d
     if kind == "formula":
         return note("basic", *_formula_fields(card, concept), "")
     if kind == "basic":
-        return note("basic", to_html(card["front"]), to_html(card["back"]), _note_html(card))
+        return note("basic", to_html(_both(card["front"])), to_html(_both(card["back"])), _note_html(card))
     if kind == "cloze":
         numbers = cloze_numbers(card["text"])
         spec_id = card_id[: -len(f"-c{card['cloze']}")]  # one note per spec: Anki makes a card per number
-        return note("cloze", to_html(card["text"]), _note_html(card), cards=max(1, len(numbers)), cid=spec_id)
+        # Both languages in one note: they have the same deletions, so Anki's cards stay one per number.
+        return note("cloze", to_html(_both(card["text"])), _note_html(card), cards=max(1, len(numbers)), cid=spec_id)
     if kind == "typed":
-        alternatives = [a.strip() for a in str(card["answer"]).split("|") if a.strip()]
+        sides = both_languages(card["answer"])
+        alternatives = list(dict.fromkeys(a.strip() for side in sides for a in side.split("|") if a.strip()))
         extra = _escape("also accepted: " + ", ".join(alternatives[1:])) if len(alternatives) > 1 else ""
         extra = "<br>".join(p for p in (extra, _note_html(card)) if p)
-        return note("typed", to_html(card["question"]), _escape(alternatives[0]), extra)
+        return note("typed", to_html(_both(card["question"])), _escape(alternatives[0]), extra)
     # reverse, choice, computed: shown as the quiz shows them (masked summary, options, the value).
     rng = random.Random(card_id)  # the same option order on every export
     try:
@@ -181,11 +190,12 @@ def note_for(card: dict, concept: dict, *, deck: str, pool: list[str], values: d
             rng=rng,
             distractor_pool=pool,
             computed_values=values,
+            language="both",
         )
     except CardUnavailable:
         if kind == "computed":
             return None
-        return note("basic", to_html(card["question"]), _escape(card["answer"]), _note_html(card))
+        return note("basic", to_html(_both(card["question"])), _escape(_both(card["answer"], " / ")), _note_html(card))
     front = to_html(shown.prompt)
     if shown.options:
         front += "<ol>" + "".join(f"<li>{_escape(o)}</li>" for o in shown.options) + "</ol>"

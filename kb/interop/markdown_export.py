@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from kb.bilingual import localized
 from kb.schema import CATEGORIES
 
 
@@ -53,11 +54,14 @@ def concept_page(concept: dict, last_run: dict | None, titles: dict[str, tuple[s
     if concept.get("formulas"):
         lines += ["## Formulas", ""]
         for formula in concept["formulas"]:
-            lines += [f"**{formula['name']}**", "", f"$${formula['latex'].strip()}$$", ""]
-            lines += [f"- ${symbol}$: {meaning}" for symbol, meaning in (formula.get("where") or {}).items()]
+            lines += [f"**{localized(formula['name'], 'both')}**", "", f"$${formula['latex'].strip()}$$", ""]
+            lines += [
+                f"- ${symbol}$: {localized(meaning, 'both')}"
+                for symbol, meaning in (formula.get("where") or {}).items()
+            ]
             lines.append("")
     if concept.get("pitfalls"):
-        lines += ["## Pitfalls", ""] + [f"- {p}" for p in concept["pitfalls"]] + [""]
+        lines += ["## Pitfalls", ""] + [f"- {localized(p, 'both', '<br>')}" for p in concept["pitfalls"]] + [""]
     if concept.get("snippet"):
         lines += ["## Example", "", _fence(concept["snippet"]["code"], "python"), ""]
         if last_run:

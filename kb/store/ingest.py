@@ -30,7 +30,7 @@ from kb.loader import (
     walk_yaml,
 )
 from kb.quiz import derive_cards, payload_hash
-from kb.schema import CATEGORIES, Concept
+from kb.schema import CATEGORIES, Concept, both_languages
 from kb.store.cjk import with_cjk_grams
 from kb.store.engine import read
 from kb.store.tables import (
@@ -86,8 +86,10 @@ def search_document(concept: Concept) -> dict:
     body = [concept.summary.en, concept.summary.zh, concept.definition]
     if concept.definition_zh:
         body.append(concept.definition_zh)
-    body.extend(f.name for f in concept.formulas)
-    body.extend(concept.pitfalls)
+    for formula in concept.formulas:
+        body.extend(both_languages(formula.name))
+    for pitfall in concept.pitfalls:
+        body.extend(both_languages(pitfall))
     doc = {
         "id": concept.id,
         "title": f"{concept.title.en}\n{concept.title.zh}\n{concept.id}",

@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from kb.bilingual import both_languages, localized
 from kb.schema import Concept
 
 EXEMPLARY = ("softmax", "ema-weights", "kl-divergence", "self-attention", "psnr")
@@ -43,15 +44,18 @@ def test_cards_are_varied_and_uniquely_named(concept_id, load_entry):
 def test_cloze_cards_use_anki_syntax(concept_id, load_entry):
     for card in Concept.model_validate(load_entry(concept_id)).cards:
         if card.type == "cloze":
-            numbers = re.findall(r"\{\{c(\d+)::[^}]+\}\}", card.text)
-            assert numbers, card.id
-            assert sorted(set(map(int, numbers))) == list(range(1, len(set(numbers)) + 1)), card.id
+            for text in both_languages(card.text):
+                numbers = re.findall(r"\{\{c(\d+)::[^}]+\}\}", text)
+                assert numbers, card.id
+                assert sorted(set(map(int, numbers))) == list(range(1, len(set(numbers)) + 1)), card.id
 
 
 def test_choice_cards_have_distractors(concept_id, load_entry):
     for card in Concept.model_validate(load_entry(concept_id)).cards:
         if card.type == "choice":
-            assert len(card.distractors) >= 2 and card.answer not in card.distractors, card.id
+            assert len(card.distractors) >= 2, card.id
+            for language in ("en", "zh"):
+                assert localized(card.answer, language) not in [localized(d, language) for d in card.distractors]
 
 
 def test_computed_cards_evaluate(concept_id, load_entry, computed_value):

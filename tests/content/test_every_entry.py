@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from kb.bilingual import both_languages, localized
 from kb.loader import check_files, find_yaml_files
 
 CONTENT = Path(__file__).resolve().parents[2] / "content"
@@ -37,10 +38,16 @@ def test_entry_meets_the_bar(path, computed_value):
     assert len({card.id for card in concept.cards}) == len(concept.cards), "every card has its own stable id"
     for card in concept.cards:
         if card.type == "cloze":
-            numbers = sorted({int(n) for n in re.findall(r"\{\{c(\d+)::", card.text)})
-            assert numbers == list(range(1, len(numbers) + 1)) and numbers, f"{card.id}: clozes c1, c2, ... in order"
+            for text in both_languages(card.text):
+                numbers = sorted({int(n) for n in re.findall(r"\{\{c(\d+)::", text)})
+                assert numbers == list(range(1, len(numbers) + 1)) and numbers, (
+                    f"{card.id}: clozes c1, c2, ... in order"
+                )
         elif card.type == "choice":
-            assert len(card.distractors) >= 3 and card.answer not in card.distractors, card.id
+            assert len(card.distractors) >= 3, card.id
+            for language in ("en", "zh"):  # in each language, the answer is not one of the distractors
+                shown = [localized(d, language) for d in card.distractors]
+                assert localized(card.answer, language) not in shown, f"{card.id} ({language})"
         elif card.type == "computed":
             assert computed_value(concept.id, card.id) is not None, f"{card.id}: the snippet computes it"
     if concept.status == "verified":

@@ -12,6 +12,7 @@ import math
 import numpy as np
 import pytest
 
+from kb.bilingual import localized
 from kb.schema import Concept
 
 ENTRIES = (
@@ -194,7 +195,7 @@ def test_face_privacy_lc_gan_is_unverified(load_entry):
     entry = load_entry("face-privacy-gans")
     assert "LC-GAN" in entry["aliases"] and "PP-GAN" in entry["aliases"]
     assert "unverified" in entry["definition"].lower()
-    assert not any("LC-GAN" in f["name"] or "LC-GAN" in f["latex"] for f in entry["formulas"])
+    assert not any("LC-GAN" in localized(f["name"], "both") or "LC-GAN" in f["latex"] for f in entry["formulas"])
 
 
 # DDPM ---------------------------------------------------------------------------------------------------

@@ -585,3 +585,90 @@ def test_chinese_typed_answers_are_graded_on_characters(answer, response, right)
     )
     graded = grade(card, response)
     assert graded is not None and graded.correct is right, graded
+
+
+BILINGUAL = {
+    "id": "bi",
+    "title": {"en": "Vanishing gradient", "zh": "梯度消失"},
+    "summary": {"en": "Gradients shrink.", "zh": "梯度越来越小。"},
+    "category": "fundamentals",
+    "definition": "Gradients shrink layer by layer.",
+    "formulas": [
+        {
+            "name": {"en": "Chain rule", "zh": "链式法则"},
+            "latex": "a b",
+            "where": {"a": {"en": "first", "zh": "第一项"}},
+        }
+    ],
+    "pitfalls": [{"en": "Deep nets.", "zh": "深层网络。"}],
+    "cards": [
+        {
+            "type": "basic",
+            "id": "b",
+            "front": {"en": "Why?", "zh": "为什么？"},
+            "back": "plain back",
+            "note": {"en": "N.", "zh": "注。"},
+        },
+        {"type": "cloze", "id": "c", "text": {"en": "The {{c1::gradient}} shrinks.", "zh": "{{c1::梯度}}变小。"}},
+        {
+            "type": "choice",
+            "id": "ch",
+            "question": {"en": "Which?", "zh": "哪个？"},
+            "answer": {"en": "sigmoid", "zh": "sigmoid 函数"},
+            "distractors": [{"en": "ReLU", "zh": "ReLU 函数"}, "GELU", "SiLU"],
+        },
+        {
+            "type": "typed",
+            "id": "t",
+            "question": {"en": "Name?", "zh": "名称？"},
+            "answer": {"en": "vanishing gradient", "zh": "梯度消失"},
+        },
+    ],
+}
+
+
+@pytest.mark.parametrize("language", ["en", "zh", "both"])
+def test_bilingual_cards_show_the_chosen_language_and_grade_either(language):
+    import random
+
+    from kb.quiz import derive_cards, grade, present
+    from kb.schema import Concept
+
+    concept = Concept.model_validate(BILINGUAL)
+    shown = {}
+    for card in derive_cards(concept):
+        shown[card.key] = present(
+            card_id=f"bi/{card.key}",
+            kind=card.kind,
+            payload=card.payload,
+            concept=concept.model_dump(),
+            rng=random.Random(0),
+            language=language,
+        )
+    expect = {
+        "en": {"b": "Why?", "c-c1": "The [...] shrinks.", "ch": "Which?", "t": "Name?", "formula-0": "Chain rule"},
+        "zh": {"b": "为什么？", "c-c1": "[...]变小。", "ch": "哪个？", "t": "名称？", "formula-0": "链式法则"},
+        "both": {"b": "Why?\n\n为什么？", "c-c1": "The [...] shrinks.\n\n[...]变小。", "ch": "Which?\n\n哪个？"},
+    }[language]
+    for key, prompt in expect.items():
+        assert prompt in shown[key].prompt, (key, shown[key].prompt)
+    assert (
+        shown["b"].answer == "plain back"
+        and shown["b"].note == {"en": "N.", "zh": "注。", "both": "N.\n\n注。"}[language]
+    )
+    options = shown["ch"].options
+    assert ("sigmoid 函数" in options) is (language == "zh") and ("ReLU 函数" in options) is (language == "zh")
+    assert "第一项" in shown["formula-0"].answer or language == "en"
+    # A typed answer is right in either language, whichever is shown.
+    assert grade(shown["t"], "梯度消失").correct and grade(shown["t"], "vanishing gradient").correct
+    assert shown["t"].answer.startswith("梯度消失" if language == "zh" else "vanishing gradient")
+
+
+def test_a_cloze_must_delete_the_same_numbers_in_both_languages():
+    from pydantic import ValidationError
+
+    from kb.schema import Concept
+
+    broken = {**BILINGUAL, "cards": [{"type": "cloze", "text": {"en": "{{c1::a}} {{c2::b}}", "zh": "{{c1::甲}} 乙"}}]}
+    with pytest.raises(ValidationError, match="the same deletions: c1, c2 in English, c1 in Chinese"):
+        Concept.model_validate(broken)

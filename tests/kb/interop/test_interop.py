@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from helpers import FIXED_NOW, write_concept
+from kb.bilingual import localized
 from kb.cli import main
 from kb.config import BUNDLED_CONTENT, Settings
 from kb.interop.anki import build_notes
@@ -164,10 +165,12 @@ def test_bundled_content_round_trip(tmp_path):
     originals = [c for row in rows for c in row["cards"] if c["type"] in ("basic", "cloze")]
     assert originals
     for card in originals:
+        # A bilingual text travels as both languages, English first, in one field.
         if card["type"] == "basic":
-            assert (card["front"].strip(), card["back"].strip()) in sides, card["id"]
+            front, back = (localized(card[side], "both", "\n\n").strip() for side in ("front", "back"))
+            assert (front, back) in sides, card["id"]
         else:
-            assert card["text"].strip() in texts, card["id"]
+            assert localized(card["text"], "both", "\n\n").strip() in texts, card["id"]
 
 
 def _real_anki_package(tmp_path: Path) -> Path:
