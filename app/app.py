@@ -62,6 +62,10 @@ class KBApp(App):
     ) -> None:
         super().__init__()
         self.settings = settings
+        from app.i18n import language_of, set_language, translate_bindings
+
+        set_language(language_of(settings))
+        translate_bindings(self)
         # An unexpected exception is logged and shown, and the app goes on (tests of other things
         # turn this off, so that a bug fails them loudly).
         self.keep_running_on_error = keep_running_on_error

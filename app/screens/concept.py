@@ -12,10 +12,12 @@ from textual.containers import VerticalScroll
 from textual.widgets import Footer, Header, OptionList, RichLog, Static
 from textual.widgets.option_list import Option
 
+from app.i18n import _
 from app.messages import ConceptLoaded, SnippetFinished, SnippetOutput
 from app.screens.base import KBScreen
 from app.text import plain, safe
 from app.work import reports_failure
+from kb.bilingual import localized
 from kb.errors import KbError
 
 
@@ -130,7 +132,7 @@ class ConceptScreen(KBScreen):
             yield Static("", id="definition-zh")
             yield Static("", id="formulas")
             yield Static("", id="pitfalls")
-            yield Static("Related and prerequisite concepts (enter opens):", id="links-label", classes="label")
+            yield Static(_("Related and prerequisite concepts (enter opens):"), id="links-label", classes="label")
             yield OptionList(id="links")
             yield Static("", id="sources")
             yield Static("", id="snippet")
@@ -200,8 +202,11 @@ class ConceptScreen(KBScreen):
             self.query_one(section).display = True
         self._show_formulas()
         pitfalls = concept.get("pitfalls") or []
+        language = self.app.service.settings.content_language
         self.query_one("#pitfalls", Static).update(
-            plain("Pitfalls\n" + "\n".join(f"  • {p}" for p in pitfalls)) if pitfalls else ""
+            plain(_("Pitfalls") + "\n" + "\n".join(f"  • {localized(p, language, chr(10) + '    ')}" for p in pitfalls))
+            if pitfalls
+            else ""
         )
         links = self.query_one("#links", OptionList)
         links.clear_options()
@@ -217,7 +222,9 @@ class ConceptScreen(KBScreen):
         sources = concept.get("sources") or []
         box = self.query_one("#sources", Static)
         box.update(
-            plain("Sources\n" + "\n".join(f"  • {s['title']}\n    {s['url']}" for s in sources)) if sources else ""
+            plain(_("Sources") + "\n" + "\n".join(f"  • {s['title']}\n    {s['url']}" for s in sources))
+            if sources
+            else ""
         )
         box.display = bool(sources)
         has_links = links.option_count > 0
@@ -243,21 +250,26 @@ class ConceptScreen(KBScreen):
         if not formulas:
             self.query_one("#formulas", Static).update("")
             return
-        parts = [plain("Formulas" + ("  (raw LaTeX; l: as text)" if self.raw_latex else "  (l: raw LaTeX)"), "bold")]
+        parts = [
+            plain(
+                _("Formulas") + "  " + (_("(raw LaTeX; l: as text)") if self.raw_latex else _("(l: raw LaTeX)")), "bold"
+            )
+        ]
+        language = self.app.service.settings.content_language
         for formula in formulas:
             shown = formula["latex"] if self.raw_latex else tex_to_text(formula["latex"])
-            parts.append(plain(f"  {formula['name']}:", "underline"))
+            parts.append(plain(f"  {localized(formula['name'], language)}:", "underline"))
             parts.append(plain(f"    {shown}"))
             for symbol, meaning in (formula.get("where") or {}).items():
                 sym = symbol if self.raw_latex else tex_to_text(symbol)
-                parts.append(plain(f"      {sym}: {meaning}", "dim"))
+                parts.append(plain(f"      {sym}: {localized(meaning, language)}", "dim"))
         self.query_one("#formulas", Static).update(Group(*parts))
 
     def _show_snippet(self) -> None:
         concept = self.concept or {}
         snippet = concept.get("snippet")
         if not snippet:
-            self.query_one("#snippet", Static).update(plain("No snippet.", "dim"))
+            self.query_one("#snippet", Static).update(plain(_("No snippet."), "dim"))
             self.query_one("#verdict", Static).update("")
             return
         # Line numbers are the YAML file's, so a failure's line can be found in the editor.

@@ -8,6 +8,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Static
 
+from app.i18n import _
 from app.text import plain
 
 KEY_NAMES = {"slash": "/", "escape": "esc", "space": "space", "enter": "enter", "question_mark": "?"}
@@ -24,15 +25,18 @@ class HelpScreen(ModalScreen):
         rows = []
         seen = set()
         for owner in (self.under, self.app):
-            for binding in getattr(owner, "BINDINGS", []):
-                if not isinstance(binding, Binding) or binding.key in seen:
+            # The owner's own (translated) bindings, in the order its class lists them.
+            own = {b.key: b for items in owner._bindings.key_to_bindings.values() for b in items}
+            for listed in getattr(owner, "BINDINGS", []):
+                if not isinstance(listed, Binding) or listed.key in seen:
                     continue
-                seen.add(binding.key)
-                keys = ", ".join(KEY_NAMES.get(k, k) for k in binding.key.split(","))
+                binding = own.get(listed.key.split(",")[0], listed)
+                seen.add(listed.key)
+                keys = ", ".join(KEY_NAMES.get(k, k) for k in listed.key.split(","))
                 text = binding.tooltip or ""  # the description is already in its own column
                 rows.append(f"  {keys:<12} {binding.description or binding.action:<16} {text}")
         title = type(self.under).__name__.replace("Screen", "")
         with VerticalScroll(id="help"):
-            yield Static(plain(f"Keys: {title}", "bold"))
+            yield Static(plain(f"{_('Keys')}: {title}", "bold"))
             yield Static(plain("\n".join(rows)))
-            yield Static(plain("ctrl+p finds any concept by title, alias or tag.  esc closes this.", "dim"))
+            yield Static(plain(_("ctrl+p finds any concept by title, alias or tag.  esc closes this."), "dim"))
