@@ -270,11 +270,13 @@ class CardBrowserScreen(KBScreen):
         if item is None:
             face.append("(this card waits for its snippet to pass: r on its concept)", style="dim")
         else:
-            face.append(plain(item.card.prompt + "\n"))
+            from kb.render.markdown import plain_with_math  # math as readable text, as the quiz shows it
+
+            face.append(plain(plain_with_math(item.card.prompt) + "\n"))
             for i, option in enumerate(item.card.options, 1):
-                face.append(plain(f"  {i}. {option}\n"))
+                face.append(plain(f"  {i}. {plain_with_math(option)}\n"))
             face.append("— answer —\n", style="dim")
-            face.append(plain(item.card.answer))
+            face.append(plain(plain_with_math(item.card.answer)))
         self.query_one("#card-face", Static).update(face)
         lines = Text("\nhistory\n", style="bold")
         if not history:

@@ -14,6 +14,7 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Footer, Header, Input, Markdown, Static
 
+from app.i18n import _
 from app.messages import (
     AnswerRecorded,
     AnswerUndone,
@@ -117,7 +118,8 @@ class QuizScreen(KBScreen):
         self.finished = False
         self.query_one("#progress", Static).update(
             plain(
-                f"Card {self.answered + 1} of {self.answered + message.remaining}   ·   {message.item.state}   ·   "
+                _("Card {n} of {total}").format(n=self.answered + 1, total=self.answered + message.remaining)
+                + f"   ·   {_(message.item.state)}   ·   "
                 f"{card.concept_id}",
                 "dim",
             )
@@ -178,7 +180,7 @@ class QuizScreen(KBScreen):
         verdict.display = grade is not None
         if grade is not None:
             verdict.update(plain(grade.feedback, "bold green" if grade.correct else "bold red"))
-        buttons = self.session.buttons("   ", template="{r} {name} ({interval})")
+        buttons = self.session.buttons("   ", template="{r} {name} ({interval})", translate=_)
         proposed = f"   ·   enter = {rating_name(grade.proposed_rating)}" if grade else ""
         self.query_one("#buttons", Static).update(plain(buttons + proposed, "bold"))
         self.refresh_bindings()

@@ -140,14 +140,20 @@ class QuizSession:
         return card_id
 
     def buttons(
-        self, separator: str = " | ", *, lowercase: bool = False, template: str = "{r} {name} {interval}"
+        self,
+        separator: str = " | ",
+        *,
+        lowercase: bool = False,
+        template: str = "{r} {name} {interval}",
+        translate: Callable[[str], str] = str,
     ) -> str:
-        """The four ratings with the interval each gives: "1 Again 1m | 2 Hard 6m | ..."."""
+        """The four ratings with the interval each gives: "1 Again 1m | 2 Hard 6m | ..." (`translate`
+        turns a rating's name into the front end's language)."""
         if self.current is None:
             return ""
         intervals = self.current.intervals
         return separator.join(
-            template.format(r=r, name=RATINGS[r] if lowercase else rating_name(r), interval=intervals[r])
+            template.format(r=r, name=translate(RATINGS[r] if lowercase else rating_name(r)), interval=intervals[r])
             for r in RATINGS
         )
 
