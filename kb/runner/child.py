@@ -171,14 +171,29 @@ def _set_limit(which: int, soft: int, hard: int | None = None) -> None:
     resource.setrlimit(which, (soft, hard))
 
 
+def _address_space() -> int:
+    """This process's virtual memory size in bytes (0 where /proc cannot tell)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmSize:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
 def _set_limits(limits: dict[str, Any], *, device: str) -> None:
     cpu = max(1, math.ceil(limits["cpu_s"]))  # RLIMIT_CPU has whole seconds
     _set_limit(resource.RLIMIT_CPU, cpu, cpu + 1)  # soft -> SIGXCPU, hard -> SIGKILL
     _set_limit(resource.RLIMIT_FSIZE, int(limits["file_bytes"]))
     _set_limit(resource.RLIMIT_CORE, 0)  # a crash must not write gigabytes of core
-    if device == "cpu":
+    if device == "cpu" and _address_space() < int(limits["memory_bytes"]) // 2:
         _set_limit(resource.RLIMIT_AS, int(limits["memory_bytes"]))
     else:
+        # A CUDA build of torch maps gigabytes of libraries into every process that imports it,
+        # so the address space may already be past the limit before the snippet starts (seen on a
+        # GPU machine: numpy's extensions then fail to map); such runs are bounded as CUDA runs are.
         # CUDA reserves huge address ranges (PROT_NONE, which RLIMIT_DATA does not count), so a GPU
         # run's host memory is bounded by its private writable mappings instead; the allocator's
         # fraction bounds the GPU's.

@@ -71,7 +71,11 @@ def _import_stack() -> dict[str, str]:
     # torch.fx (0.5-2 s). Paying it once here means no forked child pays it again.
     import torch.distributions  # noqa: F401
 
-    torch.autograd.gradcheck(lambda t: (t * t).sum(), (torch.randn(3, dtype=torch.float64, requires_grad=True),))
+    if torch.version.cuda is None:
+        # Not on a CUDA build: there, the first backward starts the autograd engine's per-device
+        # threads (and asks CUDA how many devices there are), after which a forked child can use
+        # neither autograd nor CUDA (seen on a GPU machine). There the children pay the import.
+        torch.autograd.gradcheck(lambda t: (t * t).sum(), (torch.randn(3, dtype=torch.float64, requires_grad=True),))
     return {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__}
 
 
