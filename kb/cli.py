@@ -125,6 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also run untrusted snippets, confined (Landlock/seccomp); refused where the machine has neither",
     )
+    p.add_argument(
+        "--compare",
+        choices=("cpu", "cuda"),
+        default=None,
+        help="run every snippet on this device too and compare verdicts and computed values (e.g. --device cuda --compare cpu)",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
     p = sub.add_parser(
@@ -350,6 +356,48 @@ def _math_renderers(raw: bool):
 _STATUS_STYLE = {"passed": "green", "untrusted": "yellow", "skipped": "dim"}
 
 
+def _verify_parity(kb, args, planned, advance, progress) -> int:
+    """`kb verify --device D --compare C`: every snippet on both, verdicts and values compared."""
+    if args.compare == args.device and args.device != "cpu":
+        raise UsageError("--compare needs another device than --device")
+    if args.changed or args.sandbox:
+        raise UsageError("--compare runs every snippet that may run: it takes no --changed or --sandbox")
+    device = "cuda" if args.device == "auto" else args.device
+    if device == "cuda" and "cuda" not in kb.devices():
+        raise UsageError("--device cuda: torch sees no CUDA device here")
+    rows = kb.verify_parity(
+        args.ids or None, device=device, compare=args.compare, jobs=args.jobs, on_planned=planned, on_result=advance
+    )
+    disagree = [r for r in rows if not r.agrees]
+    if args.json:
+        _print_json(
+            {
+                "device": device,
+                "compare": args.compare,
+                "environment": kb.device_environment(),
+                "entries": len(rows),
+                "agree": len(rows) - len(disagree),
+                "results": [r.to_dict(args.compare, device) for r in rows],
+            }
+        )
+        return EXIT_FAIL if disagree else EXIT_OK
+    from rich.table import Table
+
+    table = Table(show_edge=False, pad_edge=False)
+    for column in ("id", args.compare, device, "values", "agree"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(
+            safe(escape(r.id)), r.left_status, r.right_status, str(r.compared), "yes" if r.agrees else "[bold red]no[/]"
+        )
+    _console().print(table)
+    for r in disagree:
+        detail = "; ".join(f"{m.expression}: {m.why}" for m in r.mismatches) or f"{r.left_status} vs {r.right_status}"
+        print(safe(f"{r.id}: {detail}"))
+    print(f"{len(rows) - len(disagree)} of {len(rows)} entries agree between {args.compare} and {device}")
+    return EXIT_FAIL if disagree else EXIT_OK
+
+
 def cmd_verify(kb, args) -> int:
 
     if args.jobs is not None and args.jobs < 1:
@@ -394,6 +442,8 @@ def cmd_verify(kb, args) -> int:
             if progress is not None and task is not None:
                 progress.update(task, advance=1, last=f"{outcome.id}: {outcome.status}")
 
+        if args.compare:
+            return _verify_parity(kb, args, planned, advance, progress)
         outcomes = kb.verify(
             args.ids or None,
             device=args.device,

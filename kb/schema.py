@@ -123,6 +123,9 @@ class Snippet(_Model):
     requires: list[Literal["numpy", "torch"]] = Field(default_factory=list, max_length=2)
     devices: list[Literal["cpu", "cuda"]] = Field(default_factory=_all_devices, min_length=1, max_length=2)
     timeout_s: float | None = Field(default=None, gt=0, le=600)
+    # How far computed values may differ between CPU and CUDA (relative; default 1e-4, float32's
+    # last bits); an entry that needs more says why in a comment beside it.
+    compare_rtol: float | None = Field(default=None, gt=0, le=1)
 
 
 class Source(_Model):

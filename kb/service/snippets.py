@@ -11,6 +11,7 @@ from kb.errors import KbError
 from kb.service.base import ServiceBase, package_version
 
 if TYPE_CHECKING:
+    from kb.parity import ParityRow
     from kb.runner.models import RunResult, RunSpec
     from kb.store.queries import SnippetSource
 
@@ -258,6 +259,85 @@ class SnippetUseCases(ServiceBase):
             with WorkerPool(jobs=jobs, device=planned[0][1].device) as pool:
                 pool.run_many([spec for _, spec in planned], on_result=done)
         return [outcomes[k] for k in sorted(outcomes)]
+
+    @staticmethod
+    def device_environment() -> dict:
+        """The GPU, its driver, and the torch and CUDA versions the workers use (asked of a
+        subprocess: this process never imports torch)."""
+        import json
+        import subprocess
+        import sys
+
+        probe = (
+            "import json, platform, torch, numpy; c = torch.cuda.is_available(); print(json.dumps({"
+            "'python': platform.python_version(), 'torch': torch.__version__, 'numpy': numpy.__version__, "
+            "'cuda': torch.version.cuda, 'cudnn': torch.backends.cudnn.version() if c else None, "
+            "'gpu': torch.cuda.get_device_name(0) if c else None}))"
+        )
+        try:
+            out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+            facts = json.loads(out.stdout.strip().splitlines()[-1])
+        except (OSError, subprocess.SubprocessError, ValueError, IndexError) as exc:
+            facts = {"error": f"could not ask torch: {exc}"}
+        try:
+            smi = subprocess.run(
+                ["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            facts["nvidia_smi"] = smi.stdout.strip() or None
+        except (OSError, subprocess.SubprocessError):
+            facts["nvidia_smi"] = None
+        return facts
+
+    def verify_parity(
+        self,
+        ids: list[str] | None = None,
+        *,
+        device: str = "cuda",
+        compare: str = "cpu",
+        jobs: int | None = None,
+        on_planned: Callable[[int], None] | None = None,
+        on_result: Callable[[VerifyOutcome], None] | None = None,
+    ) -> list[ParityRow]:
+        """Run the snippets on `compare`, then on `device`, and compare each entry's verdict and
+        every computed value (within the entry's `compare_rtol`, default kb.parity.DEFAULT_RTOL)."""
+        from kb.parity import DEFAULT_RTOL, ParityRow, compare_values
+        from kb.store.queries import concept_data
+
+        left = {
+            o.id: o for o in self.verify(ids, device=compare, jobs=jobs, on_planned=on_planned, on_result=on_result)
+        }
+        right = {
+            o.id: o for o in self.verify(ids, device=device, jobs=jobs, on_planned=on_planned, on_result=on_result)
+        }
+        rows = []
+        for concept_id in sorted(set(left) | set(right)):
+            a, b = left.get(concept_id), right.get(concept_id)
+            stored = concept_data(self.engine, concept_id)
+            snippet = ((stored or {}).get("data") or {}).get("snippet") or {}
+            rtol = float(snippet.get("compare_rtol") or DEFAULT_RTOL)
+            mismatches = compare_values(a.values if a else None, b.values if b else None, rtol=rtol)
+            note = next((o.message for o in (a, b) if o is not None and not o.ran), None)
+            if b is not None and b.ran and b.device != device:
+                note = f"ran on {b.device}, not {device}: its snippet lists devices {snippet.get('devices')}"
+            rows.append(
+                ParityRow(
+                    concept_id,
+                    a.status if a else "missing",
+                    b.status if b else "missing",
+                    a.duration_s if a else 0.0,
+                    b.duration_s if b else 0.0,
+                    len(set((a.values if a else None) or {}) | set((b.values if b else None) or {})),
+                    mismatches if (a and a.passed and b and b.passed) else [],
+                    rtol,
+                    note,
+                    None if a is None or a.passed else a.message,
+                    None if b is None or b.passed else b.message,
+                )
+            )
+        return rows
 
     def run_snippet(
         self,
