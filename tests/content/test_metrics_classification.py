@@ -138,8 +138,12 @@ def test_example_f1(computed_value):
     assert computed_value("f1-score", "example-f1") == 0.6667
 
 
-def test_example_all_four(computed_value):
-    assert computed_value("f1-score", "example-all-four") == [0.70, 0.60, 0.75, 0.6667]
+def test_the_worked_example_is_asked_once_per_metric(computed_value):
+    # TP=3, FP=2, FN=1, TN=4: each metric's value lives in its own entry, and only there.
+    assert computed_value("accuracy", "example-accuracy") == 0.70
+    assert computed_value("precision", "example-precision") == 0.60
+    assert computed_value("recall", "example-recall") == 0.75
+    assert computed_value("f1-score", "example-f1") == 0.6667
 
 
 def test_f1_lopsided(computed_value):
