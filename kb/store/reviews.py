@@ -397,13 +397,37 @@ def record_answer(
     raise AssertionError("unreachable")
 
 
-def _update_card_state(conn, card_pk: int, values: tuple) -> None:
-    """values: (state, due, lapses, reps, suspended, leech, data_json), the order the INSERT uses too."""
+def _put_card_state(conn, card_pk: int, values: tuple) -> None:
+    """Write a card's schedule, new or not; values: (state, due, lapses, reps, suspended, leech, data_json)."""
     conn.exec_driver_sql(
-        "UPDATE card_state SET state = ?, due = ?, lapses = ?, reps = ?, suspended = ?, leech = ?, "
-        "data_json = ? WHERE card_pk = ?",
+        "INSERT INTO card_state (state, due, lapses, reps, suspended, leech, data_json, card_pk) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(card_pk) DO UPDATE SET state = excluded.state, "
+        "due = excluded.due, lapses = excluded.lapses, reps = excluded.reps, suspended = excluded.suspended, "
+        "leech = excluded.leech, data_json = excluded.data_json",
         (*values, card_pk),
     )
+
+
+def _log(
+    conn,
+    card_pk: int,
+    *,
+    rating: int,
+    now: datetime,
+    duration_ms: int | None,
+    content_hash: str,
+    was_new: bool,
+    before: str | None,
+    after: str,
+    kind: str,
+) -> int:
+    """One row of the review log; returns its id."""
+    cursor = conn.exec_driver_sql(
+        "INSERT INTO review_log (card_pk, rating, reviewed_at, duration_ms, content_hash, was_new, "
+        "state_before, state_after, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (card_pk, rating, _iso(now), duration_ms, content_hash, was_new, before, after, kind),
+    )
+    return cursor.lastrowid
 
 
 def _record_answer(
@@ -438,24 +462,23 @@ def _record_answer(
             bool(leech) or nxt.leech,
             json.dumps(nxt.data),
         )
-        if before is None:
-            conn.exec_driver_sql(
-                "INSERT INTO card_state (state, due, lapses, reps, suspended, leech, data_json, card_pk) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (*values, pk),
-            )
-        else:
-            _update_card_state(conn, pk, values)
+        _put_card_state(conn, pk, values)
         envelope_before = (
             None if before is None else json.dumps({"card": before, "suspended": bool(suspended), "leech": bool(leech)})
         )
         envelope_after = json.dumps({"card": nxt.data, "suspended": values[4], "leech": values[5]})
-        cursor = conn.exec_driver_sql(
-            "INSERT INTO review_log (card_pk, rating, reviewed_at, duration_ms, content_hash, was_new, "
-            "state_before, state_after, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (pk, rating, _iso(now), duration_ms, content_hash, before is None, envelope_before, envelope_after, kind),
+        return _log(
+            conn,
+            pk,
+            rating=rating,
+            now=now,
+            duration_ms=duration_ms,
+            content_hash=content_hash,
+            was_new=before is None,
+            before=envelope_before,
+            after=envelope_after,
+            kind=kind,
         )
-        return cursor.lastrowid
 
 
 def undo_review(engine: Engine, review_id: int) -> str | None:
@@ -504,14 +527,7 @@ def _restore_state(conn, pk: int, envelope: dict | None) -> None:
         bool(envelope.get("leech")),
         json.dumps(card),
     )
-    if conn.exec_driver_sql("SELECT 1 FROM card_state WHERE card_pk = ?", (pk,)).first():
-        _update_card_state(conn, pk, values)
-    else:
-        conn.exec_driver_sql(
-            "INSERT INTO card_state (state, due, lapses, reps, suspended, leech, data_json, card_pk) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (*values, pk),
-        )
+    _put_card_state(conn, pk, values)
 
 
 # --- changes by hand ---------------------------------------------------------------------------
@@ -607,18 +623,20 @@ def change_cards(
                 _restore_state(conn, pk, after.envelope(action))
             if after.marks != before.marks:
                 _write_marks(conn, pk, after.marks)
-            cursor = conn.exec_driver_sql(
-                "INSERT INTO review_log (card_pk, rating, reviewed_at, duration_ms, content_hash, was_new, "
-                "state_before, state_after, kind) VALUES (?, 0, ?, NULL, ?, 0, ?, ?, 'manual')",
-                (
+            ids.append(
+                _log(
+                    conn,
                     pk,
-                    _iso(now),
-                    content_hash,
-                    json.dumps(before.envelope(action)),
-                    json.dumps({**after.envelope(action), "batch": batch}),
-                ),
+                    rating=0,
+                    now=now,
+                    duration_ms=None,
+                    content_hash=content_hash,
+                    was_new=False,
+                    before=json.dumps(before.envelope(action)),
+                    after=json.dumps({**after.envelope(action), "batch": batch}),
+                    kind="manual",
+                )
             )
-            ids.append(cursor.lastrowid)
     return ids
 
 
