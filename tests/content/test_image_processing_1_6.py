@@ -92,7 +92,7 @@ def test_affine_card_values(computed_value):
     assert computed_value("affine-transform", "theta-rot90") is True
     assert computed_value("affine-transform", "area-factor") == 0.9
     assert computed_value("affine-transform", "dof-2d") == 6
-    assert computed_value("affine-transform", "theta-shift-direction") == "left"
+    assert computed_value("affine-transform", "theta-shift-direction") == -1  # content moves left
 
 
 # dct ----------------------------------------------------------------------------------------------
