@@ -2,6 +2,7 @@
 
 CATEGORIES: tuple[str, ...] = (
     "fundamentals",
+    "training",
     "layers",
     "attention",
     "generative",

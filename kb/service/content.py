@@ -48,7 +48,7 @@ title:
 summary:
   en: One sentence that says what it is.
   zh: 一句话说明它是什么。
-category: {category}          # fundamentals | layers | attention | generative | vision | image-processing | metrics | llm | software
+category: {category}          # fundamentals | training | layers | attention | generative | vision | image-processing | metrics | llm | software
 tags: []
 aliases: []
 definition: |
