@@ -72,6 +72,13 @@ def export_markdown(kb: KnowledgeBase, out_dir: Path, *, category: str | None = 
     return write(_export_rows(kb, category), out_dir)
 
 
+def export_html(kb: KnowledgeBase, out_dir: Path, *, category: str | None = None) -> dict[str, int]:
+    """Write a static HTML site (formulas as MathML, no JavaScript) under out_dir."""
+    from kb.interop.html_export import export_html as write
+
+    return write(_export_rows(kb, category), out_dir)
+
+
 @dataclass(frozen=True)
 class ImportOutcome:
     """What `kb import` did: the new deck's directory, the concepts written, the notes skipped."""
