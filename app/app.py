@@ -15,6 +15,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from app import textual_fixes
+from app.i18n import _
 from app.messages import (
     DecksChanged,
     KnowledgeBaseFailed,
@@ -50,7 +51,7 @@ class KBApp(App):
 
     CSS_PATH = "app.tcss"
     TITLE = "kb"
-    SUB_TITLE = "opening…"
+    SUB_TITLE = "opening…"  # translated in __init__, once the language is known
     BINDINGS = [
         Binding("question_mark", "help", "Help", id="help", tooltip="Every key of this screen"),
         Binding("f2", "toggle_dark", "Theme", id="theme", show=False, tooltip="Dark or light theme"),
@@ -66,6 +67,7 @@ class KBApp(App):
 
         set_language(language_of(settings))
         translate_bindings(self)
+        self.sub_title = _("opening…")
         # An unexpected exception is logged and shown, and the app goes on (tests of other things
         # turn this off, so that a bug fails them loudly).
         self.keep_running_on_error = keep_running_on_error
@@ -81,7 +83,7 @@ class KBApp(App):
     def service(self) -> KnowledgeBase:
         """The open knowledge base; a KbError (shown like any other) while it is not open yet."""
         if self.kb is None:
-            raise KbError(self.open_error or "the knowledge base is still opening")
+            raise KbError(self.open_error or _("the knowledge base is still opening"))
         return self.kb
 
     # The palette (ctrl+p) finds concepts by title, alias or tag; imported when first opened.
@@ -94,7 +96,11 @@ class KBApp(App):
                 self.theme = saved
             else:
                 self.notify(
-                    f"The saved theme {saved!r} is not available; using {self.theme}.", severity="warning", markup=False
+                    _("The saved theme {saved!r} is not available; using {theme}.").format(
+                        saved=saved, theme=self.theme
+                    ),
+                    severity="warning",
+                    markup=False,
                 )
         self.theme_changed_signal.subscribe(self, self._theme_changed)
         self.push_screen(BrowseScreen())
@@ -126,11 +132,11 @@ class KBApp(App):
         from app.screens.open_failed import OpenFailedScreen
 
         self.open_error = message.error
-        self.sub_title = "could not open the knowledge base"
+        self.sub_title = _("could not open the knowledge base")
 
         def chosen(choice: str | None) -> None:
             if choice == "retry":
-                self.sub_title = "opening…"
+                self.sub_title = _("opening…")
                 self.open_knowledge_base()
 
         self.push_screen(OpenFailedScreen(message.error), chosen)
@@ -159,15 +165,15 @@ class KBApp(App):
     def not_ready_message(self) -> str:
         """What a key that needs the knowledge base says before it is open."""
         if self.open_error is not None:
-            return f"The knowledge base could not be opened: {self.open_error}"
-        return "Still opening the knowledge base…"
+            return _("The knowledge base could not be opened: {error}").format(error=self.open_error)
+        return _("Still opening the knowledge base…")
 
     @on(KnowledgeBaseOpened)
     def _opened(self, message: KnowledgeBaseOpened) -> None:
         self.kb = message.kb
         self.open_error = None
         for notice in message.notices or ():
-            self.notify(notice, title="The database", severity="warning", timeout=30, markup=False)
+            self.notify(notice, title=_("The database"), severity="warning", timeout=30, markup=False)
         self.report_sync(message.report)
         self.refresh_due()
         for screen in self.screen_stack:
@@ -182,10 +188,10 @@ class KBApp(App):
         new, self._known_errors = errors - self._known_errors, errors
         if new:
             first = sorted(new)[0]
-            more = f" (and {len(new) - 1} more; run `kb check`)" if len(new) > 1 else ""
+            more = _(" (and {n} more; run `kb check`)").format(n=len(new) - 1) if len(new) > 1 else ""
             self.notify(
                 f"{first}{more}",
-                title="A deck file has errors; its last good version is used",
+                title=_("A deck file has errors; its last good version is used"),
                 severity="warning",
                 timeout=10,
                 markup=False,
@@ -197,7 +203,8 @@ class KBApp(App):
         if self.kb is None:
             return
         due = self.kb.due_overview().showable  # what the quiz can show, never more
-        self.call_from_thread(setattr, self, "sub_title", f"{due} card{'s' if due != 1 else ''} due today")
+        line = _("{n} card due today") if due == 1 else _("{n} cards due today")
+        self.call_from_thread(setattr, self, "sub_title", line.format(n=due))
 
     @work(exclusive=True, group="watch", exit_on_error=False)
     async def watch_for_changes(self) -> None:
@@ -220,7 +227,7 @@ class KBApp(App):
         if not paths:
             return
         async for changes in awatch(*paths, debounce=300, step=100):
-            if any(path.endswith((".yaml", ".yml")) or Path(path).parent == imported for _, path in changes):
+            if any(path.endswith((".yaml", ".yml")) or Path(path).parent == imported for _change, path in changes):
                 self.resync()
 
     @work(thread=True, exclusive=True, group="sync", exit_on_error=False)
@@ -234,8 +241,11 @@ class KBApp(App):
         self.report_sync(message.report)
         if message.report.changed:
             self.notify(
-                f"decks reloaded: {len(message.report.added)} added, {len(message.report.updated)} updated, "
-                f"{len(message.report.retired)} retired",
+                _("decks reloaded: {added} added, {updated} updated, {retired} retired").format(
+                    added=len(message.report.added),
+                    updated=len(message.report.updated),
+                    retired=len(message.report.retired),
+                ),
                 timeout=4,
             )
         for screen in self.screen_stack:
@@ -253,8 +263,8 @@ class KBApp(App):
         error = message.error
         if message.exception is not None and not isinstance(message.exception, KbError):
             where = self._log_exception(message.exception)  # not an error kb expects: a bug to report
-            error += f" (the details are in {where})" if where else ""
-        self.notify(error, title="Error", severity="error", timeout=10, markup=False)
+            error += _(" (the details are in {where})").format(where=where) if where else ""
+        self.notify(error, title=_("Error"), severity="error", timeout=10, markup=False)
 
     @work(thread=True, exclusive=True, group="recover", exit_on_error=False)
     @reports_failure()
@@ -263,7 +273,7 @@ class KBApp(App):
         aside (the next use opens a new one, and says so)."""
         line = self.service.recover_damaged()
         self.call_from_thread(
-            self.notify, line, title="The database was damaged", severity="error", timeout=30, markup=False
+            self.notify, line, title=_("The database was damaged"), severity="error", timeout=30, markup=False
         )
         self.call_from_thread(self.refresh_due)
 
@@ -278,8 +288,10 @@ class KBApp(App):
             return False
         where = self._log_exception(error)
         self.notify(
-            f"{type(error).__name__}: {error}" + (f" (the details are in {where})" if where else "") + "; kb goes on",
-            title="Unexpected error",
+            f"{type(error).__name__}: {error}"
+            + (_(" (the details are in {where})").format(where=where) if where else "")
+            + _("; kb goes on"),
+            title=_("Unexpected error"),
             severity="error",
             timeout=20,
             markup=False,
@@ -322,7 +334,7 @@ class KBApp(App):
             save_user_setting(self.settings, "theme", theme.name)
             self.settings = replace(self.settings, theme=theme.name)
         except (OSError, ValueError) as exc:
-            self.notify(f"The theme could not be saved: {exc}", severity="warning", markup=False)
+            self.notify(_("The theme could not be saved: {error}").format(error=exc), severity="warning", markup=False)
 
     def action_toggle_dark(self) -> None:
         self.theme = "textual-light" if self.current_theme.dark else "textual-dark"
@@ -336,39 +348,50 @@ class KBApp(App):
         """The palette's actions (ctrl+p): kb's own first, then Textual's (themes, keys, quit)."""
         from app.screens.concept import ConceptScreen
 
-        yield SystemCommand("Quiz", "Today's cards", partial(self.open_screen, "quiz"))
+        yield SystemCommand(_("Quiz"), _("Today's cards"), partial(self.open_screen, "quiz"))
         if isinstance(screen, ConceptScreen) and screen.concept_id:
             concept_id = screen.concept_id
             yield SystemCommand(
-                "Quiz me on this concept",
-                f"Custom study of {concept_id}: its cards only, new ones too",
+                _("Quiz me on this concept"),
+                _("Custom study of {concept}: its cards only, new ones too").format(concept=concept_id),
                 partial(self.open_screen, "quiz", f'concept:"{concept_id}"'),
             )
         yield SystemCommand(
-            "Cards", "Browse and search every card; suspend, bury, flag, reset", partial(self.open_screen, "cards")
+            _("Cards"),
+            _("Browse and search every card; suspend, bury, flag, reset"),
+            partial(self.open_screen, "cards"),
         )
         if isinstance(screen, ConceptScreen) and screen.concept_id:
             yield SystemCommand(
-                "Cards of this concept",
-                f"The card browser on {screen.concept_id}'s cards",
+                _("Cards of this concept"),
+                _("The card browser on {concept}'s cards").format(concept=screen.concept_id),
                 partial(self.open_screen, "cards", f'concept:"{screen.concept_id}"'),
             )
         if isinstance(screen, ConceptScreen) and (screen.concept or {}).get("snippet"):
-            yield SystemCommand("Run this snippet", "Verify it in an isolated worker (r)", screen.action_run)
-        yield SystemCommand("Stats", "Reviews, retention, the forecast", partial(self.open_screen, "stats"))
+            yield SystemCommand(_("Run this snippet"), _("Verify it in an isolated worker (r)"), screen.action_run)
+        yield SystemCommand(_("Stats"), _("Reviews, retention, the forecast"), partial(self.open_screen, "stats"))
         yield SystemCommand(
-            "Settings", "Daily limits, retention, steps, time zone, ...", partial(self.open_screen, "settings")
+            _("Settings"), _("Daily limits, retention, steps, time zone, ..."), partial(self.open_screen, "settings")
         )
         yield SystemCommand(
-            "Export to Anki",
-            "Every card as an Anki package in $KB_HOME/exports (kb export anki does the same)",
+            _("Export to Anki"),
+            _("Every card as an Anki package in $KB_HOME/exports (kb export anki does the same)"),
             self.export_to_anki,
         )
         yield SystemCommand(
-            "Toggle dark and light", "Switch between the dark and light themes", self.action_toggle_dark
+            _("Toggle dark and light"), _("Switch between the dark and light themes"), self.action_toggle_dark
         )
-        yield SystemCommand("Keys", "What each key does on this screen", self.action_help)
-        yield from super().get_system_commands(screen)
+        yield SystemCommand(_("Keys"), _("What each key does on this screen"), self.action_help)
+        # Textual's own (themes, keys, quit), in the TUI's language too (their words: app.i18n.TEXTUAL_WORDS).
+        for command in super().get_system_commands(screen):
+            yield command._replace(title=_(command.title), help=_(command.help))
+
+    def action_command_palette(self) -> None:
+        """Textual's command palette, with its placeholder in the TUI's language."""
+        from textual.command import CommandPalette
+
+        if self.use_command_palette and not CommandPalette.is_open(self):
+            self.push_screen(CommandPalette(placeholder=_("Search for commands…"), id="--command-palette"))
 
     @work(thread=True, exclusive=True, group="export", exit_on_error=False)
     def export_to_anki(self) -> None:
@@ -385,12 +408,15 @@ class KBApp(App):
             out.parent.mkdir(parents=True, exist_ok=True)
             result = export_anki(self.kb, out)
         except Exception as exc:
-            self.post_message(WorkFailed.of(exc, "the export was not written"))
+            self.post_message(WorkFailed.of(exc, _("the export was not written")))
             return
-        skipped = f"; {len(result.skipped)} computed card(s) wait for a passing run" if result.skipped else ""
-        self.call_from_thread(
-            self.notify, f"Exported {result.notes} notes ({result.cards} Anki cards) to {out}{skipped}", markup=False
+        skipped = (
+            _("; {n} computed card(s) wait for a passing run").format(n=len(result.skipped)) if result.skipped else ""
         )
+        done = _("Exported {notes} notes ({cards} Anki cards) to {path}").format(
+            notes=result.notes, cards=result.cards, path=out
+        )
+        self.call_from_thread(self.notify, done + skipped, markup=False)
 
     def open_screen(self, name: str, search: str | None = None) -> None:
         if self.kb is None:

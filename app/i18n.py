@@ -1,34 +1,38 @@
-"""The TUI's own words in the user's language, through gettext catalogues.
+"""The TUI's own words in the user's language: kb.i18n's gettext catalogue, and the keys' words.
 
-`app/locale/zh_CN/LC_MESSAGES/kb.po` holds the Simplified Chinese words; `kb.mo` is compiled from
-it (`msgfmt -o kb.mo kb.po`; a test checks that the two agree). English is the source language.
-The language follows the `language` setting: `zh` shows the Chinese words; `en` and `both` show
-the English ones (a key can only say one thing).
+The catalogue and its functions live in kb.i18n (`kb quiz --plain` speaks the same language); this
+module adds what only the TUI needs: the keys of a screen translated, and the language the settings
+ask for. English is the source language; `zh` shows the Chinese words, `en` and `both` the English.
 """
 
 from __future__ import annotations
 
-import gettext
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
-LOCALE_DIR = Path(__file__).resolve().parent / "locale"
-_translation: gettext.NullTranslations = gettext.NullTranslations()
+from kb.i18n import LOCALE_DIR, N_, _, set_language, translator
 
+__all__ = ["LOCALE_DIR", "N_", "_", "language_of", "set_language", "translate_bindings", "translator"]
 
-def set_language(language: str) -> None:
-    """Use the catalogue of `language` (en, zh or both) from now on."""
-    global _translation
-    if language == "zh":
-        _translation = gettext.translation("kb", LOCALE_DIR, languages=["zh_CN"], fallback=True)
-    else:
-        _translation = gettext.NullTranslations()
-
-
-def _(message: str) -> str:
-    """`message` in the TUI's language (itself when the catalogue does not have it)."""
-    return _translation.gettext(message) if message else message
+# Textual's own words that kb's screens show and translate: the command palette's key in the footer,
+# its placeholder, and the palette's system commands (see KBApp.get_system_commands).
+TEXTUAL_WORDS = (
+    N_("palette"),
+    N_("Open the command palette"),
+    N_("Search for commands…"),
+    N_("Theme"),
+    N_("Change the current theme"),
+    N_("Quit the application as soon as possible"),
+    N_("Keys"),
+    N_("Hide the keys and widget help panel"),
+    N_("Show help for the focused widget and a summary of available keys"),
+    N_("Minimize"),
+    N_("Minimize the widget and restore to normal size"),
+    N_("Maximize"),
+    N_("Maximize the focused widget"),
+    N_("Screenshot"),
+    N_("Save an SVG 'screenshot' of the current screen"),
+)
 
 
 def language_of(settings: Any) -> str:

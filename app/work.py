@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 from typing import Callable, TypeVar
 
+from app.i18n import _
 from app.messages import WorkFailed
 
 F = TypeVar("F", bound=Callable[..., object])
@@ -14,7 +15,7 @@ F = TypeVar("F", bound=Callable[..., object])
 
 def reports_failure(what: str = "") -> Callable[[F], F]:
     """Decorate a worker method (below `@work`): on an exception, post WorkFailed (prefixed by
-    `what`, e.g. "the answer was not saved") and end the worker quietly."""
+    `what`, e.g. "the answer was not saved", in the TUI's language) and end the worker quietly."""
 
     def decorate(method: F) -> F:
         @functools.wraps(method)
@@ -22,7 +23,7 @@ def reports_failure(what: str = "") -> Callable[[F], F]:
             try:
                 return method(self, *args, **kwargs)
             except Exception as exc:
-                self.post_message(WorkFailed.of(exc, what))
+                self.post_message(WorkFailed.of(exc, _(what)))
                 return None
 
         return run  # type: ignore[return-value]

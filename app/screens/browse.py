@@ -9,6 +9,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Footer, Header, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
+from app.i18n import _
 from app.messages import ConceptLoaded, ConceptsListed
 from app.screens.base import KBScreen
 from app.text import plain
@@ -52,14 +53,15 @@ class BrowseScreen(KBScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal(id="browse"):
-            yield ChoiceList([(ALL, "All categories"), *((name, name) for name in CATEGORIES)], id="categories")
+            # A category's name in the TUI's language; its id (the search's `category:`) stays as it is.
+            yield ChoiceList([(ALL, _("All categories")), *((name, _(name)) for name in CATEGORIES)], id="categories")
             with Vertical(id="middle"):
-                yield Input(placeholder="/ search: softmax, 注意力, 卷积 …", id="search")
+                yield Input(placeholder=_("/ search: softmax, 注意力, 卷积 …"), id="search")
                 yield Static("", id="filter")
                 yield OptionList(id="concepts")
                 yield Static("", id="count")
             with VerticalScroll(id="preview"):
-                yield Static("Opening the knowledge base…", id="preview-text")
+                yield Static(_("Opening the knowledge base…"), id="preview-text")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -130,9 +132,10 @@ class BrowseScreen(KBScreen):
         options.add_options(_option(c) for c in first)
         if rest:
             self.call_after_refresh(self._add_rest, self._generation, rest)
-        label = f"{len(message.concepts)} concept{'s' if len(message.concepts) != 1 else ''}"
+        count = len(message.concepts)
+        label = (_("{n} concept") if count == 1 else _("{n} concepts")).format(n=count)
         if message.query:
-            label += f" matching {message.query!r}"
+            label += _(" matching {query!r}").format(query=message.query)
         self.query_one("#count", Static).update(plain(label))
         # The category is a filter the user can see, and clear: never a silent limit on a search.
         shown = self.query_one("#filter", Static)
@@ -140,13 +143,15 @@ class BrowseScreen(KBScreen):
         self.refresh_bindings()
         if self.category != ALL:
             elsewhere = (message.everywhere or 0) - len(message.concepts) if message.query else 0
-            more = f"; {elsewhere} more in other categories" if elsewhere > 0 else ""
-            shown.update(plain(f"only {self.category}{more} · x: every category"))
+            more = _("; {n} more in other categories").format(n=elsewhere) if elsewhere > 0 else ""
+            shown.update(
+                plain(_("only {category}{more} · x: every category").format(category=_(self.category), more=more))
+            )
         if message.concepts:
             options.highlighted = 0
         else:
             self.query_one("#preview-text", Static).update(
-                plain("Nothing here." if not message.query else "No concept matches. Try fewer or other words.")
+                plain(_("Nothing here.") if not message.query else _("No concept matches. Try fewer or other words."))
             )
 
     def _add_rest(self, generation: int, rest: list[dict]) -> None:
@@ -175,21 +180,23 @@ class BrowseScreen(KBScreen):
 
         run = concept.get("last_run")
         if run:
-            verdict = f"snippet: {run['status']} on {run['device']}"
+            verdict = _("snippet: {status} on {device}").format(status=_(run["status"]), device=run["device"])
             if not run.get("current", True):
-                verdict += " (an earlier version of it)"
+                verdict += _(" (an earlier version of it)")
+        elif concept.get("snippet"):
+            verdict = _("snippet: not run yet (press enter, then r)")
         else:
-            verdict = "snippet: not run yet (press enter, then r)" if concept.get("snippet") else "no snippet"
+            verdict = _("no snippet")
         parts = [
             plain(concept["title"]["en"], "bold"),
             plain(concept["title"]["zh"], "bold"),
-            plain(f"{concept['category']} · {', '.join(concept['tags'])}", "dim"),
+            plain(f"{_(concept['category'])} · {', '.join(concept['tags'])}", "dim"),
             plain(""),
             plain(concept["summary"]["en"]),
             plain(""),
             plain(concept["summary"]["zh"]),
             plain(""),
-            plain(f"{len(concept['cards'])} cards · {verdict}", "dim"),
+            plain(_("{n} cards · {verdict}").format(n=len(concept["cards"]), verdict=verdict), "dim"),
         ]
         self.query_one("#preview-text", Static).update(Group(*parts))
 

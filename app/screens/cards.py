@@ -22,6 +22,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Input, Static
 from textual.worker import get_current_worker
 
+from app.i18n import N_, _
 from app.messages import WorkFailed
 from app.screens.base import KBScreen
 from app.text import plain
@@ -37,17 +38,18 @@ FIRST_PAGE = 80
 WINDOW = 200
 CARD_ID_WIDTH = 32
 PAGE = 2000
+# (label, key): the label is shown in the TUI's language (R, S and D are FSRS's own letters).
 COLUMNS = (
-    ("card", "card"),
-    ("kind", "kind"),
-    ("state", "state"),
-    ("due", "due"),
-    ("flags", "flags"),
+    (N_("card"), "card"),
+    (N_("kind"), "kind"),
+    (N_("state"), "state"),
+    (N_("due"), "due"),
+    (N_("flags"), "flags"),
     ("R", "r"),
     ("S", "s"),
     ("D", "d"),
-    ("lapses", "lapses"),
-    ("reviews", "reviews"),
+    (N_("lapses"), "lapses"),
+    (N_("reviews"), "reviews"),
 )
 SORT_KEYS: dict[str, Callable[[CardView], object]] = {
     "card": lambda c: c.card_id,
@@ -113,7 +115,7 @@ class CardBrowserScreen(KBScreen):
             with Vertical(id="card-main"):
                 yield Input(
                     value=self.query_text,
-                    placeholder="search: concept:softmax  is:due  -kind:cloze  prop:r<0.8 ... (enter)",
+                    placeholder=_("search: concept:softmax  is:due  -kind:cloze  prop:r<0.8 ... (enter)"),
                     id="card-query",
                 )
                 yield Static("", id="card-count")
@@ -124,11 +126,11 @@ class CardBrowserScreen(KBScreen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.title = "Cards"
+        self.title = _("Cards")
         table = self.query_one("#card-table", DataTable)
         for label, key in COLUMNS:
             # Card ids run to 50 characters; the rest of the row matters as much.
-            table.add_column(label, key=key, width=CARD_ID_WIDTH if key == "card" else None)
+            table.add_column(_(label), key=key, width=CARD_ID_WIDTH if key == "card" else None)
         table.focus()
         self.search(self.query_text)
 
@@ -207,21 +209,21 @@ class CardBrowserScreen(KBScreen):
 
     def _count(self) -> None:
         n = len(self.cards)
-        text = f"{n:,} card(s)" if self.complete else f"{n:,} card(s) so far…"
+        text = (_("{n:,} card(s)") if self.complete else _("{n:,} card(s) so far…")).format(n=n)
         if self.complete and not n:
-            text = "no card matches"
+            text = _("no card matches")
         self.query_one("#card-count", Static).update(plain(text, "dim"))
 
     def _cells(self, card: CardView) -> tuple:
         def number(x: float | None, fmt: str) -> Text:
             return Text("" if x is None else format(x, fmt), justify="right")
 
-        flags = Text(card.marks, style=FLAG_STYLES[card.flag] if card.flag else "")
+        flags = Text(card_marks(card), style=FLAG_STYLES[card.flag] if card.flag else "")
         due = "" if card.due_day is None else card.due_day.isoformat()
         return (
             plain(card.card_id),
-            card.kind,
-            card.state,
+            card.kind,  # the search's word (kind:cloze), as typed
+            _(card.state),
             due,
             flags,
             number(card.retrievability, ".2f"),
@@ -268,24 +270,24 @@ class CardBrowserScreen(KBScreen):
         face = Text()
         face.append(plain(card_id + "\n", "bold"))
         if item is None:
-            face.append("(this card waits for its snippet to pass: r on its concept)", style="dim")
+            face.append(_("(this card waits for its snippet to pass: r on its concept)"), style="dim")
         else:
             from kb.render.markdown import plain_with_math  # math as readable text, as the quiz shows it
 
             face.append(plain(plain_with_math(item.card.prompt) + "\n"))
             for i, option in enumerate(item.card.options, 1):
                 face.append(plain(f"  {i}. {plain_with_math(option)}\n"))
-            face.append("— answer —\n", style="dim")
+            face.append(_("— answer —") + "\n", style="dim")
             face.append(plain(plain_with_math(item.card.answer)))
         self.query_one("#card-face", Static).update(face)
-        lines = Text("\nhistory\n", style="bold")
+        lines = Text("\n" + _("history") + "\n", style="bold")
         if not history:
-            lines.append("never answered", style="dim")
+            lines.append(_("never answered"), style="dim")
         for row in history:
-            interval = "" if row.interval_days is None else f"  ivl {row.interval_days}d"
+            interval = "" if row.interval_days is None else "  " + _("ivl {days}d").format(days=row.interval_days)
             stability = "" if row.stability is None else f"  S {row.stability:.1f}"
-            custom = " (custom)" if row.custom else ""
-            lines.append(f"{row.day.isoformat()}  {row.what}{custom}{interval}{stability}\n", style="")
+            custom = " " + _("(custom)") if row.custom else ""
+            lines.append(f"{row.day.isoformat()}  {_(row.what)}{custom}{interval}{stability}\n", style="")
         self.query_one("#card-history", Static).update(lines)
 
     # --- changes -------------------------------------------------------------------------------
@@ -359,11 +361,11 @@ class CardBrowserScreen(KBScreen):
                 if request is not None:
                     self.app.call_from_thread(self.refresh_cards, [request[0]])
             except Exception as exc:
-                self.post_message(WorkFailed.of(exc, "the card was not changed"))
+                self.post_message(WorkFailed.of(exc, _("the card was not changed")))
 
     def _changed(self, report: ChangeReport, card_ids: list[str]) -> None:
-        note = "" if report.action.startswith("undo") else " (u takes it back)"
-        self.notify(report.line() + note, markup=False)
+        note = "" if report.action.startswith("undo") else _(" (u takes it back)")
+        self.notify(change_line(report) + note, markup=False)
         self.refresh_cards(card_ids)
 
     @work(thread=True, group="card-refresh", exit_on_error=False)
@@ -380,7 +382,7 @@ class CardBrowserScreen(KBScreen):
             self.cards[view.card_id] = view
             self.matches = [view if c.card_id == view.card_id else c for c in self.matches]
             if view.card_id in table.rows:  # not yet scrolled to: its row is made from the new view
-                for (_, key), cell in zip(COLUMNS, self._cells(view)):
+                for (_label, key), cell in zip(COLUMNS, self._cells(view)):
                     table.update_cell(view.card_id, key, cell)
         if self.shown_card in {v.card_id for v in views}:
             self._show_selected()
@@ -423,9 +425,12 @@ class CardBrowserScreen(KBScreen):
         if self.sort_column is None:
             return
         label, key = COLUMNS[self.sort_column]
+        label = _(label)
         arrow = "↓" if self.sort_reverse else "↑"
         if not self.complete:  # sorted once every match is in
-            self.notify(f"sorting by {label} {arrow} once the list is complete", timeout=2)
+            self.notify(
+                _("sorting by {column} {arrow} once the list is complete").format(column=label, arrow=arrow), timeout=2
+            )
             return
         value = SORT_KEYS[key]
         present = [c for c in self.matches if value(c) is not None]
@@ -436,7 +441,7 @@ class CardBrowserScreen(KBScreen):
         shown = max(table.row_count, WINDOW)
         table.clear()
         self._show_more(shown)
-        self.notify(f"sorted by {label} {arrow}", timeout=2)
+        self.notify(_("sorted by {column} {arrow}").format(column=label, arrow=arrow), timeout=2)
 
     def action_toggle_panel(self) -> None:
         side = self.query_one("#card-side")
@@ -450,3 +455,41 @@ class CardBrowserScreen(KBScreen):
             self.query_one("#card-table", DataTable).focus()
             return
         self.app.pop_screen()
+
+
+def card_marks(card: CardView) -> str:
+    """The card's flags as words in the TUI's language (CardView.marks says them in English)."""
+    from kb.service.cards import FLAGS
+
+    words = [
+        word
+        for word, on in ((_("suspended"), card.suspended), (_("leech"), card.leech), (_("buried"), card.buried))
+        if on
+    ]
+    if card.flag:
+        words.append(_("{color} flag").format(color=_(FLAGS[card.flag])))
+    return ", ".join(words)
+
+
+def change_line(report: ChangeReport) -> str:
+    """What a change did, in the TUI's language (ChangeReport.line() says it in English, for `kb cards`)."""
+    if report.action.startswith("undo "):
+        text = _("took back the last change ({action}) of {n} card(s)").format(
+            action=_(report.action[5:]), n=len(report.changed)
+        )
+        if report.unchanged:
+            text += _("; {n} kept it ({why})").format(n=report.unchanged, why=report.note)
+        return text
+    verb = {
+        "suspend": _("{n} card(s) suspended"),
+        "unsuspend": _("{n} card(s) unsuspended"),
+        "bury": _("{n} card(s) buried until tomorrow"),
+        "unbury": _("{n} card(s) unburied"),
+        "flag": _("{n} card(s) flagged"),
+        "reset": _("{n} card(s) reset to new"),
+        "due": _("{n} card(s) given the due date"),
+    }.get(report.action)
+    text = verb.format(n=len(report.changed)) if verb else f"{len(report.changed)} card(s) {report.action}"
+    if report.unchanged:
+        text += _("; {n} left as they were").format(n=report.unchanged) + (f" ({report.note})" if report.note else "")
+    return text

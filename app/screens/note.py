@@ -19,6 +19,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Header, Static, TextArea
 
+from app.i18n import _, translate_bindings
 from app.screens.base import KBScreen
 from app.text import plain
 from kb.errors import KbError
@@ -34,7 +35,11 @@ def edit_note(app: KBApp, source_path: str | None) -> None:
     try:
         text = path.read_text(encoding="utf-8") if path else kb.note_template()
     except OSError as exc:  # deleted or unreadable between the check and the read
-        app.notify(f"cannot open {path}: {exc.strerror or exc}", severity="warning", markup=False)
+        app.notify(
+            _("cannot open {path}: {error}").format(path=path, error=exc.strerror or exc),
+            severity="warning",
+            markup=False,
+        )
         return
     editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
     if editor:
@@ -84,9 +89,9 @@ class NoteEditorScreen(KBScreen):
         with Vertical(id="note"):
             yield Static(
                 plain(
-                    ("Editing " + str(self.path))
+                    _("Editing {path}").format(path=self.path)
                     if self.path
-                    else "New note: edit the YAML, then ctrl+s to validate and save (esc cancels)",
+                    else _("New note: edit the YAML, then ctrl+s to validate and save (esc cancels)"),
                     "bold",
                 ),
                 id="note-title",
@@ -123,7 +128,10 @@ class NoteEditorScreen(KBScreen):
         box = self.query_one("#note-errors", Static)
         if errors:
             box.update(
-                plain("Not saved; fix these and press ctrl+s again:\n" + "\n".join(str(e) for e in errors), "bold red")
+                plain(
+                    _("Not saved; fix these and press ctrl+s again:") + "\n" + "\n".join(str(e) for e in errors),
+                    "bold red",
+                )
             )
             first = errors[0]
             line = getattr(first, "line", None)
@@ -131,7 +139,7 @@ class NoteEditorScreen(KBScreen):
                 self.query_one("#editor", TextArea).cursor_location = (max(0, line - 1), max(0, first.col - 1))
             return
         box.update("")
-        self.notify(f"Saved {path}", markup=False)
+        self.notify(_("Saved {path}").format(path=path), markup=False)
         self.app.pop_screen()
         if concept_id is not None:
             self.app.open_concept(concept_id)
@@ -164,7 +172,15 @@ class DiscardChangesScreen(ModalScreen[str]):
     DiscardChangesScreen > Static { width: auto; max-width: 80; border: thick $warning; padding: 1 2; background: $surface; }
     """
 
+    def __init__(self) -> None:
+        super().__init__()
+        translate_bindings(self)
+
     def compose(self) -> ComposeResult:
         yield Static(
-            plain("The note has changes that are not saved.\n\ns: save them   d: discard them   esc: keep editing")
+            plain(
+                _("The note has changes that are not saved.")
+                + "\n\n"
+                + _("s: save them   d: discard them   esc: keep editing")
+            )
         )

@@ -8,6 +8,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
 
+from app.i18n import _, translate_bindings
 from app.text import plain
 
 
@@ -33,14 +34,15 @@ class OpenFailedScreen(ModalScreen[str]):
 
     def __init__(self, error: str) -> None:
         super().__init__()
+        translate_bindings(self)
         self.error = error
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static(plain("The knowledge base could not be opened", "bold"))
+            yield Static(plain(_("The knowledge base could not be opened"), "bold"))
             yield Static(plain(self.error), id="open-error")
             yield Static(
-                plain("r: try again   esc: browse anyway   ctrl+q: quit   (`kb doctor` in a shell says more)", "dim")
+                plain(_("r: try again   esc: browse anyway   ctrl+q: quit   (`kb doctor` in a shell says more)"), "dim")
             )
         yield Footer()
 

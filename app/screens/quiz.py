@@ -76,7 +76,7 @@ class QuizScreen(KBScreen):
         with VerticalScroll(id="quiz"):
             yield Static("", id="prompt")
             yield Static("", id="options")
-            yield Input(placeholder="type your answer, then enter", id="answer-input")
+            yield Input(placeholder=_("type your answer, then enter"), id="answer-input")
             yield Static("", id="verdict")
             yield Markdown("", id="answer")
         yield Footer()
@@ -140,11 +140,11 @@ class QuizScreen(KBScreen):
         else:
             self.set_focus(None)
         hint = (
-            "type the answer, enter"
+            _("type the answer, enter")
             if typed
-            else "1-%d choose" % len(card.options)
+            else _("1-{n} choose").format(n=len(card.options))
             if card.options
-            else "space shows the answer"
+            else _("space shows the answer")
         )
         self.query_one("#buttons", Static).update(plain(hint, "dim"))
         self.refresh_bindings()
@@ -174,14 +174,17 @@ class QuizScreen(KBScreen):
         grade = self.session.reveal(response)
         self.query_one("#answer-input", Input).display = False
         self.set_focus(None)
-        note = f"\n\n*Note:* {card.note}" if card.note else ""
+        note = "\n\n*" + _("Note:") + f"* {card.note}" if card.note else ""
         self.query_one("#answer", Markdown).update(markdown_with_math(safe(card.answer + note)))
         verdict = self.query_one("#verdict", Static)
         verdict.display = grade is not None
         if grade is not None:
-            verdict.update(plain(grade.feedback, "bold green" if grade.correct else "bold red"))
+            # "correct" is said in the TUI's language; the grader's longer lines stay as kb.quiz wrote them.
+            verdict.update(plain(_(grade.feedback), "bold green" if grade.correct else "bold red"))
         buttons = self.session.buttons("   ", template="{r} {name} ({interval})", translate=_)
-        proposed = f"   ·   enter = {rating_name(grade.proposed_rating)}" if grade else ""
+        proposed = (
+            "   ·   " + _("enter = {rating}").format(rating=_(rating_name(grade.proposed_rating))) if grade else ""
+        )
         self.query_one("#buttons", Static).update(plain(buttons + proposed, "bold"))
         self.refresh_bindings()
 
@@ -233,9 +236,9 @@ class QuizScreen(KBScreen):
     @on(AnswerUndone)
     def _undone(self, message: AnswerUndone) -> None:
         if message.card_id is None:
-            self.notify("Nothing to undo in this session.")
+            self.notify(_("Nothing to undo in this session."))
         else:
-            self.notify(f"Took back the answer to {message.card_id}.", markup=False)
+            self.notify(_("Took back the answer to {card}.").format(card=message.card_id), markup=False)
             self.app.refresh_due()
         self.next_card()  # the card taken back is due again, first
 
@@ -252,12 +255,12 @@ class QuizScreen(KBScreen):
     def _summary(self) -> None:
         self.finished = True
         self.query_one("#answer-input", Input).display = False
-        self.query_one("#progress", Static).update(plain("Nothing more to answer now", "bold"))
+        self.query_one("#progress", Static).update(plain(_("Nothing more to answer now"), "bold"))
         self.query_one("#prompt", Static).update(
             plain(
-                f"{self.answered} reviewed."
+                _("{n} reviewed.").format(n=self.answered)
                 if self.answered
-                else "Nothing is due right now. Come back tomorrow, or add a note (a).",
+                else _("Nothing is due right now. Come back tomorrow, or add a note (a)."),
                 "bold",
             )
         )
@@ -266,7 +269,7 @@ class QuizScreen(KBScreen):
         self.query_one("#verdict", Static).update("")
         self.query_one("#verdict", Static).display = False
         self.query_one("#buttons", Static).update(
-            plain("escape: back to browsing   ·   u: undo the last answer", "dim")
+            plain(_("escape: back to browsing   ·   u: undo the last answer"), "dim")
         )
         self.summarize()
         self.refresh_bindings()
@@ -283,10 +286,17 @@ class QuizScreen(KBScreen):
         summary = message.summary
         if summary.answered:
             self.query_one("#prompt", Static).update(
-                plain(f"{summary.answered} reviewed, {summary.recalled} recalled, {summary.minutes:.1f} min.", "bold")
+                plain(
+                    _("{answered} reviewed, {recalled} recalled, {minutes:.1f} min.").format(
+                        answered=summary.answered, recalled=summary.recalled, minutes=summary.minutes
+                    ),
+                    "bold",
+                )
             )
         forecast = " · ".join(str(n) for n in summary.forecast_7d)
-        self.query_one("#answer", Markdown).update(f"Next 7 days: {forecast} cards due (today first).")
+        self.query_one("#answer", Markdown).update(
+            _("Next 7 days: {forecast} cards due (today first).").format(forecast=forecast)
+        )
         if summary.waiting_line:
             verdict = self.query_one("#verdict", Static)
             verdict.update(plain(summary.waiting_line, "yellow"))

@@ -14,9 +14,10 @@ from textual.containers import Vertical
 from textual.widgets import Footer, Header, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
+from app.i18n import _
 from app.messages import SettingsListed, WorkFailed
 from app.screens.base import KBScreen
-from app.text import plain
+from app.text import pad, plain
 from app.work import reports_failure
 from kb.errors import KbError
 
@@ -58,10 +59,11 @@ class SettingsScreen(KBScreen):
         options.clear_options()
         width = max(len(str(r["key"])) for r in self.rows)
         for row in self.rows:
-            value = "(system)" if row["value"] is None else row["value"]
-            options.add_option(
-                Option(plain(f"{row['key']!s:<{width}}  {value!s:<20} {row['source']}"), id=str(row["key"]))
-            )
+            value = _("(system)") if row["value"] is None else row["value"]
+            # The key and an environment variable's name stay as they are typed; "default" is translated.
+            source = _(str(row["source"])) if row["source"] == "default" else row["source"]
+            line = f"{row['key']!s:<{width}}  {pad(str(value), 20)} {source}"
+            options.add_option(Option(plain(line), id=str(row["key"])))
         options.highlighted = highlighted if highlighted is not None else 0
         options.focus()
 
@@ -69,7 +71,8 @@ class SettingsScreen(KBScreen):
     def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
         row = next((r for r in self.rows if r["key"] == event.option.id), None)
         if row is not None:
-            self.query_one("#setting-help", Static).update(plain(str(row["help"]), "dim"))
+            # A setting's help is kb.config's (`kb config list` shows it too), translated where the catalogue has it.
+            self.query_one("#setting-help", Static).update(plain(_(str(row["help"])), "dim"))
 
     @on(OptionList.OptionSelected, "#setting-list")
     def _selected(self, event: OptionList.OptionSelected) -> None:
@@ -83,11 +86,13 @@ class SettingsScreen(KBScreen):
         self.editing = str(row["key"])
         box = self.query_one("#setting-value", Input)
         box.value = "" if row["value"] is None else str(row["value"])
-        box.placeholder = f"{self.editing} (empty: the default)"
+        box.placeholder = _("{key} (empty: the default)").format(key=self.editing)
         box.display = True
         box.focus()
         message = (
-            f"{row['source']} overrides settings.toml for this one" if str(row["source"]).startswith("KB_") else ""
+            _("{variable} overrides settings.toml for this one").format(variable=row["source"])
+            if str(row["source"]).startswith("KB_")
+            else ""
         )
         self.query_one("#setting-message", Static).update(plain(message, "yellow"))
 
@@ -114,7 +119,9 @@ class SettingsScreen(KBScreen):
     def _saved(self, key: str, path: str) -> None:
         self.editing = None
         self.query_one("#setting-value", Input).display = False
-        self.query_one("#setting-message", Static).update(plain(f"{key} saved in {path}", "green"))
+        self.query_one("#setting-message", Static).update(
+            plain(_("{key} saved in {path}").format(key=key, path=path), "green")
+        )
         self.load()
 
     def action_back(self) -> None:

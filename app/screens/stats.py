@@ -8,9 +8,10 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Footer, Header, Static
 
+from app.i18n import _
 from app.messages import StatsLoaded
 from app.screens.base import KBScreen
-from app.text import plain
+from app.text import pad, plain
 from app.work import reports_failure
 from kb.service import true_retention_lines
 
@@ -23,7 +24,7 @@ class StatsScreen(KBScreen):
 
         yield Header()
         with VerticalScroll(id="stats"):
-            yield Static("Loading…", id="numbers")
+            yield Static(_("Loading…"), id="numbers")
             with Horizontal(id="charts"):
                 yield PlotextPlot(id="per-day")
                 yield PlotextPlot(id="forecast")
@@ -44,30 +45,45 @@ class StatsScreen(KBScreen):
         from textual_plotext import PlotextPlot
 
         s = message.stats
-        retention = "n/a" if s["retention_30d"] is None else f"{s['retention_30d']:.1%}"
+        retention = pad(_("n/a") if s["retention_30d"] is None else f"{s['retention_30d']:.1%}", 6, right=True)
+        parameters = _(s["parameters"])  # "default" or "optimized"
         lines = [
-            f"Cards      {s['cards_total']:>6}   new {s['cards_new']}, learning {s['cards_learning']}, "
-            f"review {s['cards_review']}, suspended {s['cards_suspended']}",
-            f"Reviews    {s['reviews_total']:>6}   today {s['reviews_today']}, streak {s['streak_days']} day(s)",
-            f"Due today  {s['due_today']:>6}   next 7 days: {' '.join(map(str, s['forecast_7d']))}",
-            f"Retention  {retention:>6}   (review cards, last 30 days; desired "
-            f"{self.app.service.settings.desired_retention:.0%}); FSRS parameters: {s['parameters']}",
-            "Reviews per day (last 30): " + " ".join(str(n) for _, n in message.per_day),
+            _("Cards      {total:>6}   new {new}, learning {learning}, review {review}, suspended {suspended}").format(
+                total=s["cards_total"],
+                new=s["cards_new"],
+                learning=s["cards_learning"],
+                review=s["cards_review"],
+                suspended=s["cards_suspended"],
+            ),
+            _("Reviews    {total:>6}   today {today}, streak {streak} day(s)").format(
+                total=s["reviews_total"], today=s["reviews_today"], streak=s["streak_days"]
+            ),
+            _("Due today  {due:>6}   next 7 days: {forecast}").format(
+                due=s["due_today"], forecast=" ".join(map(str, s["forecast_7d"]))
+            ),
+            _(
+                "Retention  {retention}   (review cards, last 30 days; desired {desired:.0%}); FSRS parameters: {parameters}"
+            ).format(
+                retention=retention,
+                desired=self.app.service.settings.desired_retention,
+                parameters=parameters,
+            ),
+            _("Reviews per day (last 30): ") + " ".join(str(n) for _day, n in message.per_day),
             "",
-            *true_retention_lines(s["true_retention"]),
+            *true_retention_lines(s["true_retention"], translate=_),
         ]
         self.query_one("#numbers", Static).update(plain("\n".join(lines)))
         per_day = self.query_one("#per-day", PlotextPlot)
         plt = per_day.plt
         plt.clear_data()
-        plt.bar(list(range(-len(message.per_day) + 1, 1)), [n for _, n in message.per_day])
-        plt.title("Reviews per day (0 = today)")
+        plt.bar(list(range(-len(message.per_day) + 1, 1)), [n for _day, n in message.per_day])
+        plt.title(_("Reviews per day (0 = today)"))
         per_day.refresh()
         forecast = self.query_one("#forecast", PlotextPlot)
         plt = forecast.plt
         plt.clear_data()
         plt.bar(list(range(7)), s["forecast_7d"])
-        plt.title("Due in the next 7 days")
+        plt.title(_("Due in the next 7 days"))
         forecast.refresh()
 
     def action_back(self) -> None:

@@ -21,15 +21,31 @@ class OptimizeError(KbError):
 OPTIMIZER_COMMAND = (sys.executable, "-m", "kb.optimizer")
 
 
-def true_retention_lines(table: dict) -> list[str]:
-    """Anki's True Retention table as text: by week and by month, beside the target."""
-    lines = [f"True retention (recalled / reviews on a later day than the card's last; target {table['target']:.0%})"]
-    for title, rows in (("week", table["weeks"]), ("month", table["months"])):
-        lines.append(f"  {'by ' + title:<24}{'passed':>8}{'reviews':>9}{'retention':>11}")
+def true_retention_lines(table: dict, translate: Callable[[str], str] = str) -> list[str]:
+    """Anki's True Retention table as text: by week and by month, beside the target (`translate`
+    turns its words into the front end's language: the TUI passes kb.i18n's `_`)."""
+    _ = translate
+    lines = [
+        _("True retention (recalled / reviews on a later day than the card's last; target {target:.0%})").format(
+            target=table["target"]
+        )
+    ]
+    for title, rows in ((_("by week"), table["weeks"]), (_("by month"), table["months"])):
+        header = [_pad(title, 24), _pad(_("passed"), 8, right=True), _pad(_("reviews"), 9, right=True)]
+        lines.append("  " + "".join(header) + _pad(_("retention"), 11, right=True))
         for row in rows:
             shown = "-" if row["retention"] is None else f"{row['retention']:.1%}"
             lines.append(f"  {row['period']:<24}{row['passed']:>8}{row['reviews']:>9}{shown:>11}")
     return lines
+
+
+def _pad(text: str, width: int, *, right: bool = False) -> str:
+    """`text` padded to `width` terminal cells (a Chinese character takes two)."""
+    import unicodedata
+
+    cells = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+    gap = " " * max(0, width - cells)
+    return gap + text if right else text + gap
 
 
 class ProgressUseCases(ServiceBase):

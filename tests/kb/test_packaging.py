@@ -1,5 +1,6 @@
-"""kb installs as an ordinary package: every module, the bundled deck and the stylesheet are in the
-wheel, and a missing bundled deck is said, never silently loaded as nothing."""
+"""kb installs as an ordinary package: every module, the bundled deck, the stylesheet and the
+catalogue of kb's words are in the wheel, and a missing bundled deck is said, never silently loaded
+as nothing."""
 
 from __future__ import annotations
 
@@ -51,6 +52,7 @@ def test_the_wheel_holds_the_deck_the_schema_and_the_stylesheet(tmp_path):
     concepts = sorted(p.relative_to(ROOT / "content").as_posix() for p in (ROOT / "content").glob("*/*.yaml"))
     assert {f"kb/bundled/{c}" for c in concepts} <= names
     assert {"kb/bundled/schema.json", "app/app.tcss", "kb/runner/worker.py", "kb/runner/keeper.py"} <= names
+    assert {"kb/locale/zh_CN/LC_MESSAGES/kb.mo", "kb/locale/zh_CN/LC_MESSAGES/kb.po"} <= names  # kb.i18n's words
     assert not [n for n in names if n.startswith(("tests/", "bench/", "content/"))]
 
 
