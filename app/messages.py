@@ -38,6 +38,14 @@ class ConceptLoaded(Message):
 
 
 @dataclass
+class FormulasRendered(Message):
+    """A concept's display formulas rendered as images (or the reasons they stay text), by LaTeX."""
+
+    concept_id: str
+    rendered: dict
+
+
+@dataclass
 class SnippetOutput(Message):
     text: str
 

@@ -203,6 +203,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("schema", help="print the JSON Schema of a concept file")
     p = sub.add_parser("doctor", help="versions, paths, decks and database integrity")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = sub.add_parser("serve", help="the TUI in a web browser, for you alone (binds to 127.0.0.1 by default)")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="the address to listen on (default 127.0.0.1: this machine only; anyone who reaches another "
+        "address can use your knowledge base as you)",
+    )
+    p.add_argument("--port", type=int, default=8000, help="the port to listen on (default 8000)")
     _add_interop_parsers(sub)
     _add_backup_parsers(sub)
     return parser
@@ -552,8 +560,10 @@ def cmd_decks(kb, args) -> int:
 
 
 def cmd_quiz(kb, args) -> int:
-    """A line-based quiz: prompt, answer line, the answer and verdict, rating line; q quits."""
-    from kb.scheduler import parse_rating, rating_name
+    """A line-based quiz: prompt, answer line, the answer and verdict, rating line; q quits. Its
+    words follow the language setting (kb.i18n): Chinese with `zh`."""
+    from kb.i18n import translator
+    from kb.scheduler import RATINGS, parse_rating
     from kb.service import AnsweredElsewhere
     from kb.service.session import QuizSession
 
@@ -561,7 +571,13 @@ def cmd_quiz(kb, args) -> int:
         raise UsageError("--limit must be at least 1")
     _warn_broken(kb.sync())
     out = sys.stdout
-    math, _ = _math_renderers(args.raw)
+    math, _latex = _math_renderers(args.raw)
+    _ = translator(kb.settings.content_language)
+
+    def rating_word(rating: int) -> str:
+        return _(RATINGS[rating])
+
+    typed_ratings = {rating_word(r): r for r in RATINGS}  # a rating's name in the quiz's language works too
 
     def ask(prompt: str) -> str | None:
         out.write(prompt)
@@ -576,7 +592,7 @@ def cmd_quiz(kb, args) -> int:
     elif args.preview:
         raise UsageError("--preview goes through a custom study session: give --search QUERY too")
     session = QuizSession(kb, limit=args.limit, search=args.search, preview=args.preview)
-    where = "today" if args.search is None else "in this search"
+    left = _("{state}; {n} left today") if args.search is None else _("{state}; {n} left in this search")
     quit_requested = False
     while not quit_requested:
         item = session.next()
@@ -584,26 +600,26 @@ def cmd_quiz(kb, args) -> int:
             break
         card = item.card
         out.write(
-            f"\n[{session.answered + 1}] {card.card_id} ({item.state}; {session.remaining} left {where})\n"
+            f"\n[{session.answered + 1}] {card.card_id} ({left.format(state=_(item.state), n=session.remaining)})\n"
             f"{math(card.prompt)}\n"
         )
         for i, option in enumerate(card.options, 1):
             out.write(f"  {i}. {math(option)}\n")
-        response = ask("answer> ")
+        response = ask(_("answer> "))
         if response is None or response.strip().lower() == "q":
             break
         graded = session.reveal(response)
-        out.write(f"--- answer ---\n{math(card.answer)}\n")
+        out.write(_("--- answer ---") + f"\n{math(card.answer)}\n")
         if card.note:
-            out.write(f"note: {math(card.note)}\n")
+            out.write(_("note: {note}").format(note=math(card.note)) + "\n")
         if graded:
-            out.write(f"verdict: {graded.feedback}\n")
+            out.write(_("verdict: {feedback}").format(feedback=_(graded.feedback)) + "\n")
         proposed = session.proposed_rating
-        default = f" (enter = {rating_name(proposed).lower()})" if proposed else ""
-        buttons = session.buttons(lowercase=True)
+        default = _(" (enter = {rating})").format(rating=rating_word(proposed)) if proposed else ""
+        buttons = session.buttons(lowercase=True, translate=_)
         rating = undone = None
         while rating is None and undone is None:
-            line = ask(f"rate [{buttons}]{default}, u undo, q quit> ")
+            line = ask(_("rate [{buttons}]{default}, u undo, q quit> ").format(buttons=buttons, default=default))
             if line is None or line.strip().lower() == "q":
                 quit_requested = True
                 break
@@ -611,13 +627,18 @@ def cmd_quiz(kb, args) -> int:
             if word == "u":
                 # As in Anki, the card taken back is shown again (it is due again, first).
                 undone = session.undo()
-                out.write(f"undid the answer to {undone}\n" if undone else "nothing to undo in this session\n")
+                done = (
+                    _("undid the answer to {card}").format(card=undone)
+                    if undone
+                    else _("nothing to undo in this session")
+                )
+                out.write(done + "\n")
             elif word == "" and proposed:
                 rating = proposed
             else:
-                rating = parse_rating(word)
+                rating = parse_rating(word) or typed_ratings.get(word)
                 if rating is None:
-                    out.write("please answer 1-4, again/hard/good/easy, u or q\n")
+                    out.write(_("please answer 1-4, again/hard/good/easy, u or q") + "\n")
         if undone is not None:
             continue
         if rating is None:
@@ -625,27 +646,38 @@ def cmd_quiz(kb, args) -> int:
         try:
             outcome = session.answer(rating)
         except AnsweredElsewhere as exc:
-            out.write(f"not recorded: {exc}; next card\n")
+            out.write(_("not recorded: {reason}; next card").format(reason=exc) + "\n")
             continue
         if outcome.previewed:
-            out.write(f"preview: {rating_name(rating).lower()} not stored; the card keeps its schedule\n")
+            out.write(
+                _("preview: {rating} not stored; the card keeps its schedule").format(rating=rating_word(rating)) + "\n"
+            )
             continue
         out.write(
-            f"recorded: {rating_name(rating).lower()}, next in {outcome.interval}"
+            _("recorded: {rating}, next in {interval}").format(rating=rating_word(rating), interval=outcome.interval)
             + (f" ({outcome.leech_message})" if outcome.leech else "")
             + "\n"
         )
         out.flush()
     summary = session.summary()
     out.write(
-        f"\n{summary.answered} reviewed, {summary.recalled} recalled, {summary.minutes:.1f} min; "
-        f"{summary.due_today} still due today, next 7 days: {summary.forecast_7d}\n"
+        "\n"
+        + _(
+            "{answered} reviewed, {recalled} recalled, {minutes:.1f} min; {due} still due today, next 7 days: {forecast}"
+        ).format(
+            answered=summary.answered,
+            recalled=summary.recalled,
+            minutes=summary.minutes,
+            due=summary.due_today,
+            forecast=summary.forecast_7d,
+        )
+        + "\n"
     )
     if not quit_requested:
         if summary.waiting_line:
             out.write(summary.waiting_line + "\n")
         elif summary.answered == 0:
-            out.write("nothing due right now: come back tomorrow, or add notes\n")
+            out.write(_("nothing due right now: come back tomorrow, or add notes") + "\n")
     return EXIT_OK
 
 
@@ -912,9 +944,13 @@ COMMANDS = {
 
 
 def _add_interop_parsers(sub) -> None:
-    p = sub.add_parser("export", help="write the cards as an Anki package, or the concepts as JSON or Markdown")
-    p.add_argument("format", choices=("anki", "json", "markdown"), metavar="FORMAT", help="anki | json | markdown")
-    p.add_argument("out", type=Path, metavar="OUT", help="the .apkg or .json file, or the Markdown directory")
+    p = sub.add_parser(
+        "export", help="write the cards as an Anki package, or the concepts as JSON, Markdown or a static HTML site"
+    )
+    p.add_argument(
+        "format", choices=("anki", "json", "markdown", "html"), metavar="FORMAT", help="anki | json | markdown | html"
+    )
+    p.add_argument("out", type=Path, metavar="OUT", help="the .apkg or .json file, or the Markdown or HTML directory")
     p.add_argument("--deck", default="kb", help="anki: the parent deck (default kb); one subdeck per category")
     p.add_argument("--category", default=None, help="only this category's concepts")
     p = sub.add_parser(
@@ -932,9 +968,10 @@ def _add_interop_parsers(sub) -> None:
 def cmd_export(kb, args) -> int:
     from kb import service
 
-    if args.format != "markdown" and args.out.is_dir():
+    to_directory = args.format in ("markdown", "html")
+    if not to_directory and args.out.is_dir():
         raise UsageError(f"{args.out} is a directory; give a file name")
-    if args.format == "markdown" and args.out.exists() and not args.out.is_dir():
+    if to_directory and args.out.exists() and not args.out.is_dir():
         raise UsageError(f"{args.out} is a file; give a directory")
     if args.format == "anki":
         result = service.export_anki(kb, args.out, deck=args.deck, category=args.category)
@@ -947,6 +984,13 @@ def cmd_export(kb, args) -> int:
         )
     elif args.format == "json":
         print(f"exported {service.export_json(kb, args.out, category=args.category)} concepts to {args.out}")
+    elif args.format == "html":
+        counts = service.export_html(kb, args.out, category=args.category)
+        fell_back = f"; {counts['fallbacks']} formula(s) shown as LaTeX" if counts["fallbacks"] else ""
+        print(
+            f"exported {counts['concepts']} pages and {counts['categories']} category indexes to {args.out}"
+            f"{fell_back}; open {args.out / 'index.html'}"
+        )
     else:
         counts = service.export_markdown(kb, args.out, category=args.category)
         print(f"exported {counts['concepts']} pages and {counts['categories']} category indexes to {args.out}")
@@ -1154,6 +1198,8 @@ def main(argv: list[str] | None = None) -> int:
         except UsageError as exc:
             _err(str(exc))
             return EXIT_FAIL
+    if args.command == "serve":
+        return cmd_serve(args)
     if args.command is None:
         if not (sys.stdin.isatty() and sys.stdout.isatty()):
             parser.print_help()  # no terminal to draw on (a pipe, a script): the commands instead
@@ -1176,6 +1222,48 @@ def main(argv: list[str] | None = None) -> int:
         return _run_command(args, load_settings, KnowledgeBase, StoreError)
     finally:
         sys.stdout, sys.stderr = raw_out, raw_err
+
+
+def cmd_serve(args) -> int:
+    """`kb serve`: textual-serve runs the TUI in a fresh process for each browser tab."""
+    import shlex
+    import socket
+    from importlib.metadata import entry_points
+
+    if not 0 < args.port < 65536:
+        _err(f"--port must be between 1 and 65535, not {args.port}")
+        return EXIT_FAIL
+    try:
+        from kb.config import load_settings
+
+        load_settings()  # a broken settings file is reported here, not in every tab
+    except SettingsError as exc:
+        _err(_settings_problem(exc))
+        return EXIT_FAIL
+    found = entry_points(group="kb.frontends", name="tui")
+    try:
+        from textual_serve.server import Server
+    except ImportError:
+        _err("kb serve needs textual-serve: pip install textual-serve")
+        return EXIT_FAIL
+    if not found:
+        _err("the TUI is not installed with this kb (no 'kb.frontends' entry point)")
+        return EXIT_FAIL
+    module = next(iter(found)).value.split(":")[0]
+    try:  # a port in use is one line, before the server starts
+        with socket.create_server((args.host, args.port)):
+            pass
+    except OSError as exc:
+        _err(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}")
+        return EXIT_FAIL
+    url = f"http://{args.host}:{args.port}"
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(
+            f"warning: listening on {args.host}: anyone who can reach it can use your knowledge base", file=sys.stderr
+        )
+    print(f"kb in the browser at {url} (ctrl+c stops it)", flush=True)
+    Server(shlex.join([sys.executable, "-m", module]), host=args.host, port=args.port, title="kb").serve()
+    return EXIT_OK
 
 
 def _start_tui(settings) -> int:

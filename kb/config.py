@@ -69,6 +69,9 @@ class Settings:
     bury_review_siblings: bool = True
     theme: str | None = None  # the TUI's theme, as last chosen (None: Textual's default)
     language: str | None = None  # en | zh | both; None: from the locale (LC_ALL, LC_MESSAGES, LANG)
+    # Display formulas as images where the terminal shows graphics (auto), always (images), or as
+    # Unicode text (text).
+    formulas: str = "auto"
 
     @property
     def content_language(self) -> str:
@@ -268,6 +271,12 @@ OPTIONS: tuple[Option, ...] = (
         "language",
         _choice("en", "zh", "both"),
         "the language of concepts and cards: en, zh or both (default: zh for a Chinese locale, else both)",
+    ),
+    Option(
+        "formulas",
+        "formulas",
+        _choice("auto", "images", "text"),
+        "display formulas as images where the terminal shows graphics (auto), always (images), or as text",
     ),
     Option("theme", "theme", _theme, "the TUI's theme (f2 switches dark and light; the palette offers all)"),
     Option("run_wall_s", "run_wall_s", _number(float, 0.1, 3600), "a snippet's wall-time limit, seconds"),

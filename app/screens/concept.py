@@ -8,12 +8,12 @@ from __future__ import annotations
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
+from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Footer, Header, OptionList, RichLog, Static
 from textual.widgets.option_list import Option
 
 from app.i18n import _
-from app.messages import ConceptLoaded, SnippetFinished, SnippetOutput
+from app.messages import ConceptLoaded, FormulasRendered, SnippetFinished, SnippetOutput
 from app.screens.base import KBScreen
 from app.text import plain, safe
 from app.work import reports_failure
@@ -74,26 +74,26 @@ class ConceptScreen(KBScreen):
     def _shown(self) -> str:
         """The id of the concept on show (the screen is opened for one, so there always is one)."""
         if self.concept_id is None:
-            raise KbError("no concept is shown")
+            raise KbError(_("no concept is shown"))
         return self.concept_id
 
     def action_copy_snippet(self) -> None:
         snippet = (self.concept or {}).get("snippet") or {}
         if not snippet.get("code"):
-            self.notify("This concept has no snippet to copy", markup=False)
+            self.notify(_("This concept has no snippet to copy"), markup=False)
             return
         self.app.copy_to_clipboard(snippet["code"])
-        self.notify(f"Copied the snippet ({len(snippet['code'].splitlines())} lines)", markup=False)
+        self.notify(_("Copied the snippet ({n} lines)").format(n=len(snippet["code"].splitlines())), markup=False)
 
     def action_copy_latex(self) -> None:
         """Every formula's LaTeX, each after a `%` comment with its name: pastes into a paper as is."""
         formulas = (self.concept or {}).get("formulas") or []
         if not formulas:
-            self.notify("This concept has no formula to copy", markup=False)
+            self.notify(_("This concept has no formula to copy"), markup=False)
             return
         text = "\n".join(f"% {f.get('name') or 'formula'}\n{f['latex']}" for f in formulas)
         self.app.copy_to_clipboard(text)
-        self.notify(f"Copied the LaTeX of {len(formulas)} formula(s)", markup=False)
+        self.notify(_("Copied the LaTeX of {n} formula(s)").format(n=len(formulas)), markup=False)
 
     def show_concept(self, concept_id: str, *, history: bool = False) -> None:
         """Show another concept here; with `history`, the current one can be gone back to."""
@@ -130,7 +130,11 @@ class ConceptScreen(KBScreen):
             # mounts one per block (and parses their CSS on first use): 0.3-0.9 s for an entry.
             yield Static("", id="definition")
             yield Static("", id="definition-zh")
+            # Where the terminal shows graphics: the definitions again, cut at their $$ blocks,
+            # with each block an image (mounted once the images are ready; the text shows till then).
+            yield Vertical(id="definition-images")
             yield Static("", id="formulas")
+            yield Vertical(id="formula-images")
             yield Static("", id="pitfalls")
             yield Static(_("Related and prerequisite concepts (enter opens):"), id="links-label", classes="label")
             yield OptionList(id="links")
@@ -143,6 +147,9 @@ class ConceptScreen(KBScreen):
 
     def on_mount(self) -> None:
         self.query_one("#output", RichLog).display = False
+        self.query_one("#definition-images").display = False
+        self.query_one("#formula-images").display = False
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self._show_formula_images())
         if self.concept_id:
             self.load()
 
@@ -161,15 +168,21 @@ class ConceptScreen(KBScreen):
         if message.concept_id != self.concept_id:
             return
         if message.concept is None:
-            self.notify(f"No concept {self.concept_id!r}", severity="error", markup=False)
+            self.notify(_("No concept {concept!r}").format(concept=self.concept_id), severity="error", markup=False)
             self.app.pop_screen()
             return
         self.concept = concept = message.concept
 
         deck = concept.get("deck")
-        self.sub_title = concept["id"] if deck in (None, "bundled") else f"{concept['id']}  ·  deck {deck}"
-        retired = "   (retired: its file is gone; its cards and reviews are kept)" if concept.get("retired") else ""
-        unverified = "   [unverified]" if concept.get("status") == "unverified" else ""
+        self.sub_title = (
+            concept["id"]
+            if deck in (None, "bundled")
+            else _("{concept}  ·  deck {deck}").format(concept=concept["id"], deck=deck)
+        )
+        retired = (
+            "   " + _("(retired: its file is gone; its cards and reviews are kept)") if concept.get("retired") else ""
+        )
+        unverified = "   " + _("[unverified]") if concept.get("status") == "unverified" else ""
         # The language setting: en, zh (the English definition stays where the entry has no
         # Chinese one), or both.
         language = self.app.service.settings.content_language
@@ -201,6 +214,7 @@ class ConceptScreen(KBScreen):
         for section in ("#formulas", "#pitfalls", "#snippet", "#verdict"):
             self.query_one(section).display = True
         self._show_formulas()
+        self._show_formula_images()
         pitfalls = concept.get("pitfalls") or []
         language = self.app.service.settings.content_language
         self.query_one("#pitfalls", Static).update(
@@ -212,13 +226,17 @@ class ConceptScreen(KBScreen):
         links.clear_options()
         shown: set[str] = set()
         titles = concept.get("link_titles") or {}
-        for kind, label in (("prerequisites", "prerequisite"), ("related", "related")):
+        for kind, label in (("prerequisites", _("prerequisite: {concept}")), ("related", _("related: {concept}"))):
             for target in concept.get(kind) or []:
                 if target not in shown:  # a concept may be listed as both (or twice)
                     shown.add(target)
                     title = titles.get(target)
-                    name = f"{title['en']} · {title['zh']}" if title else f"{target} (not loaded)"
-                    links.add_option(Option(plain(f"{label}: {name}"), id=target))
+                    name = (
+                        f"{title['en']} · {title['zh']}"
+                        if title
+                        else _("{concept} (not loaded)").format(concept=target)
+                    )
+                    links.add_option(Option(plain(label.format(concept=name)), id=target))
         sources = concept.get("sources") or []
         box = self.query_one("#sources", Static)
         box.update(
@@ -241,7 +259,7 @@ class ConceptScreen(KBScreen):
         theme = "ansi_dark" if self.app.current_theme.dark else "ansi_light"
         return RichMarkdown(markdown_with_math(safe(text)), code_theme=theme, hyperlinks=False)
 
-    def _show_formulas(self) -> None:
+    def _show_formulas(self, *, heading_only: bool = False) -> None:
         from rich.console import Group
 
         from kb.render.latex import tex_to_text
@@ -255,10 +273,13 @@ class ConceptScreen(KBScreen):
                 _("Formulas") + "  " + (_("(raw LaTeX; l: as text)") if self.raw_latex else _("(l: raw LaTeX)")), "bold"
             )
         ]
+        if heading_only:  # the formulas themselves are images below
+            self.query_one("#formulas", Static).update(Group(*parts))
+            return
         language = self.app.service.settings.content_language
         for formula in formulas:
             shown = formula["latex"] if self.raw_latex else tex_to_text(formula["latex"])
-            parts.append(plain(f"  {localized(formula['name'], language)}:", "underline"))
+            parts.append(plain("  " + _("{name}:").format(name=localized(formula["name"], language)), "underline"))
             parts.append(plain(f"    {shown}"))
             for symbol, meaning in (formula.get("where") or {}).items():
                 sym = symbol if self.raw_latex else tex_to_text(symbol)
@@ -279,19 +300,26 @@ class ConceptScreen(KBScreen):
         )
         run = concept.get("last_run")
         if run and not run.get("current", True):
-            text = (
-                f"Last run: {run['status']} on {run['device']}, {run['created_at'][:19]}, of an earlier version "
-                "of this snippet; press r to run this one."
-            )
+            text = _(
+                "Last run: {status} on {device}, {when}, of an earlier version of this snippet; press r to run this one."
+            ).format(status=_(run["status"]), device=run["device"], when=run["created_at"][:19])
             style = "dim"
         elif run:
             versions = f"torch {run.get('torch_version')}, numpy {run.get('numpy_version')}, Python {run.get('python_version')}"
-            text = f"Last run: {run['status']} on {run['device']} in {run['duration_s']:.2f} s, {versions}, {run['created_at'][:19]}"
+            text = _("Last run: {status} on {device} in {seconds:.2f} s, {versions}, {when}").format(
+                status=_(run["status"]),
+                device=run["device"],
+                seconds=run["duration_s"],
+                versions=versions,
+                when=run["created_at"][:19],
+            )
             if run["status"] != "passed":
-                text += f"\n  {run.get('message') or ''}" + (f" (line {run['line']})" if run.get("line") else "")
+                text += f"\n  {run.get('message') or ''}" + (
+                    _(" (line {line})").format(line=run["line"]) if run.get("line") else ""
+                )
             style = "green" if run["status"] == "passed" else "bold red"
         else:
-            text, style = "Not run yet: press r.", "dim"
+            text, style = _("Not run yet: press r."), "dim"
         self.query_one("#verdict", Static).update(plain(text, style))
 
     # --- actions ------------------------------------------------------------------------------
@@ -305,13 +333,145 @@ class ConceptScreen(KBScreen):
     def action_toggle_latex(self) -> None:
         self.raw_latex = not self.raw_latex
         self._show_formulas()
+        self._show_images(self._images_ready)
+
+    # --- formulas as images ---------------------------------------------------------------------
+
+    _images_ready: bool = False
+
+    def _formula_colours(self) -> tuple[str, str | None]:
+        """The colours the images are drawn in: the formulas section's text on a transparent
+        background (textual-image lays the image on the widget's own background)."""
+        _base_background, _base_color, _background, color = self.query_one("#formulas", Static).colors
+        return color.hex, None
+
+    def _show_formula_images(self) -> None:
+        """Render this concept's display formulas and $$ blocks as images (in a worker), where the
+        terminal shows graphics; the text stays until they are mounted."""
+        from app import formulas
+
+        self._images_ready = False
+        self._show_images(False)
+        concept = self.concept
+        if concept is None or formulas.protocol() is None:
+            return
+        language = self.app.service.settings.content_language
+        texts = [f["latex"] for f in concept.get("formulas") or []]
+        texts += [tex for _, markdown in self._definitions(concept, language) for *_, tex in _blocks(markdown)]
+        if texts:
+            color, background = self._formula_colours()
+            self._render_images(concept["id"], texts, color, background)
+
+    @work(thread=True, exclusive=True, group="formula-images", exit_on_error=False)
+    def _render_images(self, concept_id: str, texts: list[str], color: str, background: str | None) -> None:
+        from app import formulas
+
+        cache = self.app.service.settings.home / "cache" / "formulas"
+        rendered = {tex: formulas.render(tex, color=color, background=background, cache_dir=cache) for tex in texts}
+        self.post_message(FormulasRendered(concept_id, rendered))
+
+    @on(FormulasRendered)
+    async def _images_rendered(self, message: FormulasRendered) -> None:
+        concept = self.concept
+        if concept is None or message.concept_id != concept["id"]:
+            return  # another concept was opened meanwhile
+        from app import formulas
+
+        language = self.app.service.settings.content_language
+        width = max(20, self.query_one("#concept", VerticalScroll).size.width - 6)
+        images = message.rendered
+
+        def picture(tex: str, classes: str):
+            found = images.get(tex)
+            if found is None or found.png is None:
+                return None
+            return formulas.image_widget(found, max_width=width, classes=classes)
+
+        definition_parts = []
+        for _language, markdown in self._definitions(concept, language):
+            start = 0
+            for begin, end, tex in _blocks(markdown):
+                definition_parts.append(Static(self._markdown(markdown[start:begin]), classes="definition-part"))
+                definition_parts.append(
+                    picture(tex, "formula-image display")
+                    or Static(plain(self._text_of_block(tex)), classes="definition-part")
+                )
+                start = end
+            definition_parts.append(Static(self._markdown(markdown[start:]), classes="definition-part"))
+        formula_parts = []
+        for formula in concept.get("formulas") or []:
+            formula_parts.append(
+                Static(plain("  " + _("{name}:").format(name=localized(formula["name"], language)), "underline"))
+            )
+            image = picture(formula["latex"], "formula-image")
+            if image is None:
+                from kb.render.latex import tex_to_text
+
+                problem = images[formula["latex"]].problem if formula["latex"] in images else None
+                shown = Static(plain(f"    {tex_to_text(formula['latex'])}"))
+                shown.tooltip = _("shown as text: {reason}").format(reason=problem) if problem else None
+                formula_parts.append(shown)
+            else:
+                formula_parts.append(image)
+            where = [
+                plain(f"      {symbol_text(symbol)}: {localized(meaning, language)}", "dim")
+                for symbol, meaning in (formula.get("where") or {}).items()
+            ]
+            if where:
+                from rich.console import Group
+
+                formula_parts.append(Static(Group(*where)))
+        definition_box = self.query_one("#definition-images", Vertical)
+        formula_box = self.query_one("#formula-images", Vertical)
+        await definition_box.remove_children()
+        await formula_box.remove_children()
+        if any(images[tex].png for tex in images):
+            await definition_box.mount_all(definition_parts)
+            await formula_box.mount_all(formula_parts)
+            self._images_ready = True
+        self._show_images(self._images_ready)
+
+    def _show_images(self, images: bool) -> None:
+        """Images or text: images when they are ready and raw LaTeX is not asked for."""
+        on = images and not self.raw_latex and self.concept is not None
+        language = self.app.service.settings.content_language if self.concept else "both"
+        definitions = self._definitions(self.concept or {}, language)
+        has_blocks = any(_blocks(markdown) for _, markdown in definitions)
+        self.query_one("#definition-images").display = on and has_blocks
+        self.query_one("#definition", Static).display = not (on and has_blocks) and any(
+            which == "en" for which, _ in definitions
+        )
+        self.query_one("#definition-zh", Static).display = not (on and has_blocks) and any(
+            which == "zh" for which, _ in definitions
+        )
+        has_formulas = bool((self.concept or {}).get("formulas"))
+        self.query_one("#formula-images").display = on and has_formulas
+        if has_formulas:
+            self._show_formulas(heading_only=on)
+
+    @staticmethod
+    def _definitions(concept: dict, language: str) -> list[tuple[str, str]]:
+        """The definitions on show: (language, Markdown) for each, in order."""
+        zh = concept.get("definition_zh")
+        english = concept.get("definition") or ""
+        if language == "en" or not zh:
+            return [("en", english)] if english else []
+        if language == "zh":
+            return [("zh", zh)]
+        return [("en", english), ("zh", zh)]
+
+    @staticmethod
+    def _text_of_block(tex: str) -> str:
+        from kb.render.latex import tex_to_text
+
+        return "    " + tex_to_text(tex).replace("\n", "\n    ")
 
     def action_run_confined(self) -> None:
         self.action_run(sandbox=True)
 
     def action_run(self, sandbox: bool = False) -> None:
         if not self.concept or not self.concept.get("snippet"):
-            self.notify("This concept has no snippet.")
+            self.notify(_("This concept has no snippet."))
             return
         if self.running:
             return
@@ -320,7 +480,7 @@ class ConceptScreen(KBScreen):
         log.clear()
         log.display = True
         status = self.query_one("#run-status", Static)
-        status.update(plain("running confined…" if sandbox else "running…", "dim"))  # replaced when it ends
+        status.update(plain(_("running confined…") if sandbox else _("running…"), "dim"))  # replaced when it ends
         status.scroll_visible()
         self.run_snippet(sandbox)
 
@@ -349,23 +509,28 @@ class ConceptScreen(KBScreen):
         outcome = message.outcome
         status = self.query_one("#run-status", Static)
         if outcome is None:
-            status.update(plain("the run could not be started (see the message)", "bold red"))
+            status.update(plain(_("the run could not be started (see the message)"), "bold red"))
             return
         level = self.app.service.isolation_level()  # shown with every run: how it was confined
         if outcome.passed:
             status.update(
-                plain(f"passed on {outcome.device} in {outcome.duration_s:.2f} s (isolation: {level})", "bold green")
+                plain(
+                    _("passed on {device} in {seconds:.2f} s (isolation: {level})").format(
+                        device=outcome.device, seconds=outcome.duration_s, level=level
+                    ),
+                    "bold green",
+                )
             )
         elif outcome.status == "untrusted":
             hint = (
-                "\npress R (shift+r) to run it confined: no writes outside its temporary folder, no network"
+                "\n" + _("press R (shift+r) to run it confined: no writes outside its temporary folder, no network")
                 if "no sandbox" not in (outcome.message or "")
                 else ""
             )
-            status.update(plain(f"not run: {outcome.message or ''}{hint}", "bold yellow"))
+            status.update(plain(_("not run: {reason}").format(reason=outcome.message or "") + hint, "bold yellow"))
         else:
             where = f"{outcome.source_path}:{outcome.line}: " if outcome.line else ""
-            status.update(plain(f"{outcome.status}: {where}{outcome.message or ''}", "bold red"))
+            status.update(plain(f"{_(outcome.status)}: {where}{outcome.message or ''}", "bold red"))
         self.query_one("#output", RichLog).scroll_visible()
         self.load()  # the new run record
 
@@ -419,3 +584,15 @@ def _numbered_python(code: str, start: int, *, dark: bool):
         out.append("\n")
     out.rstrip()
     return out
+
+
+def _blocks(markdown: str) -> list[tuple[int, int, str]]:
+    from kb.render.formula_image import display_blocks
+
+    return display_blocks(markdown)
+
+
+def symbol_text(symbol: str) -> str:
+    from kb.render.latex import tex_to_text
+
+    return tex_to_text(symbol)

@@ -21,7 +21,7 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 # Bumped when the rendering changes, so that old cached images are not shown.
-RENDER_VERSION = "1"
+RENDER_VERSION = "2"
 _MATHML_TEXT_TAGS = ("mi", "mo", "mn", "mtext", "ms")
 # CJK ideographs, kana and full-width forms: STIX Two Math has no glyphs for them.
 _MISSING_GLYPHS = re.compile(r"[\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]")
@@ -134,7 +134,9 @@ def formula_problem(tex: str) -> str | None:
     return None
 
 
-def render_png(tex: str, *, color: str = "#e0e0e0", background: str | None = None, size_px: float = 20.0) -> FormulaImage:
+def render_png(
+    tex: str, *, color: str = "#e0e0e0", background: str | None = None, size_px: float = 20.0
+) -> FormulaImage:
     """`tex` as a PNG: glyphs in `color` on `background` (transparent when None), with the math
     font's em at `size_px` pixels. Raises FormulaRenderError when it would not be faithful."""
     import resvg_py
@@ -143,7 +145,9 @@ def render_png(tex: str, *, color: str = "#e0e0e0", background: str | None = Non
     root = ElementTree.fromstring(to_mathml(tex))
     root.attrib["mathcolor"] = color
     try:
-        math = ziamath.Math(root, size=size_px)
+        # A margin of a third of an em: terminals place an image on whole cells, and the glyphs
+        # must not touch the cell edges.
+        math = ziamath.Math(root, size=size_px, margin=size_px / 3)
         svg = math.svg()
     except Exception as exc:
         raise FormulaRenderError(f"ziamath: {type(exc).__name__}: {exc}") from None
