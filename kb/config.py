@@ -408,6 +408,8 @@ def setting_rows(stored: Mapping[str, object], *, environ: Mapping[str, str] | N
         value: object
         if env.get(option.variable):
             value, source = env[option.variable], option.variable
+        elif option.key == "language" and env.get("KB_LANG"):  # the short name load_settings takes too
+            value, source = env["KB_LANG"], "KB_LANG"
         elif option.key in stored:
             value, source = stored[option.key], "settings.toml"
         else:

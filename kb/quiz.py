@@ -140,6 +140,7 @@ class QuizCard:
     expected: tuple[str, ...] = ()  # typed/computed: accepted answers (alternatives)
     tolerance: float | None = None  # absolute numeric tolerance; None: the default rule above
     note: str | None = None  # shown after answering
+    latex: str | None = None  # formula cards: the formula, for a front end that can typeset it
 
 
 @dataclass(frozen=True)
@@ -193,7 +194,10 @@ def present(
         return QuizCard(prompt=prompt, answer=localized(title, language, " / "), **base)
     if kind == "formula":
         return QuizCard(
-            prompt=_formula_prompt(payload, concept, language), answer=_formula_answer(payload, language), **base
+            prompt=_formula_prompt(payload, concept, language),
+            answer=_formula_answer(payload, language),
+            latex=str(payload.get("latex") or "") or None,
+            **base,
         )
     if kind == "basic":
         return QuizCard(prompt=shown(payload["front"]), answer=shown(payload["back"]), **base)

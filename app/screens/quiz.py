@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
+from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Footer, Header, Input, Markdown, Static
 
 from app.i18n import _
@@ -78,6 +78,8 @@ class QuizScreen(KBScreen):
             yield Static("", id="options")
             yield Input(placeholder=_("type your answer, then enter"), id="answer-input")
             yield Static("", id="verdict")
+            # A formula card's formula as an image, where the terminal shows graphics.
+            yield Vertical(id="answer-image")
             yield Markdown("", id="answer")
         yield Footer()
 
@@ -129,6 +131,7 @@ class QuizScreen(KBScreen):
         self.query_one("#options", Static).update(plain(options))
         self.query_one("#options", Static).display = bool(card.options)
         self.query_one("#answer", Markdown).update("")
+        self.query_one("#answer-image", Vertical).remove_children()
         self.query_one("#verdict", Static).update("")
         self.query_one("#verdict", Static).display = False
         typed = card.auto_graded and not card.options
@@ -176,6 +179,8 @@ class QuizScreen(KBScreen):
         self.set_focus(None)
         note = "\n\n*" + _("Note:") + f"* {card.note}" if card.note else ""
         self.query_one("#answer", Markdown).update(markdown_with_math(safe(card.answer + note)))
+        if card.latex:
+            self._show_formula_image(card.card_id, card.latex)
         verdict = self.query_one("#verdict", Static)
         verdict.display = grade is not None
         if grade is not None:
@@ -187,6 +192,32 @@ class QuizScreen(KBScreen):
         )
         self.query_one("#buttons", Static).update(plain(buttons + proposed, "bold"))
         self.refresh_bindings()
+
+    def _show_formula_image(self, card_id: str, tex: str) -> None:
+        from app import formulas
+
+        if formulas.protocol() is None:
+            return
+        _base_background, _base_color, _background, color = self.query_one("#answer", Markdown).colors
+        self._render_formula(card_id, tex, color.hex)
+
+    @work(thread=True, exclusive=True, group="formula-image", exit_on_error=False)
+    def _render_formula(self, card_id: str, tex: str, color: str) -> None:
+        from app import formulas
+
+        cache = self.app.service.settings.home / "cache" / "formulas"
+        rendered = formulas.render(tex, color=color, background=None, cache_dir=cache)
+        self.app.call_from_thread(self._mount_formula, card_id, rendered)
+
+    def _mount_formula(self, card_id: str, rendered) -> None:
+        from app import formulas
+
+        if self.item is None or self.item.card.card_id != card_id or not self.revealed or rendered.png is None:
+            return  # another card by now, or the formula stays text
+        box = self.query_one("#answer-image", Vertical)
+        box.remove_children()
+        width = max(20, self.query_one("#quiz").size.width - 6)
+        box.mount(formulas.image_widget(rendered, max_width=width, classes="formula-image display"))
 
     def action_rate(self, rating: int) -> None:
         if self.item is not None and self.revealed:
@@ -266,6 +297,7 @@ class QuizScreen(KBScreen):
         )
         self.query_one("#options", Static).update("")
         self.query_one("#answer", Markdown).update("")
+        self.query_one("#answer-image", Vertical).remove_children()
         self.query_one("#verdict", Static).update("")
         self.query_one("#verdict", Static).display = False
         self.query_one("#buttons", Static).update(

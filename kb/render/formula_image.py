@@ -7,9 +7,10 @@ ten (it lacks \\big, \\left...\\right with \\!, cases and \\tfrac); `bench/formu
 measures both.
 
 `formula_problem` says why a formula would not render faithfully (an unknown command, unbalanced
-braces, characters the math font lacks); the caller then shows the Unicode text instead. Rendered
-images are cached under `$KB_HOME/cache/formulas/`, keyed by a hash of the LaTeX, the colours and
-the size, so a concept opens from files after its first view.
+braces, characters the math font lacks, such as Chinese in a `\\text{}`); the caller then shows the
+Unicode text instead. MathML for a browser (`to_mathml`) keeps such characters: browsers have
+fonts for them. Rendered images are cached under `$KB_HOME/cache/formulas/`, keyed by a hash of
+the LaTeX, the colours and the size, so a concept opens from files after its first view.
 """
 
 from __future__ import annotations
@@ -120,18 +121,28 @@ def _mathml_problem(mathml: str) -> str | None:
                 return f"unknown command {command.group(0)}"
             if tag == "mi" and text == "&":
                 return "an alignment & outside a table (an environment the converter lacks)"
-            if _MISSING_GLYPHS.search(text):
-                return "characters the math font lacks (CJK)"
+    return None
+
+
+def _missing_glyphs(mathml: str) -> str | None:
+    """Why an image of `mathml` would miss glyphs (a browser has fonts for them; the math font not)."""
+    root = ElementTree.fromstring(mathml)
+    for element in root.iter():
+        if (
+            element.tag.rsplit("}", 1)[-1] in _MATHML_TEXT_TAGS
+            and element.text
+            and _MISSING_GLYPHS.search(element.text)
+        ):
+            return "characters the math font lacks (CJK)"
     return None
 
 
 def formula_problem(tex: str) -> str | None:
     """Why `tex` would not render faithfully as an image, or None when it would."""
     try:
-        to_mathml(tex)
+        return _missing_glyphs(to_mathml(tex))
     except FormulaRenderError as exc:
         return str(exc)
-    return None
 
 
 def render_png(
@@ -142,7 +153,11 @@ def render_png(
     import resvg_py
 
     ziamath = _ziamath()
-    root = ElementTree.fromstring(to_mathml(tex))
+    mathml = to_mathml(tex)
+    missing = _missing_glyphs(mathml)
+    if missing:
+        raise FormulaRenderError(missing)
+    root = ElementTree.fromstring(mathml)
     root.attrib["mathcolor"] = color
     try:
         # A margin of a third of an em: terminals place an image on whole cells, and the glyphs

@@ -111,3 +111,28 @@ async def test_a_theme_change_redraws_the_images_in_its_colours(make_app, formul
         await settle(app, pilot)
         await settle(app, pilot)
         assert len(set(cache.glob("*.png")) - before) == 2  # the same formulas in the new colours
+
+
+async def test_a_formula_card_shows_its_formula_as_an_image_once_revealed(make_app, graphics):
+    from textual_image.widget import SixelImage
+
+    from app.screens.quiz import QuizScreen
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        # Custom study of the formula cards (the daily queue would bury it behind its definition).
+        await app.push_screen(QuizScreen(app.kb, search="kind:formula"))
+        await settle(app, pilot)
+        screen = app.screen
+        assert isinstance(screen, QuizScreen)
+        card = screen.item.card
+        assert card.kind == "formula" and card.latex == "\\mathrm{softmax}(QK^\\top/\\sqrt{d_k})V"
+        assert not list(screen.query_one("#answer-image").query(SixelImage))  # not before the answer
+        await pilot.press("space")
+        await settle(app, pilot)
+        images = list(screen.query_one("#answer-image").query(SixelImage))
+        assert len(images) == 1 and images[0].tooltip == card.latex
+        await pilot.press("3")
+        await settle(app, pilot)
+        assert not list(screen.query_one("#answer-image").query(SixelImage))  # gone with its card
