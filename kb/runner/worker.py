@@ -76,6 +76,11 @@ def _import_stack() -> dict[str, str]:
         # threads (and asks CUDA how many devices there are), after which a forked child can use
         # neither autograd nor CUDA (seen on a GPU machine). There the children pay the import.
         torch.autograd.gradcheck(lambda t: (t * t).sum(), (torch.randn(3, dtype=torch.float64, requires_grad=True),))
+        # An optimizer's first step imports torch._dynamo (about 0.85 s); snippets of training
+        # concepts step SGD, Adam and the learning-rate schedulers.
+        weight = torch.zeros(2, requires_grad=True)
+        weight.sum().backward()
+        torch.optim.SGD([weight], lr=0.1).step()
     return {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__}
 
 
