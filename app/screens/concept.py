@@ -214,7 +214,8 @@ class ConceptScreen(KBScreen):
         for section in ("#formulas", "#pitfalls", "#snippet", "#verdict"):
             self.query_one(section).display = True
         self._show_formulas()
-        self._show_formula_images()
+        # After the text has painted: rendering holds the GIL for a while on a cold cache.
+        self.call_after_refresh(self._show_formula_images)
         pitfalls = concept.get("pitfalls") or []
         language = self.app.service.settings.content_language
         self.query_one("#pitfalls", Static).update(
