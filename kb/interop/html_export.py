@@ -87,7 +87,11 @@ def markdown_to_html(text: str) -> str:
         part = _CODE_SPAN.sub(keep, part)
         part = _DISPLAY.sub(lambda m: "\n\n" + slot(_mathml(m.group(1).strip(), display=True)) + "\n\n", part)
         part = _INLINE.sub(lambda m: slot(_mathml(m.group(1), display=False)), part)
-        parts[i] = re.sub("\ue002(\\d+)\ue003", lambda m, spans=spans: spans[int(m.group(1))], part)
+
+        def unkeep(match: re.Match, spans: list[str] = spans) -> str:
+            return spans[int(match.group(1))]
+
+        parts[i] = re.sub("\ue002(\\d+)\ue003", unkeep, part)
     rendered = _markdown().render("".join(parts))
     return _SLOT.sub(lambda m: slots[int(m.group(1))], rendered)
 
@@ -245,7 +249,9 @@ def export_html(rows: list[dict], out_dir: Path) -> dict[str, int]:
         path.write_text(page, encoding="utf-8")
     order = [c for c in CATEGORIES if c in by_category]
     for category in order:
-        (out_dir / category / "index.html").write_text(category_index(category, by_category[category]), encoding="utf-8")
+        (out_dir / category / "index.html").write_text(
+            category_index(category, by_category[category]), encoding="utf-8"
+        )
     (out_dir / "index.html").write_text(home_page(by_category, order), encoding="utf-8")
     (out_dir / "style.css").write_text(STYLE.lstrip() + _code_style(), encoding="utf-8")
     return {"concepts": len(rows), "categories": len(order), "fallbacks": fallbacks}

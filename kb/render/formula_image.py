@@ -134,7 +134,9 @@ def formula_problem(tex: str) -> str | None:
     return None
 
 
-def render_png(tex: str, *, color: str = "#e0e0e0", background: str | None = None, size_px: float = 20.0) -> FormulaImage:
+def render_png(
+    tex: str, *, color: str = "#e0e0e0", background: str | None = None, size_px: float = 20.0
+) -> FormulaImage:
     """`tex` as a PNG: glyphs in `color` on `background` (transparent when None), with the math
     font's em at `size_px` pixels. Raises FormulaRenderError when it would not be faithful."""
     import resvg_py
