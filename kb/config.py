@@ -69,6 +69,8 @@ class Settings:
     bury_review_siblings: bool = True
     theme: str | None = None  # the TUI's theme, as last chosen (None: Textual's default)
     language: str | None = None  # en | zh | both; None: from the locale (LC_ALL, LC_MESSAGES, LANG)
+    # A PostgreSQL server (postgresql+psycopg://user:password@host/db) instead of $KB_HOME/kb.sqlite.
+    database_url: str | None = None
 
     @property
     def content_language(self) -> str:
@@ -210,6 +212,16 @@ def _theme(value: object) -> str:
     return text
 
 
+def _database_url(value: object) -> str:
+    text = str(value).strip()
+    if not text.startswith(("postgresql+psycopg://", "postgresql://", "postgres://")):
+        raise ValueError(
+            f"{value!r} is not a PostgreSQL URL (postgresql+psycopg://user:password@host:port/database); "
+            "unset it to use $KB_HOME/kb.sqlite"
+        )
+    return text
+
+
 @dataclass(frozen=True)
 class Option:
     """One user setting: `key` in settings.toml and `kb config`, KB_<KEY> in the environment."""
@@ -272,6 +284,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("theme", "theme", _theme, "the TUI's theme (f2 switches dark and light; the palette offers all)"),
     Option("run_wall_s", "run_wall_s", _number(float, 0.1, 3600), "a snippet's wall-time limit, seconds"),
     Option("run_cpu_s", "run_cpu_s", _number(float, 1, 3600), "a snippet's CPU-time limit, seconds"),
+    Option(
+        "database_url",
+        "database_url",
+        _database_url,
+        "a PostgreSQL server to keep the data in (postgresql+psycopg://user:password@host/db; default: $KB_HOME/kb.sqlite)",
+    ),
     Option("run_memory_mb", "run_memory_mb", _number(int, 256, 1 << 20), "a snippet's memory limit, MiB"),
 )
 OPTIONS_BY_KEY = {o.key: o for o in OPTIONS}

@@ -24,10 +24,56 @@ def deck(tmp_path: Path) -> Path:
     return d
 
 
+BACKENDS = ("sqlite", "postgresql")
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line(
+        "markers", "both_backends: run the test on SQLite and on PostgreSQL (the `settings` fixture's database)"
+    )
+
+
+def pytest_generate_tests(metafunc) -> None:
+    if metafunc.definition.get_closest_marker("both_backends") and "backend" in metafunc.fixturenames:
+        metafunc.parametrize("backend", BACKENDS, indirect=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    """A throw-away PostgreSQL cluster for the session (started on first use)."""
+    from pgcluster import Cluster, Unavailable
+
+    try:
+        cluster = Cluster()
+    except Unavailable as exc:
+        reason = str(exc)
+        cluster = None
+    if cluster is None:
+        from helpers import require_or_skip
+
+        require_or_skip("postgresql", reason)
+    yield cluster
+    cluster.stop()
+
+
 @pytest.fixture
-def settings(tmp_path: Path, deck: Path) -> Settings:
-    """A KB_HOME in tmp_path whose bundled deck is the test's own `deck` directory."""
-    return Settings(home=tmp_path / "home", bundled_content=deck)
+def postgres_url(postgres_cluster) -> str:
+    """The URL of a fresh, empty database on the session's cluster."""
+    return postgres_cluster.create_database()
+
+
+@pytest.fixture
+def backend(request) -> str:
+    """sqlite (the default), or each of BACKENDS for tests marked both_backends."""
+    return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture
+def settings(tmp_path: Path, deck: Path, backend: str, request) -> Settings:
+    """A KB_HOME in tmp_path whose bundled deck is the test's own `deck` directory; on the
+    postgresql backend the database is a fresh one on the session's PostgreSQL cluster."""
+    url = request.getfixturevalue("postgres_url") if backend == "postgresql" else None
+    return Settings(home=tmp_path / "home", bundled_content=deck, database_url=url)
 
 
 @pytest.fixture

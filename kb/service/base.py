@@ -70,13 +70,17 @@ class ServiceBase:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            from kb.store.engine import (
-                open_engine,  # sqlmodel costs ~0.4 s: only when needed
+            from kb.store.engine import (  # sqlmodel costs ~0.4 s: only when needed
+                open_engine,
+                open_server_engine,
             )
 
-            self._engine = open_engine(
-                self.settings.db_path, now=self.clock(), backup_day=self.study_day, on_notice=self.notices.append
-            )
+            if self.settings.database_url:
+                self._engine = open_server_engine(self.settings.database_url)
+            else:
+                self._engine = open_engine(
+                    self.settings.db_path, now=self.clock(), backup_day=self.study_day, on_notice=self.notices.append
+                )
         return self._engine
 
     def close(self) -> None:

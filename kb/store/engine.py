@@ -258,6 +258,106 @@ def _moved_aside_error(path: Path, reason: str, backup_dir: Path, now: datetime)
     return StoreError(f"{path}: {reason}; moved it aside to {moved} (nothing was deleted)" + _restore_hint(backup_dir))
 
 
+# PostgreSQL's search table: the text of concept_fts (no CJK grams: ILIKE matches any substring),
+# with a GIN trigram index over its columns (pg_trgm) that serves ILIKE and regular expressions.
+_TRGM_DDL = (
+    "CREATE EXTENSION IF NOT EXISTS pg_trgm",
+    "CREATE TABLE IF NOT EXISTS concept_fts (id VARCHAR NOT NULL, title TEXT NOT NULL, aliases TEXT NOT NULL,"
+    " tags TEXT NOT NULL, body TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS ix_concept_fts_id ON concept_fts (id)",
+    "CREATE INDEX IF NOT EXISTS ix_concept_fts_trgm ON concept_fts USING gin"
+    " (title gin_trgm_ops, aliases gin_trgm_ops, tags gin_trgm_ops, body gin_trgm_ops)",
+)
+SERVER_CONNECT_TIMEOUT_S = 10
+
+
+def is_database_url(value: str) -> bool:
+    """Whether a KB_DATABASE_URL names a PostgreSQL server (the only kind kb takes besides its file)."""
+    return value.startswith(("postgresql+psycopg://", "postgresql://", "postgres://"))
+
+
+def safe_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "the database URL"
+
+
+def create_server_engine(url: str) -> Engine:
+    """An engine on a PostgreSQL server through psycopg 3 (`postgresql+psycopg://user:pw@host/db`)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:
+        raise StoreError(
+            f"{safe_url(url)}: not a database URL (expected postgresql+psycopg://user:password@host/db)"
+        ) from None
+    if parsed.get_backend_name() != "postgresql":
+        raise StoreError(
+            f"{safe_url(url)}: kb stores its data in SQLite (the default) or PostgreSQL, not {parsed.drivername}"
+        )
+    parsed = parsed.set(drivername="postgresql+psycopg")
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        raise StoreError(f"{safe_url(url)}: PostgreSQL needs psycopg 3: pip install 'psycopg[binary]>=3.1'") from None
+    where = parsed.render_as_string(hide_password=True)
+    engine = create_engine(parsed, pool_pre_ping=True, connect_args={"connect_timeout": SERVER_CONNECT_TIMEOUT_S})
+
+    @event.listens_for(engine, "handle_error")
+    def _on_error(context):
+        # The server gone or unreachable, a refused login: one line naming the server; the
+        # transaction was not committed.
+        return write_failure(where, context.original_exception)
+
+    return engine
+
+
+def open_server_engine(url: str) -> Engine:
+    """Open the kb database on a PostgreSQL server, creating its tables in an empty database and
+    bringing an older schema up to date (in one transaction; a newer one is refused)."""
+    from sqlalchemy import insert, inspect
+
+    from kb.store.dialect import kb_schema, schema_version, server_metadata
+    from kb.store.migrations import migrate
+
+    engine = create_server_engine(url)
+    where = safe_url(url)
+    try:
+        with engine.begin() as conn:
+            # One kb at a time creates or upgrades the schema.
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({APPLICATION_ID})")
+            inspector = inspect(conn)
+            if not inspector.has_table("kb_schema"):
+                if inspector.get_table_names():
+                    raise StoreError(f"{where}: the database has tables but is not a kb database; give kb an empty one")
+                SQLModel.metadata.create_all(conn)
+                for ddl in _TRGM_DDL:
+                    conn.exec_driver_sql(ddl)
+                server_metadata.create_all(conn)
+                conn.execute(insert(kb_schema).values(application_id=APPLICATION_ID, version=SCHEMA_VERSION))
+            else:
+                version = schema_version(conn)
+                if version > SCHEMA_VERSION:
+                    raise StoreError(
+                        f"{where}: written by a newer kb (schema {version}, this one knows {SCHEMA_VERSION}); upgrade kb"
+                    )
+                if version < SCHEMA_VERSION:
+                    migrate(conn, version, SCHEMA_VERSION)
+    except StoreError:
+        engine.dispose()
+        raise
+    except Exception as exc:
+        engine.dispose()
+        orig = getattr(exc, "orig", exc)
+        raise StoreError(f"{where}: {' '.join(str(orig).split())}") from exc
+    return engine
+
+
 def read(engine: Engine):
     """A read-only connection context (a snapshot, no write lock)."""
     return engine.connect().execution_options(kb_read=True)

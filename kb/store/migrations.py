@@ -15,6 +15,7 @@ from typing import Callable
 
 from sqlalchemy import Connection
 
+from kb.store.dialect import set_schema_version
 from kb.store.errors import StoreError
 
 
@@ -95,4 +96,4 @@ def migrate(conn: Connection, from_version: int, to_version: int) -> None:
         if step is None:
             raise StoreError(f"no migration from schema {version} to {version + 1}")
         step(conn)
-        conn.exec_driver_sql(f"PRAGMA user_version = {version + 1}")
+        set_schema_version(conn, version + 1)

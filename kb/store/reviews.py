@@ -15,6 +15,7 @@ from typing import Callable, Iterator
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
+from kb.store.dialect import json_field, lock_card, run, unindexed
 from kb.store.engine import read
 from kb.store.errors import StoreError, StoreWriteError, write_failure
 from kb.store.tables import UTCDateTime
@@ -52,7 +53,7 @@ class DayCounts:
 # A card is available when neither it nor its concept is retired, and a computed card only once
 # its snippet has a passing run (its answer is the value that run produced).
 _AVAILABLE = (
-    "c.retired = 0 AND k.retired = 0 AND (c.kind != 'computed' OR EXISTS "
+    "c.retired = FALSE AND k.retired = FALSE AND (c.kind != 'computed' OR EXISTS "
     "(SELECT 1 FROM snippet_run r WHERE r.concept_id = c.concept_id AND r.status = 'passed'))"
 )
 
@@ -61,7 +62,8 @@ def day_counts(engine: Engine, *, day_start: datetime, day_end: datetime) -> Day
     """Today's answers. Only the daily quiz's count against its limits; a custom-study answer is a
     real review, so it buries its siblings as any answer does, but it takes no place in the limits."""
     with read(engine) as conn:
-        rows = conn.exec_driver_sql(
+        rows = run(
+            conn,
             "SELECT r.card_pk, r.was_new, c.concept_id, r.kind FROM review_log r JOIN card c ON c.pk = r.card_pk "
             "WHERE r.reviewed_at >= ? AND r.reviewed_at < ? AND r.kind != 'manual'",
             (_iso(day_start), _iso(day_end)),
@@ -78,11 +80,11 @@ def day_counts(engine: Engine, *, day_start: datetime, day_end: datetime) -> Day
 
 # Cards the user held back by hand: suspended, or buried until a moment still to come (one parameter: now).
 _NOT_HELD = (
-    "NOT EXISTS (SELECT 1 FROM card_mark m WHERE m.card_pk = c.pk AND (m.suspended = 1 "
+    "NOT EXISTS (SELECT 1 FROM card_mark m WHERE m.card_pk = c.pk AND (m.suspended = TRUE "
     "OR (m.buried_until IS NOT NULL AND m.buried_until > ?)))"
 )
 
-_HAND_SUSPENDED = "(SELECT card_pk FROM card_mark WHERE suspended = 1)"
+_HAND_SUSPENDED = "(SELECT card_pk FROM card_mark WHERE suspended = TRUE)"
 
 # The orders new cards may come in (the `new_card_order` setting).
 NEW_CARD_ORDERS = ("definition-first", "concept", "kind", "random")
@@ -122,10 +124,11 @@ def build_queue(
     with read(engine) as conn:
         learning_now: list[QueueEntry] = []
         learning_ahead: list[QueueEntry] = []
-        for pk, card_id, concept, kind, state, due in conn.exec_driver_sql(
+        for pk, card_id, concept, kind, state, due in run(
+            conn,
             "SELECT c.pk, c.card_id, c.concept_id, c.kind, s.state, s.due FROM card_state s "
             "JOIN card c ON c.pk = s.card_pk JOIN concept k ON k.id = c.concept_id "
-            f"WHERE s.state IN ('learning', 'relearning') AND s.suspended = 0 AND s.due <= ? AND {_AVAILABLE} "
+            f"WHERE s.state IN ('learning', 'relearning') AND s.suspended = FALSE AND s.due <= ? AND {_AVAILABLE} "
             f"AND {_NOT_HELD} ORDER BY s.due, c.pk",
             (_iso(now + timedelta(seconds=learn_ahead_s)), now_iso),
         ):
@@ -140,10 +143,11 @@ def build_queue(
 
         budget = max(0, review_limit - counts.reviews_done)
         if budget:
-            cursor = conn.exec_driver_sql(
+            cursor = run(
+                conn,
                 "SELECT c.pk, c.card_id, c.concept_id, c.kind, s.due FROM card_state s "
                 "JOIN card c ON c.pk = s.card_pk JOIN concept k ON k.id = c.concept_id "
-                f"WHERE s.state = 'review' AND s.suspended = 0 AND s.due < ? AND {_AVAILABLE} AND {_NOT_HELD} "
+                f"WHERE s.state = 'review' AND s.suspended = FALSE AND s.due < ? AND {_AVAILABLE} AND {_NOT_HELD} "
                 "ORDER BY s.due, c.pk",
                 (_iso(day_end), now_iso),
             )
@@ -162,13 +166,12 @@ def build_queue(
 
             def prerequisite_ready(concept_id: str) -> bool:
                 if concept_id not in ready:
-                    seen = conn.exec_driver_sql(
+                    seen = run(
+                        conn,
                         "SELECT 1 FROM card c JOIN card_state s ON s.card_pk = c.pk WHERE c.concept_id = ? LIMIT 1",
                         (concept_id,),
                     ).first()
-                    exists = conn.exec_driver_sql(
-                        "SELECT 1 FROM concept WHERE id = ? AND retired = 0", (concept_id,)
-                    ).first()
+                    exists = run(conn, "SELECT 1 FROM concept WHERE id = ? AND retired = FALSE", (concept_id,)).first()
                     ready[concept_id] = bool(seen) or not exists
                 return ready[concept_id]
 
@@ -233,7 +236,7 @@ class _DefinitionFirst:
 
     def __init__(self, conn, now_iso: str) -> None:
         self.conn = conn
-        self.rows = _iter(conn.exec_driver_sql(_NEW + "ORDER BY c.order_key", (now_iso,)))
+        self.rows = _iter(run(conn, _NEW + "ORDER BY c.order_key", (now_iso,)))
         self.started: list[tuple] = []
         self.fresh: list[tuple] = []
         self.exhausted = False
@@ -247,7 +250,8 @@ class _DefinitionFirst:
         seen: dict[str, set[str]] = {}
         for start in range(0, len(concepts), 500):
             part = concepts[start : start + 500]
-            for concept, kind in self.conn.exec_driver_sql(
+            for concept, kind in run(
+                self.conn,
                 "SELECT DISTINCT c.concept_id, c.kind FROM card c JOIN card_state s ON s.card_pk = c.pk "
                 f"WHERE c.concept_id IN ({','.join('?' * len(part))})",
                 tuple(part),
@@ -279,13 +283,13 @@ def _new_streams(conn, order: str, now_iso: str) -> list[Iterator[tuple]]:
     """New cards in the order `order` introduces them, as streams that take turns (read lazily: the
     queue stops at its limit)."""
     if order == "concept":
-        return [_iter(conn.exec_driver_sql(_NEW + "ORDER BY c.order_key", (now_iso,)))]
+        return [_iter(run(conn, _NEW + "ORDER BY c.order_key", (now_iso,)))]
     if order == "kind":
-        return [_iter(conn.exec_driver_sql(_NEW + "ORDER BY c.position, c.order_key", (now_iso,)))]
+        return [_iter(run(conn, _NEW + "ORDER BY c.position, c.order_key", (now_iso,)))]
     if order == "random":
         import hashlib
 
-        rows = conn.exec_driver_sql(_NEW, (now_iso,)).all()
+        rows = run(conn, _NEW, (now_iso,)).all()
         return [iter(sorted(rows, key=lambda row: hashlib.blake2b(row[1].encode(), digest_size=8).digest()))]
     # definition-first: the next card of a concept already started, then the first card of a
     # concept not yet started, in turn. Started concepts show a card of each kind not yet seen
@@ -318,7 +322,8 @@ class StoredCard:
 
 def get_card(engine: Engine, card_id: str) -> StoredCard | None:
     with read(engine) as conn:
-        row = conn.exec_driver_sql(
+        row = run(
+            conn,
             "SELECT c.pk, c.card_id, c.concept_id, c.kind, c.payload_json, c.content_hash, s.data_json, "
             "s.suspended, s.leech FROM card c LEFT JOIN card_state s ON s.card_pk = c.pk WHERE c.card_id = ?",
             (card_id,),
@@ -399,7 +404,8 @@ def record_answer(
 
 def _put_card_state(conn, card_pk: int, values: tuple) -> None:
     """Write a card's schedule, new or not; values: (state, due, lapses, reps, suspended, leech, data_json)."""
-    conn.exec_driver_sql(
+    run(
+        conn,
         "INSERT INTO card_state (state, due, lapses, reps, suspended, leech, data_json, card_pk) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(card_pk) DO UPDATE SET state = excluded.state, "
         "due = excluded.due, lapses = excluded.lapses, reps = excluded.reps, suspended = excluded.suspended, "
@@ -422,12 +428,13 @@ def _log(
     kind: str,
 ) -> int:
     """One row of the review log; returns its id."""
-    cursor = conn.exec_driver_sql(
+    cursor = run(
+        conn,
         "INSERT INTO review_log (card_pk, rating, reviewed_at, duration_ms, content_hash, was_new, "
-        "state_before, state_after, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "state_before, state_after, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (card_pk, rating, _iso(now), duration_ms, content_hash, was_new, before, after, kind),
     )
-    return cursor.lastrowid
+    return cursor.scalar_one()
 
 
 def _record_answer(
@@ -443,9 +450,10 @@ def _record_answer(
     if kind not in ("review", "custom"):
         raise ValueError(f"an answer's kind is review or custom, got {kind!r}")
     with engine.begin() as conn:
-        row = conn.exec_driver_sql(
+        row = run(
+            conn,
             "SELECT c.pk, c.content_hash, s.data_json, s.suspended, s.leech FROM card c "
-            "LEFT JOIN card_state s ON s.card_pk = c.pk WHERE c.card_id = ?",
+            f"LEFT JOIN card_state s ON s.card_pk = c.pk WHERE c.card_id = ?{lock_card(conn)}",
             (card_id,),
         ).first()
         if row is None:
@@ -493,7 +501,8 @@ def undo_review(engine: Engine, review_id: int) -> str | None:
 
 
 def _undo_row(conn, review_id: int) -> str | None:
-    row = conn.exec_driver_sql(
+    row = run(
+        conn,
         "SELECT r.id, r.card_pk, r.state_before, c.card_id, r.kind FROM review_log r "
         "JOIN card c ON c.pk = r.card_pk WHERE r.id = ?",
         (review_id,),
@@ -501,13 +510,13 @@ def _undo_row(conn, review_id: int) -> str | None:
     if row is None:
         return None
     review_id, pk, before_json, card_id, kind = row
-    if conn.exec_driver_sql("SELECT 1 FROM review_log WHERE card_pk = ? AND id > ? LIMIT 1", (pk, review_id)).first():
+    if run(conn, "SELECT 1 FROM review_log WHERE card_pk = ? AND id > ? LIMIT 1", (pk, review_id)).first():
         return None
     before = json.loads(before_json) if before_json else None
     _restore_state(conn, pk, before)
     if kind == "manual" and before is not None:
         _write_marks(conn, pk, Marks.from_dict(before.get("marks") or {}))
-    conn.exec_driver_sql("DELETE FROM review_log WHERE id = ?", (review_id,))
+    run(conn, "DELETE FROM review_log WHERE id = ?", (review_id,))
     return card_id
 
 
@@ -515,7 +524,7 @@ def _restore_state(conn, pk: int, envelope: dict | None) -> None:
     """Put back the schedule an envelope recorded (no card in it: the card is new)."""
     card = None if envelope is None else envelope.get("card")
     if card is None:
-        conn.exec_driver_sql("DELETE FROM card_state WHERE card_pk = ?", (pk,))
+        run(conn, "DELETE FROM card_state WHERE card_pk = ?", (pk,))
         return
     assert envelope is not None
     values = (
@@ -572,9 +581,10 @@ class CardSnapshot:
 
 def _write_marks(conn, pk: int, marks: Marks) -> None:
     if marks == Marks():
-        conn.exec_driver_sql("DELETE FROM card_mark WHERE card_pk = ?", (pk,))
+        run(conn, "DELETE FROM card_mark WHERE card_pk = ?", (pk,))
         return
-    conn.exec_driver_sql(
+    run(
+        conn,
         "INSERT INTO card_mark (card_pk, suspended, flag, buried_until) VALUES (?, ?, ?, ?) "
         "ON CONFLICT(card_pk) DO UPDATE SET suspended = excluded.suspended, flag = excluded.flag, "
         "buried_until = excluded.buried_until",
@@ -598,12 +608,13 @@ def change_cards(
     with engine.begin() as conn:
         # The rows of one change share a label (undo takes them back together): one past the
         # newest row id, which no earlier change still in the log can carry.
-        batch = conn.exec_driver_sql("SELECT coalesce(max(id), 0) + 1 FROM review_log").scalar()
+        batch = run(conn, "SELECT coalesce(max(id), 0) + 1 FROM review_log").scalar()
         for card_id in card_ids:
-            row = conn.exec_driver_sql(
-                "SELECT c.pk, c.content_hash, s.data_json, COALESCE(s.suspended, 0), COALESCE(s.leech, 0), "
+            row = run(
+                conn,
+                "SELECT c.pk, c.content_hash, s.data_json, COALESCE(s.suspended, FALSE), COALESCE(s.leech, FALSE), "
                 "m.suspended, m.flag, m.buried_until FROM card c LEFT JOIN card_state s ON s.card_pk = c.pk "
-                "LEFT JOIN card_mark m ON m.card_pk = c.pk WHERE c.card_id = ?",
+                f"LEFT JOIN card_mark m ON m.card_pk = c.pk WHERE c.card_id = ?{lock_card(conn)}",
                 (card_id,),
             ).first()
             if row is None:
@@ -645,14 +656,13 @@ def undo_last_change(engine: Engine) -> tuple[str, list[str], int]:
     (its action, the card ids taken back, how many could not be because a card was answered or
     changed since). Raises LookupError when there is none."""
     with engine.begin() as conn:
-        last = conn.exec_driver_sql(
-            "SELECT json_extract(state_after, '$.batch') FROM review_log WHERE kind = 'manual' ORDER BY id DESC LIMIT 1"
-        ).first()
+        batch_of = json_field(conn, "state_after", "batch")
+        last = run(conn, f"SELECT {batch_of} FROM review_log WHERE kind = 'manual' ORDER BY id DESC LIMIT 1").first()
         if last is None:
             raise LookupError("no change by hand to take back")
-        rows = conn.exec_driver_sql(
-            "SELECT id, state_after FROM review_log WHERE kind = 'manual' "
-            "AND json_extract(state_after, '$.batch') = ? ORDER BY id DESC",
+        rows = run(
+            conn,
+            f"SELECT id, state_after FROM review_log WHERE kind = 'manual' AND {batch_of} = ? ORDER BY id DESC",
             (last[0],),
         ).all()
         action = json.loads(rows[0][1]).get("action", "change")
@@ -675,7 +685,8 @@ class HistoryEntry:
 def card_history(engine: Engine, card_id: str) -> list[HistoryEntry]:
     """Every row of the review log for one card, oldest first."""
     with read(engine) as conn:
-        rows = conn.exec_driver_sql(
+        rows = run(
+            conn,
             "SELECT r.reviewed_at, r.kind, r.rating, r.state_after, r.duration_ms FROM review_log r "
             "JOIN card c ON c.pk = r.card_pk WHERE c.card_id = ? ORDER BY r.id",
             (card_id,),
@@ -691,13 +702,14 @@ def card_history(engine: Engine, card_id: str) -> list[HistoryEntry]:
 
 def get_setting(engine: Engine, key: str):
     with read(engine) as conn:
-        row = conn.exec_driver_sql("SELECT value_json FROM setting WHERE key = ?", (key,)).first()
+        row = run(conn, "SELECT value_json FROM setting WHERE key = ?", (key,)).first()
     return None if row is None else json.loads(row[0])
 
 
 def set_setting(engine: Engine, key: str, value) -> None:
     with engine.begin() as conn:
-        conn.exec_driver_sql(
+        run(
+            conn,
             "INSERT INTO setting (key, value_json) VALUES (?, ?) "
             "ON CONFLICT(key) DO UPDATE SET value_json = excluded.value_json",
             (key, json.dumps(value)),
@@ -709,7 +721,8 @@ def review_times(engine: Engine, *, since: datetime) -> list[datetime]:
     with read(engine) as conn:
         return [
             datetime.fromisoformat(r[0])
-            for r in conn.exec_driver_sql(
+            for r in run(
+                conn,
                 "SELECT reviewed_at FROM review_log WHERE reviewed_at >= ? AND kind != 'manual' ORDER BY reviewed_at",
                 (_iso(since),),
             )
@@ -723,10 +736,11 @@ def review_history(engine: Engine) -> list[tuple[str, int, datetime, int | None]
     describe a memory the user chose to forget), as are the changes by hand themselves.
     """
     with read(engine) as conn:
-        rows = conn.exec_driver_sql(
+        rows = run(
+            conn,
             "SELECT c.card_id, r.rating, r.reviewed_at, r.duration_ms, r.kind, "
-            "r.kind = 'manual' AND json_extract(r.state_after, '$.action') = 'reset' "
-            "FROM review_log r JOIN card c ON c.pk = r.card_pk ORDER BY r.id"
+            f"r.kind = 'manual' AND {json_field(conn, 'r.state_after', 'action')} = 'reset' "
+            "FROM review_log r JOIN card c ON c.pk = r.card_pk ORDER BY r.id",
         ).all()
     last_reset = {card_id: i for i, (card_id, *_, reset) in enumerate(rows) if reset}
     return [
@@ -741,9 +755,9 @@ def stats_rows(engine: Engine, *, since: datetime, horizon: datetime, day_start:
     with read(engine) as conn:
 
         def one(sql: str, *params):
-            return conn.exec_driver_sql(sql, params).scalar()
+            return run(conn, sql, params).scalar()
 
-        active = "FROM card c JOIN concept k ON k.id = c.concept_id WHERE c.retired = 0 AND k.retired = 0"
+        active = "FROM card c JOIN concept k ON k.id = c.concept_id WHERE c.retired = FALSE AND k.retired = FALSE"
         out = {
             "cards_total": one(f"SELECT count(*) {active}"),
             "cards_new": one(
@@ -751,14 +765,14 @@ def stats_rows(engine: Engine, *, since: datetime, horizon: datetime, day_start:
             ),
             "cards_learning": one(
                 f"SELECT count(*) {active} AND c.pk IN (SELECT card_pk FROM card_state "
-                f"WHERE state IN ('learning', 'relearning') AND suspended = 0) AND c.pk NOT IN {_HAND_SUSPENDED}"
+                f"WHERE state IN ('learning', 'relearning') AND suspended = FALSE) AND c.pk NOT IN {_HAND_SUSPENDED}"
             ),
             "cards_review": one(
                 f"SELECT count(*) {active} AND c.pk IN (SELECT card_pk FROM card_state "
-                f"WHERE state = 'review' AND suspended = 0) AND c.pk NOT IN {_HAND_SUSPENDED}"
+                f"WHERE state = 'review' AND suspended = FALSE) AND c.pk NOT IN {_HAND_SUSPENDED}"
             ),
             "cards_suspended": one(
-                f"SELECT count(*) {active} AND (c.pk IN (SELECT card_pk FROM card_state WHERE suspended = 1) "
+                f"SELECT count(*) {active} AND (c.pk IN (SELECT card_pk FROM card_state WHERE suspended = TRUE) "
                 f"OR c.pk IN {_HAND_SUSPENDED})"
             ),
             "reviews_total": one("SELECT count(*) FROM review_log WHERE kind != 'manual'"),
@@ -769,29 +783,32 @@ def stats_rows(engine: Engine, *, since: datetime, horizon: datetime, day_start:
             ),
             "due_today": one(
                 f"SELECT count(*) {active} AND c.pk IN (SELECT card_pk FROM card_state "
-                f"WHERE suspended = 0 AND due < ?) AND {_NOT_HELD}",
+                f"WHERE suspended = FALSE AND due < ?) AND {_NOT_HELD}",
                 _iso(day_end),
                 _iso(day_start),
             ),
         }
-        recalled, total = conn.exec_driver_sql(
-            "SELECT sum(rating > 1), count(*) FROM review_log WHERE reviewed_at >= ? AND kind != 'manual' "
-            "AND json_extract(state_before, '$.card.state') = 'review'",
+        recalled, total = run(
+            conn,
+            "SELECT sum(CASE WHEN rating > 1 THEN 1 ELSE 0 END), count(*) FROM review_log "
+            f"WHERE reviewed_at >= ? AND kind != 'manual' AND {json_field(conn, 'state_before', 'card', 'state')} = 'review'",
             (_iso(since),),
         ).one()
         out["retention_30d"] = None if not total else recalled / total
         out["review_times"] = [
             datetime.fromisoformat(r[0])
-            for r in conn.exec_driver_sql(
+            for r in run(
+                conn,
                 "SELECT DISTINCT substr(reviewed_at, 1, 16) || ':00+00:00' FROM review_log WHERE kind != 'manual' "
-                "ORDER BY 1"
+                "ORDER BY 1",
             )
         ]
         out["due_times"] = [
             datetime.fromisoformat(r[0])
-            for r in conn.exec_driver_sql(
+            for r in run(
+                conn,
                 "SELECT s.due FROM card_state s JOIN card c ON c.pk = s.card_pk JOIN concept k ON k.id = c.concept_id "
-                f"WHERE s.suspended = 0 AND c.retired = 0 AND k.retired = 0 AND s.due < ? AND {_NOT_HELD}",
+                f"WHERE s.suspended = FALSE AND c.retired = FALSE AND k.retired = FALSE AND s.due < ? AND {_NOT_HELD}",
                 (_iso(horizon), _iso(day_start)),
             )
         ]
@@ -827,7 +844,7 @@ def card_records(
     # The unary + keeps SQLite from starting at the `retired` indexes: walking the order_key index
     # reads a page of 80 cards of 100,000 in a fraction of a millisecond (a sort of all of them:
     # 35 ms); the page's start is a range seek on it.
-    where = "+c.retired = 0 AND +k.retired = 0"
+    where = ""
     params: tuple = ()
     if card_id is not None:
         where += " AND c.card_id = ?"
@@ -837,9 +854,11 @@ def card_records(
         params = (after[0], after[0], after[1])
     page = f" LIMIT {int(limit)}" if limit is not None else ""
     with read(engine) as conn:
-        rows = conn.exec_driver_sql(
+        where = f"{unindexed(conn, 'c.retired')} = FALSE AND {unindexed(conn, 'k.retired')} = FALSE" + where
+        rows = run(
+            conn,
             "SELECT c.pk, c.card_id, c.concept_id, c.kind, c.payload_json, k.category, k.deck_path, k.data_json, "
-            "s.data_json, COALESCE(s.suspended, 0), COALESCE(s.leech, 0), m.suspended, m.flag, m.buried_until, "
+            "s.data_json, COALESCE(s.suspended, FALSE), COALESCE(s.leech, FALSE), m.suspended, m.flag, m.buried_until, "
             "c.order_key FROM card c JOIN concept k ON k.id = c.concept_id "
             "LEFT JOIN card_state s ON s.card_pk = c.pk LEFT JOIN card_mark m ON m.card_pk = c.pk "
             f"WHERE {where} ORDER BY c.order_key, c.pk{page}",
@@ -848,12 +867,10 @@ def card_records(
         history: dict[int, list[tuple[datetime, int]]] = {}
         answers = "SELECT card_pk, rating, reviewed_at FROM review_log WHERE kind != 'manual'"
         if limit is None:
-            cursor = conn.exec_driver_sql(answers + " ORDER BY id")
+            cursor = run(conn, answers + " ORDER BY id")
         else:
             pks = [row[0] for row in rows] or [-1]
-            cursor = conn.exec_driver_sql(
-                answers + f" AND card_pk IN ({','.join('?' * len(pks))}) ORDER BY id", tuple(pks)
-            )
+            cursor = run(conn, answers + f" AND card_pk IN ({','.join('?' * len(pks))}) ORDER BY id", tuple(pks))
         for pk, rating, at in cursor:
             history.setdefault(pk, []).append((datetime.fromisoformat(at), rating))
     out = []

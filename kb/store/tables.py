@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import Column, Index, Table, Text
+from sqlalchemy import BigInteger, Column, Index, Integer, Table, Text
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -27,6 +27,9 @@ class UTCDateTime(TypeDecorator):
 
     def process_result_value(self, value, dialect):
         return None if value is None else datetime.fromisoformat(value)
+
+
+_INT64 = BigInteger().with_variant(Integer(), "sqlite")
 
 
 def _ts(nullable: bool = False):
@@ -65,8 +68,10 @@ class SourceFileRow(SQLModel, table=True):
     __tablename__ = "source_file"
     path: str = Field(primary_key=True)
     deck_path: str
-    mtime_ns: int
-    size: int
+    # Nanoseconds since 1970 need 64 bits: BIGINT on PostgreSQL (its INTEGER has 32); SQLite's
+    # INTEGER has 64, and its DDL stays as it was.
+    mtime_ns: int = Field(sa_column=Column(_INT64, nullable=False))
+    size: int = Field(sa_column=Column(_INT64, nullable=False))
     content_hash: str
     concept_id: str | None = None  # the id its last valid version defined
     errors_json: str | None = None  # errors of its current version, re-reported until fixed
