@@ -15,6 +15,7 @@ def _private_kb_home(tmp_path_factory, monkeypatch) -> None:
     """No test reaches the user's own knowledge base: KB_HOME points at a fresh directory unless a
     test sets its own."""
     monkeypatch.setenv("KB_HOME", str(tmp_path_factory.mktemp("kb-home")))
+    monkeypatch.delenv("KB_DATABASE_URL", raising=False)
 
 
 @pytest.fixture
@@ -68,12 +69,22 @@ def backend(request) -> str:
     return getattr(request, "param", "sqlite")
 
 
+@pytest.fixture(autouse=True)
+def database_url(backend: str, request, monkeypatch) -> str | None:
+    """None on SQLite; on PostgreSQL a fresh database on the session's cluster, also set as
+    KB_DATABASE_URL for what the test starts (a KnowledgeBase of its own, a `kb` process)."""
+    if backend != "postgresql":
+        return None
+    url = request.getfixturevalue("postgres_url")
+    monkeypatch.setenv("KB_DATABASE_URL", url)
+    return url
+
+
 @pytest.fixture
-def settings(tmp_path: Path, deck: Path, backend: str, request) -> Settings:
+def settings(tmp_path: Path, deck: Path, database_url: str | None) -> Settings:
     """A KB_HOME in tmp_path whose bundled deck is the test's own `deck` directory; on the
     postgresql backend the database is a fresh one on the session's PostgreSQL cluster."""
-    url = request.getfixturevalue("postgres_url") if backend == "postgresql" else None
-    return Settings(home=tmp_path / "home", bundled_content=deck, database_url=url)
+    return Settings(home=tmp_path / "home", bundled_content=deck, database_url=database_url)
 
 
 @pytest.fixture

@@ -364,7 +364,12 @@ def read(engine: Engine):
 
 
 def quick_check(engine: Engine) -> str:
+    """SQLite's PRAGMA quick_check ("ok" when the file is sound). On PostgreSQL, which checks its
+    own pages, "ok" once the server answers with kb's schema."""
     with read(engine) as conn:
+        if engine.dialect.name == "postgresql":
+            conn.exec_driver_sql("SELECT version FROM kb_schema").scalar_one()
+            return "ok"
         return conn.execute(text("PRAGMA quick_check")).scalar()
 
 
