@@ -32,10 +32,12 @@ def pytest_configure(config) -> None:
     config.addinivalue_line(
         "markers", "both_backends: run the test on SQLite and on PostgreSQL (the `settings` fixture's database)"
     )
+    config.addinivalue_line("markers", "sqlite_only: a test of the SQLite file itself, in a both_backends module")
 
 
 def pytest_generate_tests(metafunc) -> None:
-    if metafunc.definition.get_closest_marker("both_backends") and "backend" in metafunc.fixturenames:
+    marked = metafunc.definition.get_closest_marker("both_backends")
+    if marked and not metafunc.definition.get_closest_marker("sqlite_only") and "backend" in metafunc.fixturenames:
         metafunc.parametrize("backend", BACKENDS, indirect=True)
 
 

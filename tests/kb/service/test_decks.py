@@ -27,6 +27,8 @@ from kb.service import DeckError, DeckImportError, KnowledgeBase, import_deck
 
 CARDS = "cards:\n  - {type: basic, id: b, front: 'Front?', back: Back.}\n"
 
+pytestmark = pytest.mark.both_backends
+
 
 def snippet(code: str) -> str:
     return "snippet:\n  code: |\n" + "".join(f"    {line}\n" for line in code.splitlines())

@@ -13,6 +13,8 @@ from kb.cli import main
 from kb.config import BUNDLED_CONTENT, Settings
 from kb.service import KnowledgeBase
 
+pytestmark = pytest.mark.both_backends
+
 
 def snippet_block(code: str, extra: str = "") -> str:
     body = textwrap.indent(textwrap.dedent(code).strip() + "\n", "    ")
