@@ -71,6 +71,13 @@ class Settings:
     language: str | None = None  # en | zh | both; None: from the locale (LC_ALL, LC_MESSAGES, LANG)
     # A PostgreSQL server (postgresql+psycopg://user:password@host/db) instead of $KB_HOME/kb.sqlite.
     database_url: str | None = None
+    # Whose reviews, schedules, card marks, settings in the database and trust these are (concepts
+    # and decks are shared); None: the login name.
+    user: str | None = None
+
+    @property
+    def user_name(self) -> str:
+        return self.user or default_user()
 
     @property
     def content_language(self) -> str:
@@ -212,6 +219,29 @@ def _theme(value: object) -> str:
     return text
 
 
+def default_user() -> str:
+    """The login name (the default KB_USER); "kb" where there is none (a container without one)."""
+    import getpass
+
+    try:
+        name = getpass.getuser()
+    except (OSError, KeyError):
+        return "kb"
+    try:
+        return _user(name)
+    except ValueError:
+        return "kb"
+
+
+def _user(value: object) -> str:
+    import re
+
+    text = str(value).strip()
+    if not re.fullmatch(r"[\w.@+-]{1,64}", text):
+        raise ValueError(f"{value!r} is not a user name (letters, digits and . _ @ + -, at most 64)")
+    return text
+
+
 def _database_url(value: object) -> str:
     text = str(value).strip()
     if not text.startswith(("postgresql+psycopg://", "postgresql://", "postgres://")):
@@ -290,6 +320,7 @@ OPTIONS: tuple[Option, ...] = (
         _database_url,
         "a PostgreSQL server to keep the data in (postgresql+psycopg://user:password@host/db; default: $KB_HOME/kb.sqlite)",
     ),
+    Option("user", "user", _user, "whose reviews, schedules and trust these are (default: the login name)"),
     Option("run_memory_mb", "run_memory_mb", _number(int, 256, 1 << 20), "a snippet's memory limit, MiB"),
 )
 OPTIONS_BY_KEY = {o.key: o for o in OPTIONS}

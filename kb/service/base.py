@@ -75,11 +75,17 @@ class ServiceBase:
                 open_server_engine,
             )
 
+            # The engine carries the user whose reviews, schedules and trust it reads and writes.
+            user = self.settings.user_name
             if self.settings.database_url:
-                self._engine = open_server_engine(self.settings.database_url)
+                self._engine = open_server_engine(self.settings.database_url, user=user)
             else:
                 self._engine = open_engine(
-                    self.settings.db_path, now=self.clock(), backup_day=self.study_day, on_notice=self.notices.append
+                    self.settings.db_path,
+                    now=self.clock(),
+                    backup_day=self.study_day,
+                    on_notice=self.notices.append,
+                    user=user,
                 )
         return self._engine
 

@@ -74,3 +74,16 @@ def set_schema_version(conn: Connection, version: int) -> None:
         conn.execute(update(kb_schema).values(version=version))
     else:
         conn.exec_driver_sql(f"PRAGMA user_version = {int(version)}")
+
+
+def user_of(conn: Connection) -> str:
+    """Whose reviews, schedules, marks, settings and trust a connection reads and writes: the
+    `kb_user` execution option of its engine (kb.service sets it from KB_USER), else the login name."""
+    from kb.config import default_user
+
+    return str(conn.get_execution_options().get("kb_user") or default_user())
+
+
+def user_literal(conn: Connection) -> str:
+    """user_of(conn) as an SQL string literal (kb.config allows no quote in a name; doubled anyway)."""
+    return "'" + user_of(conn).replace("'", "''") + "'"

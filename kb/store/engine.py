@@ -22,7 +22,7 @@ from kb.store.errors import (
     write_failure,
 )
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 # "KBDB" as a 32-bit integer: tells a kb database from any other SQLite file.
 APPLICATION_ID = 0x4B424442
 BUSY_TIMEOUT_MS = 5000
@@ -91,6 +91,7 @@ def open_engine(
     backup_dir: Path | None = None,
     backup_day: Callable[[datetime], date] | None = None,
     on_notice: Callable[[str], None] | None = None,
+    user: str | None = None,
 ) -> Engine:
     """Open (creating if needed) the database at path, check it, and bring its schema up to date.
 
@@ -99,7 +100,9 @@ def open_engine(
     refused. When the database has reviews and no backup is younger than 30 minutes, one is taken;
     `backup_day` tells which day a moment belongs to when old backups are thinned (the user's study
     day; UTC days by default). A file damaged only in its search index is rebuilt instead of moved
-    aside, and `on_notice` is told so.
+    aside, and `on_notice` is told so. `user` (default: the login name) is whose reviews,
+    schedules and trust the engine reads and writes (kb.store.dialect.user_of); an upgrade to
+    schema 5 gives the rows already there to this user.
     """
     from kb.store.backup import default_backup_dir, maybe_backup
 
@@ -135,6 +138,8 @@ def open_engine(
             )
         version = _precheck(path)
     engine = create_db_engine(path)
+    if user is not None:
+        engine = engine.execution_options(kb_user=user)
     try:
         if version == 0:
             with engine.begin() as conn:
@@ -317,7 +322,7 @@ def create_server_engine(url: str) -> Engine:
     return engine
 
 
-def open_server_engine(url: str) -> Engine:
+def open_server_engine(url: str, *, user: str | None = None) -> Engine:
     """Open the kb database on a PostgreSQL server, creating its tables in an empty database and
     bringing an older schema up to date (in one transaction; a newer one is refused)."""
     from sqlalchemy import insert, inspect
@@ -326,6 +331,8 @@ def open_server_engine(url: str) -> Engine:
     from kb.store.migrations import migrate
 
     engine = create_server_engine(url)
+    if user is not None:
+        engine = engine.execution_options(kb_user=user)
     where = safe_url(url)
     try:
         with engine.begin() as conn:

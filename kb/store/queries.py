@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import Engine, Integer, func, insert, select
 
 from kb.store.cjk import is_cjk, without_grams
-from kb.store.dialect import is_postgres, run
+from kb.store.dialect import is_postgres, run, user_of
 from kb.store.engine import read
 from kb.store.tables import (
     CardRow,
@@ -268,7 +268,9 @@ def snippet_sources(engine: Engine, ids: list[str] | None = None) -> list[Snippe
             )
             .join(
                 _trusted,
-                (_trusted.c.deck_path == _concept.c.deck_path) & (_trusted.c.concept_id == _concept.c.id),
+                (_trusted.c.deck_path == _concept.c.deck_path)
+                & (_trusted.c.concept_id == _concept.c.id)
+                & (_trusted.c.user_name == user_of(conn)),
                 isouter=True,
             )
             .where(_concept.c.retired.is_(False), _concept.c.snippet_hash.is_not(None))
@@ -321,12 +323,14 @@ def trust_deck_snippets(engine: Engine, deck_path: str, *, now: datetime) -> int
                 _concept.c.deck_path == deck_path, _concept.c.retired.is_(False), _concept.c.snippet_hash.is_not(None)
             )
         ).all()
-        conn.execute(delete(_trusted).where(_trusted.c.deck_path == deck_path))
+        user = user_of(conn)
+        conn.execute(delete(_trusted).where(_trusted.c.deck_path == deck_path, _trusted.c.user_name == user))
         if rows:
             conn.execute(
                 insert(_trusted),
                 [
                     {
+                        "user_name": user,
                         "deck_path": deck_path,
                         "concept_id": r.id,
                         "snippet_hash": r.snippet_hash,
@@ -353,7 +357,12 @@ def changed_since_trusted(engine: Engine, deck_path: str) -> list[UntrustedChang
     with read(engine) as conn:
         rows = conn.execute(
             select(_concept.c.id, _concept.c.data_json, _trusted.c.executed_json)
-            .join(_trusted, (_trusted.c.deck_path == _concept.c.deck_path) & (_trusted.c.concept_id == _concept.c.id))
+            .join(
+                _trusted,
+                (_trusted.c.deck_path == _concept.c.deck_path)
+                & (_trusted.c.concept_id == _concept.c.id)
+                & (_trusted.c.user_name == user_of(conn)),
+            )
             .where(
                 _concept.c.deck_path == deck_path,
                 _concept.c.retired.is_(False),
@@ -375,7 +384,9 @@ def revoke_deck_trust(engine: Engine, deck_path: str) -> int:
     from sqlalchemy import delete
 
     with engine.begin() as conn:
-        return conn.execute(delete(_trusted).where(_trusted.c.deck_path == deck_path)).rowcount
+        return conn.execute(
+            delete(_trusted).where(_trusted.c.deck_path == deck_path, _trusted.c.user_name == user_of(conn))
+        ).rowcount
 
 
 @dataclass(frozen=True)
@@ -400,7 +411,9 @@ def deck_counts(engine: Engine) -> dict[str, DeckCounts]:
             )
             .join(
                 _trusted,
-                (_trusted.c.deck_path == _concept.c.deck_path) & (_trusted.c.concept_id == _concept.c.id),
+                (_trusted.c.deck_path == _concept.c.deck_path)
+                & (_trusted.c.concept_id == _concept.c.id)
+                & (_trusted.c.user_name == user_of(conn)),
                 isouter=True,
             )
             .where(_concept.c.retired.is_(False))

@@ -55,6 +55,7 @@ class TrustedSnippetRow(SQLModel, table=True):
     """
 
     __tablename__ = "trusted_snippet"
+    user_name: str = Field(primary_key=True)  # schema 5: each user trusts for themselves
     deck_path: str = Field(primary_key=True)
     concept_id: str = Field(primary_key=True)
     snippet_hash: str
@@ -119,8 +120,9 @@ class CardStateRow(SQLModel, table=True):
     """Scheduling state of a card that has been answered at least once (no row = a new card)."""
 
     __tablename__ = "card_state"
-    # The queue asks for "cards in state X due before T": one range scan of this index.
-    __table_args__ = (Index("ix_card_state_state_due", "state", "due"),)
+    # The queue asks for "this user's cards in state X due before T": one range scan of this index.
+    __table_args__ = (Index("ix_card_state_user_state_due", "user_name", "state", "due"),)
+    user_name: str = Field(primary_key=True)  # schema 5: whose schedule (kb.config Settings.user_name)
     card_pk: int = Field(foreign_key="card.pk", primary_key=True)
     state: str  # learning | review | relearning
     due: datetime = Field(default=None, sa_column=Column(UTCDateTime(), nullable=False))
@@ -146,6 +148,7 @@ class ReviewLogRow(SQLModel, table=True):
     # does not count against today's limits); manual: a change made by hand (suspend, bury, flag,
     # reset, due date), rating 0, its envelopes hold the card and its marks before and after.
     kind: str = Field(default="review", sa_column_kwargs={"server_default": "review"})
+    user_name: str = Field(index=True)  # schema 5: who answered (or changed the card by hand)
 
 
 class CardMarkRow(SQLModel, table=True):
@@ -157,6 +160,7 @@ class CardMarkRow(SQLModel, table=True):
     """
 
     __tablename__ = "card_mark"
+    user_name: str = Field(primary_key=True)  # schema 5: whose marks
     card_pk: int = Field(foreign_key="card.pk", primary_key=True)
     suspended: bool = False
     flag: int = 0  # 0 none, 1-7 as Anki's flags (red, orange, green, blue, pink, turquoise, purple)
@@ -167,6 +171,7 @@ class SettingRow(SQLModel, table=True):
     """Small key/value settings the database owns, e.g. optimized FSRS parameters."""
 
     __tablename__ = "setting"
+    user_name: str = Field(primary_key=True)  # schema 5: each user's own (optimized FSRS parameters)
     key: str = Field(primary_key=True)
     value_json: str
 

@@ -389,9 +389,9 @@ def _insert_reviews(kb, rows) -> None:
         ((pk,),) = db_execute(kb, "SELECT pk FROM card WHERE card_id = ?", (card_id,))
         db_execute(
             kb,
-            "INSERT INTO review_log (card_pk, rating, reviewed_at, duration_ms, content_hash, was_new) "
-            "VALUES (?, ?, ?, 4000, 'h', FALSE)",
-            (pk, rating, at.isoformat(timespec="microseconds")),
+            "INSERT INTO review_log (card_pk, rating, reviewed_at, duration_ms, content_hash, was_new, user_name) "
+            "VALUES (?, ?, ?, 4000, 'h', FALSE, ?)",
+            (pk, rating, at.isoformat(timespec="microseconds"), kb.settings.user_name),
         )
 
 

@@ -27,8 +27,9 @@ def add_review(kb, card_id: str, rating: int = 3) -> None:
     ((pk, content_hash),) = db_execute(kb, "SELECT pk, content_hash FROM card WHERE card_id = ?", (card_id,))
     db_execute(
         kb,
-        "INSERT INTO review_log (card_pk, rating, reviewed_at, content_hash, was_new) VALUES (?, ?, ?, ?, FALSE)",
-        (pk, rating, FIXED_NOW.isoformat(), content_hash),
+        "INSERT INTO review_log (card_pk, rating, reviewed_at, content_hash, was_new, user_name) "
+        "VALUES (?, ?, ?, ?, FALSE, ?)",
+        (pk, rating, FIXED_NOW.isoformat(), content_hash, kb.settings.user_name),
     )
 
 
