@@ -103,15 +103,15 @@ def populate(kb: KnowledgeBase, cards: int, rng: random.Random) -> None:
                     logs.append((pk, 3, iso(last - timedelta(days=10 * r)), 5000, "h", r == 2, None, None))
         run(
             conn,
-            "INSERT INTO card_state (card_pk, state, due, lapses, reps, suspended, leech, data_json) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            states,
+            "INSERT INTO card_state (card_pk, state, due, lapses, reps, suspended, leech, data_json, user_name) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(*row, kb.settings.user_name) for row in states],
         )
         run(
             conn,
             "INSERT INTO review_log (card_pk, rating, reviewed_at, duration_ms, content_hash, was_new, "
-            "state_before, state_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            logs,
+            "state_before, state_after, user_name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(*row, kb.settings.user_name) for row in logs],
         )
         if is_postgres(conn):
             # The serial behind card.pk: the rows above set pk by hand.
