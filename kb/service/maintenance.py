@@ -91,6 +91,24 @@ class MaintenanceUseCases(ServiceBase):
                 "use the server's own tools (pg_dump, pg_restore)"
             )
 
+    def copy_database(self, *, to: str | None = None, source: str | None = None) -> tuple[str, str, dict[str, int]]:
+        """Copy every row of this kb's database into `to`, or of `source` into this kb's database
+        (a PostgreSQL URL or a SQLite file); the target must be empty. All or nothing, the rows of
+        every table counted on both sides. Returns (from, to, rows per table)."""
+        from kb.store.copy import copy_database
+        from kb.store.engine import open_any
+
+        if (to is None) == (source is None):
+            raise ValueError("give exactly one of to and source")
+        other, other_name = open_any(to or source or "", user=self.settings.user_name, now=self.clock())
+        try:
+            here, here_name = self.engine, self.database_name()
+            if to is not None:
+                return here_name, other_name, copy_database(here, other, source_name=here_name, target_name=other_name)
+            return other_name, here_name, copy_database(other, here, source_name=other_name, target_name=here_name)
+        finally:
+            other.dispose()
+
     def backup(self) -> Path:
         """Back up the database now (SQLite backup API) into $KB_HOME/backups; returns its path."""
         from kb.store.backup import default_backup_dir, make_backup, thin_backups

@@ -365,6 +365,15 @@ def open_server_engine(url: str, *, user: str | None = None) -> Engine:
     return engine
 
 
+def open_any(target: str, *, user: str | None = None, now: datetime | None = None) -> tuple[Engine, str]:
+    """(engine, name for messages) of a PostgreSQL URL or a SQLite file (a path, or sqlite:///path),
+    created empty when it does not exist yet."""
+    if is_database_url(target):
+        return open_server_engine(target, user=user), safe_url(target)
+    path = Path(target.removeprefix("sqlite:///")).expanduser().resolve()
+    return open_engine(path, now=now, user=user), str(path)
+
+
 def read(engine: Engine):
     """A read-only connection context (a snapshot, no write lock)."""
     return engine.connect().execution_options(kb_read=True)
