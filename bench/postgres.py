@@ -116,8 +116,7 @@ def populate(kb: KnowledgeBase, cards: int, rng: random.Random) -> None:
         if is_postgres(conn):
             # The serial behind card.pk: the rows above set pk by hand.
             run(conn, "SELECT setval(pg_get_serial_sequence('card', 'pk'), (SELECT max(pk) FROM card))")
-    with kb.engine.connect() as conn:
-        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+    with kb.engine.begin() as conn:  # the planner's statistics (both run ANALYZE inside a transaction)
         conn.exec_driver_sql("ANALYZE")
 
 
