@@ -77,17 +77,18 @@ def test_a_newer_schema_is_refused(postgres_url, deck, capsys, monkeypatch):
     assert code == 1 and "written by a newer kb" in err
 
 
-@pytest.mark.both_backends
-def test_the_server_gone_mid_answer_stores_nothing_of_it(kb, deck, backend):
+def test_the_server_gone_mid_answer_stores_nothing_of_it(settings, postgres_url, deck):
     """The connection dies between reading the card and writing its answer: one clear error,
     no review-log row and no new schedule; the next answer (a new connection) is stored."""
-    if backend != "postgresql":
-        pytest.skip("a server connection to lose")
+    import dataclasses
+
     import psycopg
 
+    from kb.service import KnowledgeBase
     from kb.store.errors import StoreError
     from kb.store.reviews import NextState, record_answer
 
+    kb = KnowledgeBase(dataclasses.replace(settings, database_url=postgres_url), clock=lambda: FIXED_NOW)
     write_concept(deck, "alpha", extra=CARDS)
     kb.sync()
     url = kb.settings.database_url.replace("+psycopg", "")
@@ -110,3 +111,4 @@ def test_the_server_gone_mid_answer_stores_nothing_of_it(kb, deck, backend):
     assert db_execute(kb, "SELECT count(*) FROM card_state") == [(0,)]
     kb.answer("alpha/b", 3)
     assert db_execute(kb, "SELECT count(*) FROM review_log") == [(1,)]
+    kb.close()
