@@ -34,7 +34,7 @@ def iso(value: datetime) -> str:
     return value.astimezone(timezone.utc).isoformat(timespec="microseconds")
 
 
-def populate(db: Path, cards: int, rng: random.Random) -> None:
+def populate(db: Path, cards: int, rng: random.Random, user: str) -> None:
     per_concept = 4
     concepts = cards // per_concept
     conn = sqlite3.connect(db)
@@ -87,14 +87,14 @@ def populate(db: Path, cards: int, rng: random.Random) -> None:
                 for r in range(3):
                     logs.append((pk, 3, iso(last - timedelta(days=10 * r)), 5000, "h", r == 2, None, None))
         conn.executemany(
-            "INSERT INTO card_state (card_pk, state, due, lapses, reps, suspended, leech, data_json) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            states,
+            "INSERT INTO card_state (card_pk, state, due, lapses, reps, suspended, leech, data_json, user_name) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(*row, user) for row in states],
         )
         conn.executemany(
             "INSERT INTO review_log (card_pk, rating, reviewed_at, duration_ms, content_hash, was_new, "
-            "state_before, state_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            logs,
+            "state_before, state_after, user_name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(*row, user) for row in logs],
         )
     conn.execute("ANALYZE")
     conn.close()
@@ -111,7 +111,7 @@ def main() -> int:
         settings = Settings(home=Path(tmp) / "home", bundled_content=Path(tmp) / "empty", timezone="UTC")
         with KnowledgeBase(settings, clock=lambda: clock_now[0]) as kb:
             _ = kb.engine  # create the schema
-            populate(settings.db_path, args.cards, rng)
+            populate(settings.db_path, args.cards, rng, settings.user_name)
             raw = sqlite3.connect(settings.db_path, isolation_level=None)
             raw.execute("PRAGMA journal_mode=WAL")
             raw.execute("PRAGMA synchronous=FULL")
@@ -134,9 +134,9 @@ def main() -> int:
             def baseline_answer():
                 raw.execute("BEGIN IMMEDIATE")
                 raw.execute(
-                    "INSERT INTO review_log (card_pk, rating, reviewed_at, duration_ms, content_hash, was_new) "
-                    "VALUES (1, 3, ?, 1000, 'h', 0)",
-                    (iso(NOW),),
+                    "INSERT INTO review_log (card_pk, rating, reviewed_at, duration_ms, content_hash, was_new, user_name) "
+                    "VALUES (1, 3, ?, 1000, 'h', 0, ?)",
+                    (iso(NOW), settings.user_name),
                 )
                 raw.execute("COMMIT")
 

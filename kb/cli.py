@@ -213,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000, help="the port to listen on (default 8000)")
     _add_interop_parsers(sub)
     _add_backup_parsers(sub)
+    _add_db_parsers(sub)
     return parser
 
 
@@ -1062,6 +1063,16 @@ COMMANDS.update({"export": cmd_export, "import": cmd_import})
 # --- kb backup / kb restore ------------------------------------------------------------------------
 
 
+def _add_db_parsers(sub) -> None:
+    p = sub.add_parser("db", help="copy the database to or from another one (SQLite file or PostgreSQL)")
+    p.add_argument("action", choices=["copy"], help="copy: every row, into an empty database, all or nothing")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--to", metavar="URL", help="a PostgreSQL URL or a SQLite file to copy this database into")
+    where.add_argument(
+        "--from", dest="source", metavar="URL", help="a PostgreSQL URL or a SQLite file to copy into this database"
+    )
+
+
 def _add_backup_parsers(sub) -> None:
     sub.add_parser("backup", help="back up the database now into $KB_HOME/backups and print the backup's path")
     p = sub.add_parser(
@@ -1075,6 +1086,13 @@ def _add_backup_parsers(sub) -> None:
         action="store_true",
         help="keep the database kb started after moving a damaged one aside, and stop saying so",
     )
+
+
+def cmd_db(kb, args) -> int:
+    source, target, counts = kb.copy_database(to=args.to, source=args.source)
+    rows = ", ".join(f"{n} {table}" for table, n in counts.items() if n)
+    print(f"copied {source} to {target}: {rows or 'no rows'}")
+    return EXIT_OK
 
 
 def cmd_backup(kb, args) -> int:
@@ -1102,7 +1120,7 @@ def cmd_restore(kb, args) -> int:
     return EXIT_OK
 
 
-COMMANDS.update({"backup": cmd_backup, "restore": cmd_restore})
+COMMANDS.update({"backup": cmd_backup, "restore": cmd_restore, "db": cmd_db})
 
 
 def cmd_config(args) -> int:

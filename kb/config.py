@@ -72,6 +72,15 @@ class Settings:
     # Display formulas as images where the terminal shows graphics (auto), always (images), or as
     # Unicode text (text).
     formulas: str = "auto"
+    # A PostgreSQL server (postgresql+psycopg://user:password@host/db) instead of $KB_HOME/kb.sqlite.
+    database_url: str | None = None
+    # Whose reviews, schedules, card marks, settings in the database and trust these are (concepts
+    # and decks are shared); None: the login name.
+    user: str | None = None
+
+    @property
+    def user_name(self) -> str:
+        return self.user or default_user()
 
     @property
     def content_language(self) -> str:
@@ -213,6 +222,39 @@ def _theme(value: object) -> str:
     return text
 
 
+def default_user() -> str:
+    """The login name (the default KB_USER); "kb" where there is none (a container without one)."""
+    import getpass
+
+    try:
+        name = getpass.getuser()
+    except (OSError, KeyError):
+        return "kb"
+    try:
+        return _user(name)
+    except ValueError:
+        return "kb"
+
+
+def _user(value: object) -> str:
+    import re
+
+    text = str(value).strip()
+    if not re.fullmatch(r"[\w.@+-]{1,64}", text):
+        raise ValueError(f"{value!r} is not a user name (letters, digits and . _ @ + -, at most 64)")
+    return text
+
+
+def _database_url(value: object) -> str:
+    text = str(value).strip()
+    if not text.startswith(("postgresql+psycopg://", "postgresql://", "postgres://")):
+        raise ValueError(
+            f"{value!r} is not a PostgreSQL URL (postgresql+psycopg://user:password@host:port/database); "
+            "unset it to use $KB_HOME/kb.sqlite"
+        )
+    return text
+
+
 @dataclass(frozen=True)
 class Option:
     """One user setting: `key` in settings.toml and `kb config`, KB_<KEY> in the environment."""
@@ -281,6 +323,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("theme", "theme", _theme, "the TUI's theme (f2 switches dark and light; the palette offers all)"),
     Option("run_wall_s", "run_wall_s", _number(float, 0.1, 3600), "a snippet's wall-time limit, seconds"),
     Option("run_cpu_s", "run_cpu_s", _number(float, 1, 3600), "a snippet's CPU-time limit, seconds"),
+    Option(
+        "database_url",
+        "database_url",
+        _database_url,
+        "a PostgreSQL server to keep the data in (postgresql+psycopg://user:password@host/db; default: $KB_HOME/kb.sqlite)",
+    ),
+    Option("user", "user", _user, "whose reviews, schedules and trust these are (default: the login name)"),
     Option("run_memory_mb", "run_memory_mb", _number(int, 256, 1 << 20), "a snippet's memory limit, MiB"),
 )
 OPTIONS_BY_KEY = {o.key: o for o in OPTIONS}

@@ -145,3 +145,20 @@ def require_or_skip(feature: str, reason: str) -> None:
     if feature in required:
         pytest.fail(f"{reason} (KB_TESTS_REQUIRE={','.join(sorted(required))} says it must be here)")
     pytest.skip(reason)
+
+
+def db_execute(kb, sql: str, params=()) -> list[tuple]:
+    """Run one statement (`?` placeholders; params a tuple, or a list of tuples) on the database of
+    `kb`, SQLite or PostgreSQL, and commit; returns its rows, if any."""
+    from kb.store.dialect import run
+
+    with kb.engine.begin() as conn:
+        result = run(conn, sql, params)
+        return [tuple(row) for row in result] if result.returns_rows else []
+
+
+def backend_url() -> str | None:
+    """The database URL of a test on the PostgreSQL backend (the `database_url` fixture sets it), else None."""
+    import os
+
+    return os.environ.get("KB_DATABASE_URL") or None

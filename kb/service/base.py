@@ -70,13 +70,23 @@ class ServiceBase:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            from kb.store.engine import (
-                open_engine,  # sqlmodel costs ~0.4 s: only when needed
+            from kb.store.engine import (  # sqlmodel costs ~0.4 s: only when needed
+                open_engine,
+                open_server_engine,
             )
 
-            self._engine = open_engine(
-                self.settings.db_path, now=self.clock(), backup_day=self.study_day, on_notice=self.notices.append
-            )
+            # The engine carries the user whose reviews, schedules and trust it reads and writes.
+            user = self.settings.user_name
+            if self.settings.database_url:
+                self._engine = open_server_engine(self.settings.database_url, user=user)
+            else:
+                self._engine = open_engine(
+                    self.settings.db_path,
+                    now=self.clock(),
+                    backup_day=self.study_day,
+                    on_notice=self.notices.append,
+                    user=user,
+                )
         return self._engine
 
     def close(self) -> None:

@@ -54,7 +54,7 @@ class MaintenanceUseCases(ServiceBase):
                 for n in ("mlkb", "textual", "sqlmodel", "pydantic", "pyyaml", "numpy", "torch", "fsrs")
             },
             "kb_home": str(self.settings.home),
-            "database": str(self.settings.db_path),
+            "database": self.database_name(),
         }
         from kb.runner import isolation_report
         from kb.store.errors import StoreError
@@ -74,10 +74,46 @@ class MaintenanceUseCases(ServiceBase):
             info["counts"] = {"concepts": 0, "cards": 0, "reviews": 0, "runs": 0, "retired_concepts": 0}
         return info
 
+    def database_name(self) -> str:
+        """Where the data is: the SQLite file, or the PostgreSQL URL without its password."""
+        if self.settings.database_url:
+            from kb.store.engine import safe_url
+
+            return safe_url(self.settings.database_url)
+        return str(self.settings.db_path)
+
+    def _sqlite_only(self, what: str) -> None:
+        from kb.store.errors import StoreError
+
+        if self.settings.database_url:
+            raise StoreError(
+                f"{what} works on kb's SQLite file; the data is on {self.database_name()}: "
+                "use the server's own tools (pg_dump, pg_restore)"
+            )
+
+    def copy_database(self, *, to: str | None = None, source: str | None = None) -> tuple[str, str, dict[str, int]]:
+        """Copy every row of this kb's database into `to`, or of `source` into this kb's database
+        (a PostgreSQL URL or a SQLite file); the target must be empty. All or nothing, the rows of
+        every table counted on both sides. Returns (from, to, rows per table)."""
+        from kb.store.copy import copy_database
+        from kb.store.engine import open_any
+
+        if (to is None) == (source is None):
+            raise ValueError("give exactly one of to and source")
+        other, other_name = open_any(to or source or "", user=self.settings.user_name, now=self.clock())
+        try:
+            here, here_name = self.engine, self.database_name()
+            if to is not None:
+                return here_name, other_name, copy_database(here, other, source_name=here_name, target_name=other_name)
+            return other_name, here_name, copy_database(other, here, source_name=other_name, target_name=here_name)
+        finally:
+            other.dispose()
+
     def backup(self) -> Path:
         """Back up the database now (SQLite backup API) into $KB_HOME/backups; returns its path."""
         from kb.store.backup import default_backup_dir, make_backup, thin_backups
 
+        self._sqlite_only("kb backup")
         self.engine  # noqa: B018  (opens and checks the database, creating it if needed)
         backup_dir = default_backup_dir(self.settings.db_path)
         now = self.clock()
@@ -101,6 +137,7 @@ class MaintenanceUseCases(ServiceBase):
         from kb.store.backup import default_backup_dir, list_backups, restore_backup
         from kb.store.errors import StoreError
 
+        self._sqlite_only("kb restore")
         db_path = self.settings.db_path
         backup_dir = default_backup_dir(db_path)
         if source is None:

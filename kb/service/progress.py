@@ -213,7 +213,8 @@ class ProgressUseCases(ServiceBase):
         chosen = report["chosen"]
         result.update(fitted=True, chosen=chosen, evaluations=evaluations, parameters=report["weights"])
         if chosen != "current":
-            self.backup()  # new parameters change every interval from now on: keep the state before
+            if not self.settings.database_url:  # (a server's backups are the server's own)
+                self.backup()  # new parameters change every interval from now on: keep the state before
             set_setting(self.engine, "fsrs_parameters", report["weights"] if chosen == "fitted" else None)
         set_setting(
             self.engine, "fsrs_fit", {"chosen": chosen, "inter_day_reviews": inter_day, "at": self.clock().isoformat()}

@@ -22,7 +22,7 @@ from kb.store.errors import (
     write_failure,
 )
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 # "KBDB" as a 32-bit integer: tells a kb database from any other SQLite file.
 APPLICATION_ID = 0x4B424442
 BUSY_TIMEOUT_MS = 5000
@@ -91,6 +91,7 @@ def open_engine(
     backup_dir: Path | None = None,
     backup_day: Callable[[datetime], date] | None = None,
     on_notice: Callable[[str], None] | None = None,
+    user: str | None = None,
 ) -> Engine:
     """Open (creating if needed) the database at path, check it, and bring its schema up to date.
 
@@ -99,7 +100,9 @@ def open_engine(
     refused. When the database has reviews and no backup is younger than 30 minutes, one is taken;
     `backup_day` tells which day a moment belongs to when old backups are thinned (the user's study
     day; UTC days by default). A file damaged only in its search index is rebuilt instead of moved
-    aside, and `on_notice` is told so.
+    aside, and `on_notice` is told so. `user` (default: the login name) is whose reviews,
+    schedules and trust the engine reads and writes (kb.store.dialect.user_of); an upgrade to
+    schema 5 gives the rows already there to this user.
     """
     from kb.store.backup import default_backup_dir, maybe_backup
 
@@ -135,6 +138,8 @@ def open_engine(
             )
         version = _precheck(path)
     engine = create_db_engine(path)
+    if user is not None:
+        engine = engine.execution_options(kb_user=user)
     try:
         if version == 0:
             with engine.begin() as conn:
@@ -258,13 +263,129 @@ def _moved_aside_error(path: Path, reason: str, backup_dir: Path, now: datetime)
     return StoreError(f"{path}: {reason}; moved it aside to {moved} (nothing was deleted)" + _restore_hint(backup_dir))
 
 
+# PostgreSQL's search table: the text of concept_fts (no CJK grams: ILIKE matches any substring),
+# with a GIN trigram index over its columns (pg_trgm) that serves ILIKE and regular expressions.
+_TRGM_DDL = (
+    "CREATE EXTENSION IF NOT EXISTS pg_trgm",
+    "CREATE TABLE IF NOT EXISTS concept_fts (id VARCHAR NOT NULL, title TEXT NOT NULL, aliases TEXT NOT NULL,"
+    " tags TEXT NOT NULL, body TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS ix_concept_fts_id ON concept_fts (id)",
+    "CREATE INDEX IF NOT EXISTS ix_concept_fts_trgm ON concept_fts USING gin"
+    " (title gin_trgm_ops, aliases gin_trgm_ops, tags gin_trgm_ops, body gin_trgm_ops)",
+)
+SERVER_CONNECT_TIMEOUT_S = 10
+
+
+def is_database_url(value: str) -> bool:
+    """Whether a KB_DATABASE_URL names a PostgreSQL server (the only kind kb takes besides its file)."""
+    return value.startswith(("postgresql+psycopg://", "postgresql://", "postgres://"))
+
+
+def safe_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "the database URL"
+
+
+def create_server_engine(url: str) -> Engine:
+    """An engine on a PostgreSQL server through psycopg 3 (`postgresql+psycopg://user:pw@host/db`)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:
+        raise StoreError(
+            f"{safe_url(url)}: not a database URL (expected postgresql+psycopg://user:password@host/db)"
+        ) from None
+    if parsed.get_backend_name() != "postgresql":
+        raise StoreError(
+            f"{safe_url(url)}: kb stores its data in SQLite (the default) or PostgreSQL, not {parsed.drivername}"
+        )
+    parsed = parsed.set(drivername="postgresql+psycopg")
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        raise StoreError(f"{safe_url(url)}: PostgreSQL needs psycopg 3: pip install 'psycopg[binary]>=3.1'") from None
+    where = parsed.render_as_string(hide_password=True)
+    engine = create_engine(parsed, pool_pre_ping=True, connect_args={"connect_timeout": SERVER_CONNECT_TIMEOUT_S})
+
+    @event.listens_for(engine, "handle_error")
+    def _on_error(context):
+        # The server gone or unreachable, a refused login: one line naming the server; the
+        # transaction was not committed.
+        return write_failure(where, context.original_exception)
+
+    return engine
+
+
+def open_server_engine(url: str, *, user: str | None = None) -> Engine:
+    """Open the kb database on a PostgreSQL server, creating its tables in an empty database and
+    bringing an older schema up to date (in one transaction; a newer one is refused)."""
+    from sqlalchemy import insert, inspect
+
+    from kb.store.dialect import kb_schema, schema_version, server_metadata
+    from kb.store.migrations import migrate
+
+    engine = create_server_engine(url)
+    if user is not None:
+        engine = engine.execution_options(kb_user=user)
+    where = safe_url(url)
+    try:
+        with engine.begin() as conn:
+            # One kb at a time creates or upgrades the schema.
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({APPLICATION_ID})")
+            inspector = inspect(conn)
+            if not inspector.has_table("kb_schema"):
+                if inspector.get_table_names():
+                    raise StoreError(f"{where}: the database has tables but is not a kb database; give kb an empty one")
+                SQLModel.metadata.create_all(conn)
+                for ddl in _TRGM_DDL:
+                    conn.exec_driver_sql(ddl)
+                server_metadata.create_all(conn)
+                conn.execute(insert(kb_schema).values(application_id=APPLICATION_ID, version=SCHEMA_VERSION))
+            else:
+                version = schema_version(conn)
+                if version > SCHEMA_VERSION:
+                    raise StoreError(
+                        f"{where}: written by a newer kb (schema {version}, this one knows {SCHEMA_VERSION}); upgrade kb"
+                    )
+                if version < SCHEMA_VERSION:
+                    migrate(conn, version, SCHEMA_VERSION)
+    except StoreError:
+        engine.dispose()
+        raise
+    except Exception as exc:
+        engine.dispose()
+        orig = getattr(exc, "orig", exc)
+        raise StoreError(f"{where}: {' '.join(str(orig).split())}") from exc
+    return engine
+
+
+def open_any(target: str, *, user: str | None = None, now: datetime | None = None) -> tuple[Engine, str]:
+    """(engine, name for messages) of a PostgreSQL URL or a SQLite file (a path, or sqlite:///path),
+    created empty when it does not exist yet."""
+    if is_database_url(target):
+        return open_server_engine(target, user=user), safe_url(target)
+    path = Path(target.removeprefix("sqlite:///")).expanduser().resolve()
+    return open_engine(path, now=now, user=user), str(path)
+
+
 def read(engine: Engine):
     """A read-only connection context (a snapshot, no write lock)."""
     return engine.connect().execution_options(kb_read=True)
 
 
 def quick_check(engine: Engine) -> str:
+    """SQLite's PRAGMA quick_check ("ok" when the file is sound). On PostgreSQL, which checks its
+    own pages, "ok" once the server answers with kb's schema."""
     with read(engine) as conn:
+        if engine.dialect.name == "postgresql":
+            conn.exec_driver_sql("SELECT version FROM kb_schema").scalar_one()
+            return "ok"
         return conn.execute(text("PRAGMA quick_check")).scalar()
 
 

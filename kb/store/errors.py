@@ -45,7 +45,7 @@ def write_failure(
     orig = getattr(exc, "orig", None) or exc
     code = getattr(orig, "sqlite_errorcode", None)
     if code is None:
-        return None
+        return server_failure(path, orig, outcome=outcome)
     primary = code & 0xFF
     folder = getattr(path, "parent", None) or "its directory"
     if primary == SQLITE_FULL:
@@ -62,3 +62,25 @@ def write_failure(
     else:
         return None
     return StoreWriteError(f"{path}: {problem}; {outcome}: {advice}", path=path, orig=orig)
+
+
+def server_failure(
+    where, orig: BaseException, *, outcome: str = "nothing of this change was stored"
+) -> StoreWriteError | None:
+    """A one-line StoreWriteError for a PostgreSQL server that cannot be reached or went away, else None.
+
+    `where` names the server (its URL without the password). The transaction was not committed, so
+    nothing of it is stored.
+    """
+    if not type(orig).__module__.startswith("psycopg"):
+        return None
+    import psycopg
+
+    if not isinstance(orig, psycopg.OperationalError):
+        return None
+    reason = " ".join(str(orig).split()) or type(orig).__name__
+    return StoreWriteError(
+        f"{where}: the database server refused the connection or went away ({reason}); {outcome}: check that it is running and try again",
+        path=where,
+        orig=orig,
+    )

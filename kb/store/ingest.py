@@ -32,6 +32,7 @@ from kb.loader import (
 from kb.quiz import derive_cards, payload_hash
 from kb.schema import CATEGORIES, Concept, both_languages
 from kb.store.cjk import with_cjk_grams
+from kb.store.dialect import is_postgres, run
 from kb.store.engine import read
 from kb.store.tables import (
     CardRow,
@@ -427,10 +428,15 @@ def sync_decks(engine: Engine, decks: list[Deck], *, now: datetime) -> SyncRepor
         # Raw tuples: on a no-op sync this query and the stats are all the work there is.
         stored = {
             row[0]: _Stored(*row)
-            for row in conn.exec_driver_sql(
-                "SELECT path, mtime_ns, size, content_hash, concept_id, errors_json FROM source_file"
+            for row in run(
+                conn, "SELECT path, mtime_ns, size, content_hash, concept_id, errors_json FROM source_file"
             ).fetchall()  # one call, not one fetchone per row
         }
+    if engine.dialect.name != "sqlite":
+        # A shared server holds the files of other people's decks (another KB_HOME's notes, another
+        # machine's folders): this sync answers only for the decks it reads, and leaves theirs be.
+        mine = [str(deck.path) for deck in decks]
+        stored = {path: row for path, row in stored.items() if _under_any(path, mine)}
     changed, deleted = find_changes(on_disk, stored, problems)
     if not changed and not deleted:
         return plan_unchanged(on_disk, stored, problems).report()
@@ -528,7 +534,7 @@ def apply_sync(conn: Connection, plan: SyncPlan, *, now: datetime) -> None:
             )
             _delete_search(conn, concept.id)
         else:
-            new_rows.append((*row, 0, stamp_text, stamp_text))
+            new_rows.append((*row, False, stamp_text, stamp_text))
         fts_rows.append(concept.search_row)
         words_rows.append(concept.words_row)
         if load.may_have_cards:
@@ -544,34 +550,33 @@ def apply_sync(conn: Connection, plan: SyncPlan, *, now: datetime) -> None:
                     order,
                     content_hash,
                     payload,
-                    0,
+                    False,
                     stamp_text,
                     stamp_text,
                 )
                 for position, (key, kind, order, content_hash, payload) in enumerate(concept.cards)
             )
     if source_inserts:
-        conn.exec_driver_sql(
+        run(
+            conn,
             "INSERT INTO source_file (path, deck_path, mtime_ns, size, content_hash, concept_id, errors_json) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
             source_inserts,
         )
     if new_rows:
         columns = ", ".join((*_CONCEPT_COLUMNS, "retired", "created_at", "updated_at"))
-        conn.exec_driver_sql(f"INSERT INTO concept ({columns}) VALUES ({', '.join('?' * 14)})", new_rows)
+        run(conn, f"INSERT INTO concept ({columns}) VALUES ({', '.join('?' * 14)})", new_rows)
     if card_inserts:
-        conn.exec_driver_sql(
+        run(
+            conn,
             "INSERT INTO card (card_id, concept_id, key, kind, position, order_key, content_hash, payload_json, "
             "retired, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             card_inserts,
         )
     if fts_rows:
-        conn.exec_driver_sql(
-            "INSERT INTO concept_fts (id, title, aliases, tags, body) VALUES (?, ?, ?, ?, ?)", fts_rows
-        )
-        conn.exec_driver_sql(
-            "INSERT INTO concept_words (id, title, aliases, tags, body) VALUES (?, ?, ?, ?, ?)", words_rows
-        )
+        run(conn, "INSERT INTO concept_fts (id, title, aliases, tags, body) VALUES (?, ?, ?, ?, ?)", fts_rows)
+        if not is_postgres(conn):  # PostgreSQL's trigram search needs no word index (kb/store/queries.py)
+            run(conn, "INSERT INTO concept_words (id, title, aliases, tags, body) VALUES (?, ?, ?, ?, ?)", words_rows)
     for path in plan.deleted:
         conn.execute(delete(_source).where(_source.c.path == path))
     for concept_id in plan.retired:
@@ -580,7 +585,8 @@ def apply_sync(conn: Connection, plan: SyncPlan, *, now: datetime) -> None:
 
 def _delete_search(conn, concept_id: str) -> None:
     conn.execute(text("DELETE FROM concept_fts WHERE id = :id"), {"id": concept_id})
-    conn.execute(text("DELETE FROM concept_words WHERE id = :id"), {"id": concept_id})
+    if not is_postgres(conn):
+        conn.execute(text("DELETE FROM concept_words WHERE id = :id"), {"id": concept_id})
 
 
 def order_key(concept: Concept, position: int) -> str:

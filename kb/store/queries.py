@@ -10,6 +10,7 @@ from datetime import datetime
 from sqlalchemy import Engine, Integer, func, insert, select
 
 from kb.store.cjk import is_cjk, without_grams
+from kb.store.dialect import is_postgres, run, user_of
 from kb.store.engine import read
 from kb.store.tables import (
     CardRow,
@@ -81,25 +82,10 @@ def search(engine: Engine, query: str, *, limit: int = 50) -> list[SearchRow]:
     terms = [t for t in re.split(r"[\s_-]+", query) if t and (len(t) >= TRIGRAM_MIN or any(ch.isalnum() for ch in t))]
     if not terms:
         return []
-    long_terms = [t for t in terms if len(t) >= TRIGRAM_MIN]
-    short_terms = [t for t in terms if len(t) < TRIGRAM_MIN]
-    columns = "x.id, c.title_en, c.title_zh, c.category, x.title, x.aliases, x.body"
     with read(engine) as conn:
-        if long_terms:
-            sql = f"SELECT {columns} FROM concept_fts x JOIN concept c ON c.id = x.id WHERE concept_fts MATCH ? "
-            params: list = [_fts_query(long_terms)]
-            if short_terms:
-                sql += "AND x.id IN (SELECT id FROM concept_words WHERE concept_words MATCH ?) "
-                params.append(_word_query(short_terms))
-            sql += "ORDER BY bm25(concept_fts, 0.0, 10.0, 6.0, 4.0, 1.0), x.id LIMIT ?"
-        else:
-            sql = (
-                f"SELECT {columns} FROM concept_words x JOIN concept c ON c.id = x.id "
-                "WHERE concept_words MATCH ? ORDER BY bm25(concept_words, 0.0, 10.0, 6.0, 4.0, 1.0), x.id LIMIT ?"
-            )
-            params = [_word_query(short_terms)]
         # A few more than asked for, so an exact name can be moved up from below the cut.
-        rows = conn.exec_driver_sql(sql, (*params, max(limit, EXACT_WINDOW))).all()
+        find = _search_trigram if is_postgres(conn) else _search_fts
+        rows = find(conn, terms, max(limit, EXACT_WINDOW))
     lowered = [t.lower() for t in terms]
     wanted = query.strip().casefold()
 
@@ -116,6 +102,63 @@ def search(engine: Engine, query: str, *, limit: int = 50) -> list[SearchRow]:
         # Mark the whole query where it occurs as typed, else the first term found.
         out.append(SearchRow(r[0], r[1], r[2], r[3], _excerpt(source, [query.strip(), *terms])))
     return out
+
+
+def _search_fts(conn, terms: list[str], limit: int) -> list:
+    """SQLite: FTS5, ranked by bm25 with column weights (title 10, aliases 6, tags 4, body 1)."""
+    long_terms = [t for t in terms if len(t) >= TRIGRAM_MIN]
+    short_terms = [t for t in terms if len(t) < TRIGRAM_MIN]
+    columns = "x.id, c.title_en, c.title_zh, c.category, x.title, x.aliases, x.body"
+    if long_terms:
+        sql = f"SELECT {columns} FROM concept_fts x JOIN concept c ON c.id = x.id WHERE concept_fts MATCH ? "
+        params: list = [_fts_query(long_terms)]
+        if short_terms:
+            sql += "AND x.id IN (SELECT id FROM concept_words WHERE concept_words MATCH ?) "
+            params.append(_word_query(short_terms))
+        sql += "ORDER BY bm25(concept_fts, 0.0, 10.0, 6.0, 4.0, 1.0), x.id LIMIT ?"
+    else:
+        sql = (
+            f"SELECT {columns} FROM concept_words x JOIN concept c ON c.id = x.id "
+            "WHERE concept_words MATCH ? ORDER BY bm25(concept_words, 0.0, 10.0, 6.0, 4.0, 1.0), x.id LIMIT ?"
+        )
+        params = [_word_query(short_terms)]
+    return list(run(conn, sql, (*params, limit)).all())
+
+
+# The columns of a concept's search row and their weights, as in _search_fts's bm25 ranking.
+_WEIGHTS = (("title", 10.0), ("aliases", 6.0), ("tags", 4.0), ("body", 1.0))
+
+
+def _search_trigram(conn, terms: list[str], limit: int) -> list:
+    """PostgreSQL: every term must occur in the concept's search row (pg_trgm's GIN indexes serve
+    ILIKE). A term of three characters or more, or of CJK characters, matches anywhere, as FTS5's
+    trigram index does; a shorter one starts a word, as a word-index prefix does. Rows rank by
+    where each term occurs, with bm25's column weights (a title hit outweighs many body hits),
+    then by how often it occurs per character of the text, then by id."""
+    conditions, score, params_where, params_score = [], [], [], []
+    for term in terms:
+        if len(term) >= TRIGRAM_MIN or is_cjk(term):
+            escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            test, value = "ILIKE ?", f"%{escaped}%"
+        else:
+            test, value = "~* ?", r"\m" + re.escape(term)
+        columns = [f"x.{column} {test}" for column, _ in _WEIGHTS]
+        conditions.append("(" + " OR ".join(columns) + ")")
+        params_where.extend([value] * len(columns))
+        for column, weight in _WEIGHTS:
+            score.append(f"CASE WHEN x.{column} {test} THEN {weight} ELSE 0 END")
+            params_score.append(value)
+    # How densely the terms occur: breaks ties between rows that match in the same columns.
+    lowered = [t.lower() for t in terms]
+    density = " + ".join(
+        "(length(lower(x.body)) - length(replace(lower(x.body), ?, ''))) / (length(x.body) + 1.0)" for _ in lowered
+    )
+    sql = (
+        "SELECT x.id, c.title_en, c.title_zh, c.category, x.title, x.aliases, x.body FROM concept_fts x "
+        f"JOIN concept c ON c.id = x.id WHERE {' AND '.join(conditions)} "
+        f"ORDER BY {' + '.join(score)} DESC, {density} DESC, x.id LIMIT ?"
+    )
+    return list(run(conn, sql, (*params_where, *params_score, *lowered, limit)).all())
 
 
 def concept_data(engine: Engine, concept_id: str) -> dict | None:
@@ -225,7 +268,9 @@ def snippet_sources(engine: Engine, ids: list[str] | None = None) -> list[Snippe
             )
             .join(
                 _trusted,
-                (_trusted.c.deck_path == _concept.c.deck_path) & (_trusted.c.concept_id == _concept.c.id),
+                (_trusted.c.deck_path == _concept.c.deck_path)
+                & (_trusted.c.concept_id == _concept.c.id)
+                & (_trusted.c.user_name == user_of(conn)),
                 isouter=True,
             )
             .where(_concept.c.retired.is_(False), _concept.c.snippet_hash.is_not(None))
@@ -259,10 +304,11 @@ def snippet_sources(engine: Engine, ids: list[str] | None = None) -> list[Snippe
 def last_passes(engine: Engine) -> dict[str, dict]:
     """For each concept, its most recent passing run: code hash, device and versions."""
     with read(engine) as conn:
-        rows = conn.exec_driver_sql(
+        rows = run(
+            conn,
             "SELECT r.concept_id, r.code_hash, r.device, r.python_version, r.torch_version, r.numpy_version "
             "FROM snippet_run r JOIN (SELECT concept_id, max(id) AS id FROM snippet_run WHERE status = 'passed' "
-            "GROUP BY concept_id) last ON last.id = r.id"
+            "GROUP BY concept_id) last ON last.id = r.id",
         ).all()
     return {r[0]: {"code_hash": r[1], "device": r[2], "python": r[3], "torch": r[4], "numpy": r[5]} for r in rows}
 
@@ -277,12 +323,14 @@ def trust_deck_snippets(engine: Engine, deck_path: str, *, now: datetime) -> int
                 _concept.c.deck_path == deck_path, _concept.c.retired.is_(False), _concept.c.snippet_hash.is_not(None)
             )
         ).all()
-        conn.execute(delete(_trusted).where(_trusted.c.deck_path == deck_path))
+        user = user_of(conn)
+        conn.execute(delete(_trusted).where(_trusted.c.deck_path == deck_path, _trusted.c.user_name == user))
         if rows:
             conn.execute(
                 insert(_trusted),
                 [
                     {
+                        "user_name": user,
                         "deck_path": deck_path,
                         "concept_id": r.id,
                         "snippet_hash": r.snippet_hash,
@@ -309,7 +357,12 @@ def changed_since_trusted(engine: Engine, deck_path: str) -> list[UntrustedChang
     with read(engine) as conn:
         rows = conn.execute(
             select(_concept.c.id, _concept.c.data_json, _trusted.c.executed_json)
-            .join(_trusted, (_trusted.c.deck_path == _concept.c.deck_path) & (_trusted.c.concept_id == _concept.c.id))
+            .join(
+                _trusted,
+                (_trusted.c.deck_path == _concept.c.deck_path)
+                & (_trusted.c.concept_id == _concept.c.id)
+                & (_trusted.c.user_name == user_of(conn)),
+            )
             .where(
                 _concept.c.deck_path == deck_path,
                 _concept.c.retired.is_(False),
@@ -331,7 +384,9 @@ def revoke_deck_trust(engine: Engine, deck_path: str) -> int:
     from sqlalchemy import delete
 
     with engine.begin() as conn:
-        return conn.execute(delete(_trusted).where(_trusted.c.deck_path == deck_path)).rowcount
+        return conn.execute(
+            delete(_trusted).where(_trusted.c.deck_path == deck_path, _trusted.c.user_name == user_of(conn))
+        ).rowcount
 
 
 @dataclass(frozen=True)
@@ -356,7 +411,9 @@ def deck_counts(engine: Engine) -> dict[str, DeckCounts]:
             )
             .join(
                 _trusted,
-                (_trusted.c.deck_path == _concept.c.deck_path) & (_trusted.c.concept_id == _concept.c.id),
+                (_trusted.c.deck_path == _concept.c.deck_path)
+                & (_trusted.c.concept_id == _concept.c.id)
+                & (_trusted.c.user_name == user_of(conn)),
                 isouter=True,
             )
             .where(_concept.c.retired.is_(False))
@@ -368,7 +425,8 @@ def deck_counts(engine: Engine) -> dict[str, DeckCounts]:
 def last_passing_values(engine: Engine, concept_id: str) -> dict | None:
     """The computed values of the concept's most recent passing run, or None."""
     with read(engine) as conn:
-        row = conn.exec_driver_sql(
+        row = run(
+            conn,
             "SELECT values_json FROM snippet_run WHERE concept_id = ? AND status = 'passed' ORDER BY id DESC LIMIT 1",
             (concept_id,),
         ).first()
@@ -381,7 +439,7 @@ def titles_of(engine: Engine, ids: list[str]) -> dict[str, dict[str, str]]:
         return {}
     with read(engine) as conn:
         marks = ", ".join("?" * len(ids))
-        rows = conn.exec_driver_sql(f"SELECT id, title_en, title_zh FROM concept WHERE id IN ({marks})", tuple(ids))
+        rows = run(conn, f"SELECT id, title_en, title_zh FROM concept WHERE id IN ({marks})", tuple(ids))
         return {r[0]: {"en": r[1], "zh": r[2]} for r in rows}
 
 
@@ -390,8 +448,8 @@ def titles_in_category(engine: Engine, category: str) -> list[tuple[str, str]]:
     with read(engine) as conn:
         return [
             tuple(r)
-            for r in conn.exec_driver_sql(
-                "SELECT id, title_en FROM concept WHERE category = ? AND retired = 0 ORDER BY id", (category,)
+            for r in run(
+                conn, "SELECT id, title_en FROM concept WHERE category = ? AND retired = FALSE ORDER BY id", (category,)
             )
         ]
 
@@ -401,12 +459,12 @@ def list_concepts(engine: Engine, *, category: str | None = None) -> list[tuple[
     from kb.schema import CATEGORIES
 
     with read(engine) as conn:
-        sql = "SELECT id, title_en, title_zh, category FROM concept WHERE retired = 0"
+        sql = "SELECT id, title_en, title_zh, category FROM concept WHERE retired = FALSE"
         params: tuple = ()
         if category:
             sql += " AND category = ?"
             params = (category,)
-        rows = conn.exec_driver_sql(sql, params).all()
+        rows = run(conn, sql, params).all()
     order = {c: i for i, c in enumerate(CATEGORIES)}
     return sorted((tuple(r) for r in rows), key=lambda r: (order.get(r[3], 99), r[0]))
 
@@ -414,18 +472,18 @@ def list_concepts(engine: Engine, *, category: str | None = None) -> list[tuple[
 def export_rows(engine: Engine, *, category: str | None = None) -> list[dict]:
     """Every active concept (or one category's) with its cards, last run and last passing values, by id."""
     with read(engine) as conn:
-        sql = "SELECT id, data_json FROM concept WHERE retired = 0"
+        sql = "SELECT id, data_json FROM concept WHERE retired = FALSE"
         params: tuple = ()
         if category:
             sql += " AND category = ?"
             params = (category,)
-        concepts = conn.exec_driver_sql(sql + " ORDER BY id", params).all()
+        concepts = run(conn, sql + " ORDER BY id", params).all()
         cards = conn.execute(
             select(_card).where(_card.c.retired.is_(False)).order_by(_card.c.concept_id, _card.c.position)
         ).all()
-        latest = conn.exec_driver_sql("SELECT concept_id, max(id) FROM snippet_run GROUP BY concept_id").all()
-        passing = conn.exec_driver_sql(
-            "SELECT concept_id, max(id) FROM snippet_run WHERE status = 'passed' GROUP BY concept_id"
+        latest = run(conn, "SELECT concept_id, max(id) FROM snippet_run GROUP BY concept_id").all()
+        passing = run(
+            conn, "SELECT concept_id, max(id) FROM snippet_run WHERE status = 'passed' GROUP BY concept_id"
         ).all()
         run_ids = {r[1] for r in latest}
         runs = {r.id: r for r in conn.execute(select(_run).where(_run.c.id.in_(run_ids | {r[1] for r in passing})))}

@@ -15,11 +15,18 @@ from typing import Callable, Iterator
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
+from kb.store.dialect import json_field, lock_card, run, unindexed, user_literal
 from kb.store.engine import read
 from kb.store.errors import StoreError, StoreWriteError, write_failure
 from kb.store.tables import UTCDateTime
 
 _TS = UTCDateTime()
+
+
+def _run(conn, sql: str, params=()):
+    """`run`, with the SQL literal of the connection's user (kb.store.dialect.user_literal) in place
+    of every `:me`: reviews, schedules, marks and settings are each user's own (schema 5)."""
+    return run(conn, sql.replace(":me", user_literal(conn)), params)
 
 
 def _iso(value: datetime) -> str:
@@ -52,7 +59,7 @@ class DayCounts:
 # A card is available when neither it nor its concept is retired, and a computed card only once
 # its snippet has a passing run (its answer is the value that run produced).
 _AVAILABLE = (
-    "c.retired = 0 AND k.retired = 0 AND (c.kind != 'computed' OR EXISTS "
+    "c.retired = FALSE AND k.retired = FALSE AND (c.kind != 'computed' OR EXISTS "
     "(SELECT 1 FROM snippet_run r WHERE r.concept_id = c.concept_id AND r.status = 'passed'))"
 )
 
@@ -61,9 +68,10 @@ def day_counts(engine: Engine, *, day_start: datetime, day_end: datetime) -> Day
     """Today's answers. Only the daily quiz's count against its limits; a custom-study answer is a
     real review, so it buries its siblings as any answer does, but it takes no place in the limits."""
     with read(engine) as conn:
-        rows = conn.exec_driver_sql(
+        rows = _run(
+            conn,
             "SELECT r.card_pk, r.was_new, c.concept_id, r.kind FROM review_log r JOIN card c ON c.pk = r.card_pk "
-            "WHERE r.reviewed_at >= ? AND r.reviewed_at < ? AND r.kind != 'manual'",
+            "WHERE r.reviewed_at >= ? AND r.reviewed_at < ? AND r.kind != 'manual' AND r.user_name = :me",
             (_iso(day_start), _iso(day_end)),
         ).all()
     daily = [(pk, was_new) for pk, was_new, _, kind in rows if kind == "review"]
@@ -78,11 +86,11 @@ def day_counts(engine: Engine, *, day_start: datetime, day_end: datetime) -> Day
 
 # Cards the user held back by hand: suspended, or buried until a moment still to come (one parameter: now).
 _NOT_HELD = (
-    "NOT EXISTS (SELECT 1 FROM card_mark m WHERE m.card_pk = c.pk AND (m.suspended = 1 "
+    "NOT EXISTS (SELECT 1 FROM card_mark m WHERE m.card_pk = c.pk AND m.user_name = :me AND (m.suspended = TRUE "
     "OR (m.buried_until IS NOT NULL AND m.buried_until > ?)))"
 )
 
-_HAND_SUSPENDED = "(SELECT card_pk FROM card_mark WHERE suspended = 1)"
+_HAND_SUSPENDED = "(SELECT card_pk FROM card_mark WHERE suspended = TRUE AND user_name = :me)"
 
 # The orders new cards may come in (the `new_card_order` setting).
 NEW_CARD_ORDERS = ("definition-first", "concept", "kind", "random")
@@ -122,10 +130,12 @@ def build_queue(
     with read(engine) as conn:
         learning_now: list[QueueEntry] = []
         learning_ahead: list[QueueEntry] = []
-        for pk, card_id, concept, kind, state, due in conn.exec_driver_sql(
+        for pk, card_id, concept, kind, state, due in _run(
+            conn,
             "SELECT c.pk, c.card_id, c.concept_id, c.kind, s.state, s.due FROM card_state s "
             "JOIN card c ON c.pk = s.card_pk JOIN concept k ON k.id = c.concept_id "
-            f"WHERE s.state IN ('learning', 'relearning') AND s.suspended = 0 AND s.due <= ? AND {_AVAILABLE} "
+            f"WHERE s.user_name = :me AND s.state IN ('learning', 'relearning') AND s.suspended = FALSE AND s.due <= ? "
+            f"AND {_AVAILABLE} "
             f"AND {_NOT_HELD} ORDER BY s.due, c.pk",
             (_iso(now + timedelta(seconds=learn_ahead_s)), now_iso),
         ):
@@ -140,10 +150,12 @@ def build_queue(
 
         budget = max(0, review_limit - counts.reviews_done)
         if budget:
-            cursor = conn.exec_driver_sql(
+            cursor = _run(
+                conn,
                 "SELECT c.pk, c.card_id, c.concept_id, c.kind, s.due FROM card_state s "
                 "JOIN card c ON c.pk = s.card_pk JOIN concept k ON k.id = c.concept_id "
-                f"WHERE s.state = 'review' AND s.suspended = 0 AND s.due < ? AND {_AVAILABLE} AND {_NOT_HELD} "
+                f"WHERE s.user_name = :me AND s.state = 'review' AND s.suspended = FALSE AND s.due < ? AND {_AVAILABLE} "
+                f"AND {_NOT_HELD} "
                 "ORDER BY s.due, c.pk",
                 (_iso(day_end), now_iso),
             )
@@ -162,13 +174,13 @@ def build_queue(
 
             def prerequisite_ready(concept_id: str) -> bool:
                 if concept_id not in ready:
-                    seen = conn.exec_driver_sql(
-                        "SELECT 1 FROM card c JOIN card_state s ON s.card_pk = c.pk WHERE c.concept_id = ? LIMIT 1",
+                    seen = _run(
+                        conn,
+                        "SELECT 1 FROM card c JOIN card_state s ON s.card_pk = c.pk AND s.user_name = :me "
+                        "WHERE c.concept_id = ? LIMIT 1",
                         (concept_id,),
                     ).first()
-                    exists = conn.exec_driver_sql(
-                        "SELECT 1 FROM concept WHERE id = ? AND retired = 0", (concept_id,)
-                    ).first()
+                    exists = _run(conn, "SELECT 1 FROM concept WHERE id = ? AND retired = FALSE", (concept_id,)).first()
                     ready[concept_id] = bool(seen) or not exists
                 return ready[concept_id]
 
@@ -205,7 +217,8 @@ def build_queue(
 _NEW = (
     "SELECT c.pk, c.card_id, c.concept_id, c.kind, k.prerequisites_json FROM card c "
     "JOIN concept k ON k.id = c.concept_id "
-    f"WHERE NOT EXISTS (SELECT 1 FROM card_state s WHERE s.card_pk = c.pk) AND {_AVAILABLE} AND {_NOT_HELD} "
+    "WHERE NOT EXISTS (SELECT 1 FROM card_state s WHERE s.card_pk = c.pk AND s.user_name = :me) "
+    f"AND {_AVAILABLE} AND {_NOT_HELD} "
 )
 # definition-first: the order of kinds in a started concept (one of each kind not yet seen, the
 # kinds that ask for recall first; then the rest in the deck's order).
@@ -233,7 +246,7 @@ class _DefinitionFirst:
 
     def __init__(self, conn, now_iso: str) -> None:
         self.conn = conn
-        self.rows = _iter(conn.exec_driver_sql(_NEW + "ORDER BY c.order_key", (now_iso,)))
+        self.rows = _iter(_run(conn, _NEW + "ORDER BY c.order_key", (now_iso,)))
         self.started: list[tuple] = []
         self.fresh: list[tuple] = []
         self.exhausted = False
@@ -247,8 +260,9 @@ class _DefinitionFirst:
         seen: dict[str, set[str]] = {}
         for start in range(0, len(concepts), 500):
             part = concepts[start : start + 500]
-            for concept, kind in self.conn.exec_driver_sql(
-                "SELECT DISTINCT c.concept_id, c.kind FROM card c JOIN card_state s ON s.card_pk = c.pk "
+            for concept, kind in _run(
+                self.conn,
+                "SELECT DISTINCT c.concept_id, c.kind FROM card c JOIN card_state s ON s.card_pk = c.pk AND s.user_name = :me "
                 f"WHERE c.concept_id IN ({','.join('?' * len(part))})",
                 tuple(part),
             ):
@@ -279,13 +293,13 @@ def _new_streams(conn, order: str, now_iso: str) -> list[Iterator[tuple]]:
     """New cards in the order `order` introduces them, as streams that take turns (read lazily: the
     queue stops at its limit)."""
     if order == "concept":
-        return [_iter(conn.exec_driver_sql(_NEW + "ORDER BY c.order_key", (now_iso,)))]
+        return [_iter(_run(conn, _NEW + "ORDER BY c.order_key", (now_iso,)))]
     if order == "kind":
-        return [_iter(conn.exec_driver_sql(_NEW + "ORDER BY c.position, c.order_key", (now_iso,)))]
+        return [_iter(_run(conn, _NEW + "ORDER BY c.position, c.order_key", (now_iso,)))]
     if order == "random":
         import hashlib
 
-        rows = conn.exec_driver_sql(_NEW, (now_iso,)).all()
+        rows = _run(conn, _NEW, (now_iso,)).all()
         return [iter(sorted(rows, key=lambda row: hashlib.blake2b(row[1].encode(), digest_size=8).digest()))]
     # definition-first: the next card of a concept already started, then the first card of a
     # concept not yet started, in turn. Started concepts show a card of each kind not yet seen
@@ -318,9 +332,11 @@ class StoredCard:
 
 def get_card(engine: Engine, card_id: str) -> StoredCard | None:
     with read(engine) as conn:
-        row = conn.exec_driver_sql(
+        row = _run(
+            conn,
             "SELECT c.pk, c.card_id, c.concept_id, c.kind, c.payload_json, c.content_hash, s.data_json, "
-            "s.suspended, s.leech FROM card c LEFT JOIN card_state s ON s.card_pk = c.pk WHERE c.card_id = ?",
+            "s.suspended, s.leech FROM card c LEFT JOIN card_state s ON s.card_pk = c.pk AND s.user_name = :me "
+            "WHERE c.card_id = ?",
             (card_id,),
         ).first()
     if row is None:
@@ -399,9 +415,10 @@ def record_answer(
 
 def _put_card_state(conn, card_pk: int, values: tuple) -> None:
     """Write a card's schedule, new or not; values: (state, due, lapses, reps, suspended, leech, data_json)."""
-    conn.exec_driver_sql(
-        "INSERT INTO card_state (state, due, lapses, reps, suspended, leech, data_json, card_pk) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(card_pk) DO UPDATE SET state = excluded.state, "
+    _run(
+        conn,
+        "INSERT INTO card_state (state, due, lapses, reps, suspended, leech, data_json, card_pk, user_name) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, :me) ON CONFLICT(user_name, card_pk) DO UPDATE SET state = excluded.state, "
         "due = excluded.due, lapses = excluded.lapses, reps = excluded.reps, suspended = excluded.suspended, "
         "leech = excluded.leech, data_json = excluded.data_json",
         (*values, card_pk),
@@ -422,12 +439,13 @@ def _log(
     kind: str,
 ) -> int:
     """One row of the review log; returns its id."""
-    cursor = conn.exec_driver_sql(
+    cursor = _run(
+        conn,
         "INSERT INTO review_log (card_pk, rating, reviewed_at, duration_ms, content_hash, was_new, "
-        "state_before, state_after, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "state_before, state_after, kind, user_name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, :me) RETURNING id",
         (card_pk, rating, _iso(now), duration_ms, content_hash, was_new, before, after, kind),
     )
-    return cursor.lastrowid
+    return cursor.scalar_one()
 
 
 def _record_answer(
@@ -443,9 +461,10 @@ def _record_answer(
     if kind not in ("review", "custom"):
         raise ValueError(f"an answer's kind is review or custom, got {kind!r}")
     with engine.begin() as conn:
-        row = conn.exec_driver_sql(
+        row = _run(
+            conn,
             "SELECT c.pk, c.content_hash, s.data_json, s.suspended, s.leech FROM card c "
-            "LEFT JOIN card_state s ON s.card_pk = c.pk WHERE c.card_id = ?",
+            f"LEFT JOIN card_state s ON s.card_pk = c.pk AND s.user_name = :me WHERE c.card_id = ?{lock_card(conn)}",
             (card_id,),
         ).first()
         if row is None:
@@ -493,21 +512,24 @@ def undo_review(engine: Engine, review_id: int) -> str | None:
 
 
 def _undo_row(conn, review_id: int) -> str | None:
-    row = conn.exec_driver_sql(
+    row = _run(
+        conn,
         "SELECT r.id, r.card_pk, r.state_before, c.card_id, r.kind FROM review_log r "
-        "JOIN card c ON c.pk = r.card_pk WHERE r.id = ?",
+        "JOIN card c ON c.pk = r.card_pk WHERE r.id = ? AND r.user_name = :me",
         (review_id,),
     ).first()
     if row is None:
         return None
     review_id, pk, before_json, card_id, kind = row
-    if conn.exec_driver_sql("SELECT 1 FROM review_log WHERE card_pk = ? AND id > ? LIMIT 1", (pk, review_id)).first():
+    if _run(
+        conn, "SELECT 1 FROM review_log WHERE card_pk = ? AND id > ? AND user_name = :me LIMIT 1", (pk, review_id)
+    ).first():
         return None
     before = json.loads(before_json) if before_json else None
     _restore_state(conn, pk, before)
     if kind == "manual" and before is not None:
         _write_marks(conn, pk, Marks.from_dict(before.get("marks") or {}))
-    conn.exec_driver_sql("DELETE FROM review_log WHERE id = ?", (review_id,))
+    _run(conn, "DELETE FROM review_log WHERE id = ?", (review_id,))
     return card_id
 
 
@@ -515,7 +537,7 @@ def _restore_state(conn, pk: int, envelope: dict | None) -> None:
     """Put back the schedule an envelope recorded (no card in it: the card is new)."""
     card = None if envelope is None else envelope.get("card")
     if card is None:
-        conn.exec_driver_sql("DELETE FROM card_state WHERE card_pk = ?", (pk,))
+        _run(conn, "DELETE FROM card_state WHERE card_pk = ? AND user_name = :me", (pk,))
         return
     assert envelope is not None
     values = (
@@ -572,11 +594,12 @@ class CardSnapshot:
 
 def _write_marks(conn, pk: int, marks: Marks) -> None:
     if marks == Marks():
-        conn.exec_driver_sql("DELETE FROM card_mark WHERE card_pk = ?", (pk,))
+        _run(conn, "DELETE FROM card_mark WHERE card_pk = ? AND user_name = :me", (pk,))
         return
-    conn.exec_driver_sql(
-        "INSERT INTO card_mark (card_pk, suspended, flag, buried_until) VALUES (?, ?, ?, ?) "
-        "ON CONFLICT(card_pk) DO UPDATE SET suspended = excluded.suspended, flag = excluded.flag, "
+    _run(
+        conn,
+        "INSERT INTO card_mark (card_pk, suspended, flag, buried_until, user_name) VALUES (?, ?, ?, ?, :me) "
+        "ON CONFLICT(user_name, card_pk) DO UPDATE SET suspended = excluded.suspended, flag = excluded.flag, "
         "buried_until = excluded.buried_until",
         (pk, marks.suspended, marks.flag, None if marks.buried_until is None else _iso(marks.buried_until)),
     )
@@ -598,12 +621,14 @@ def change_cards(
     with engine.begin() as conn:
         # The rows of one change share a label (undo takes them back together): one past the
         # newest row id, which no earlier change still in the log can carry.
-        batch = conn.exec_driver_sql("SELECT coalesce(max(id), 0) + 1 FROM review_log").scalar()
+        batch = _run(conn, "SELECT coalesce(max(id), 0) + 1 FROM review_log").scalar()
         for card_id in card_ids:
-            row = conn.exec_driver_sql(
-                "SELECT c.pk, c.content_hash, s.data_json, COALESCE(s.suspended, 0), COALESCE(s.leech, 0), "
-                "m.suspended, m.flag, m.buried_until FROM card c LEFT JOIN card_state s ON s.card_pk = c.pk "
-                "LEFT JOIN card_mark m ON m.card_pk = c.pk WHERE c.card_id = ?",
+            row = _run(
+                conn,
+                "SELECT c.pk, c.content_hash, s.data_json, COALESCE(s.suspended, FALSE), COALESCE(s.leech, FALSE), "
+                "m.suspended, m.flag, m.buried_until FROM card c "
+                "LEFT JOIN card_state s ON s.card_pk = c.pk AND s.user_name = :me "
+                f"LEFT JOIN card_mark m ON m.card_pk = c.pk AND m.user_name = :me WHERE c.card_id = ?{lock_card(conn)}",
                 (card_id,),
             ).first()
             if row is None:
@@ -645,14 +670,17 @@ def undo_last_change(engine: Engine) -> tuple[str, list[str], int]:
     (its action, the card ids taken back, how many could not be because a card was answered or
     changed since). Raises LookupError when there is none."""
     with engine.begin() as conn:
-        last = conn.exec_driver_sql(
-            "SELECT json_extract(state_after, '$.batch') FROM review_log WHERE kind = 'manual' ORDER BY id DESC LIMIT 1"
+        batch_of = json_field(conn, "state_after", "batch")
+        last = _run(
+            conn,
+            f"SELECT {batch_of} FROM review_log WHERE kind = 'manual' AND user_name = :me ORDER BY id DESC LIMIT 1",
         ).first()
         if last is None:
             raise LookupError("no change by hand to take back")
-        rows = conn.exec_driver_sql(
-            "SELECT id, state_after FROM review_log WHERE kind = 'manual' "
-            "AND json_extract(state_after, '$.batch') = ? ORDER BY id DESC",
+        rows = _run(
+            conn,
+            f"SELECT id, state_after FROM review_log WHERE kind = 'manual' AND user_name = :me AND {batch_of} = ? "
+            "ORDER BY id DESC",
             (last[0],),
         ).all()
         action = json.loads(rows[0][1]).get("action", "change")
@@ -675,9 +703,10 @@ class HistoryEntry:
 def card_history(engine: Engine, card_id: str) -> list[HistoryEntry]:
     """Every row of the review log for one card, oldest first."""
     with read(engine) as conn:
-        rows = conn.exec_driver_sql(
+        rows = _run(
+            conn,
             "SELECT r.reviewed_at, r.kind, r.rating, r.state_after, r.duration_ms FROM review_log r "
-            "JOIN card c ON c.pk = r.card_pk WHERE c.card_id = ? ORDER BY r.id",
+            "JOIN card c ON c.pk = r.card_pk WHERE c.card_id = ? AND r.user_name = :me ORDER BY r.id",
             (card_id,),
         ).all()
     out = []
@@ -691,15 +720,16 @@ def card_history(engine: Engine, card_id: str) -> list[HistoryEntry]:
 
 def get_setting(engine: Engine, key: str):
     with read(engine) as conn:
-        row = conn.exec_driver_sql("SELECT value_json FROM setting WHERE key = ?", (key,)).first()
+        row = _run(conn, "SELECT value_json FROM setting WHERE key = ? AND user_name = :me", (key,)).first()
     return None if row is None else json.loads(row[0])
 
 
 def set_setting(engine: Engine, key: str, value) -> None:
     with engine.begin() as conn:
-        conn.exec_driver_sql(
-            "INSERT INTO setting (key, value_json) VALUES (?, ?) "
-            "ON CONFLICT(key) DO UPDATE SET value_json = excluded.value_json",
+        _run(
+            conn,
+            "INSERT INTO setting (key, value_json, user_name) VALUES (?, ?, :me) "
+            "ON CONFLICT(user_name, key) DO UPDATE SET value_json = excluded.value_json",
             (key, json.dumps(value)),
         )
 
@@ -709,8 +739,10 @@ def review_times(engine: Engine, *, since: datetime) -> list[datetime]:
     with read(engine) as conn:
         return [
             datetime.fromisoformat(r[0])
-            for r in conn.exec_driver_sql(
-                "SELECT reviewed_at FROM review_log WHERE reviewed_at >= ? AND kind != 'manual' ORDER BY reviewed_at",
+            for r in _run(
+                conn,
+                "SELECT reviewed_at FROM review_log WHERE reviewed_at >= ? AND kind != 'manual' AND user_name = :me "
+                "ORDER BY reviewed_at",
                 (_iso(since),),
             )
         ]
@@ -723,10 +755,11 @@ def review_history(engine: Engine) -> list[tuple[str, int, datetime, int | None]
     describe a memory the user chose to forget), as are the changes by hand themselves.
     """
     with read(engine) as conn:
-        rows = conn.exec_driver_sql(
+        rows = _run(
+            conn,
             "SELECT c.card_id, r.rating, r.reviewed_at, r.duration_ms, r.kind, "
-            "r.kind = 'manual' AND json_extract(r.state_after, '$.action') = 'reset' "
-            "FROM review_log r JOIN card c ON c.pk = r.card_pk ORDER BY r.id"
+            f"r.kind = 'manual' AND {json_field(conn, 'r.state_after', 'action')} = 'reset' "
+            "FROM review_log r JOIN card c ON c.pk = r.card_pk WHERE r.user_name = :me ORDER BY r.id",
         ).all()
     last_reset = {card_id: i for i, (card_id, *_, reset) in enumerate(rows) if reset}
     return [
@@ -741,57 +774,65 @@ def stats_rows(engine: Engine, *, since: datetime, horizon: datetime, day_start:
     with read(engine) as conn:
 
         def one(sql: str, *params):
-            return conn.exec_driver_sql(sql, params).scalar()
+            return _run(conn, sql, params).scalar()
 
-        active = "FROM card c JOIN concept k ON k.id = c.concept_id WHERE c.retired = 0 AND k.retired = 0"
+        active = "FROM card c JOIN concept k ON k.id = c.concept_id WHERE c.retired = FALSE AND k.retired = FALSE"
         out = {
             "cards_total": one(f"SELECT count(*) {active}"),
             "cards_new": one(
-                f"SELECT count(*) {active} AND NOT EXISTS (SELECT 1 FROM card_state s WHERE s.card_pk = c.pk)"
+                f"SELECT count(*) {active} AND NOT EXISTS (SELECT 1 FROM card_state s WHERE s.card_pk = c.pk "
+                "AND s.user_name = :me)"
             ),
             "cards_learning": one(
-                f"SELECT count(*) {active} AND c.pk IN (SELECT card_pk FROM card_state "
-                f"WHERE state IN ('learning', 'relearning') AND suspended = 0) AND c.pk NOT IN {_HAND_SUSPENDED}"
+                f"SELECT count(*) {active} AND c.pk IN (SELECT card_pk FROM card_state WHERE user_name = :me AND "
+                f"state IN ('learning', 'relearning') AND suspended = FALSE) AND c.pk NOT IN {_HAND_SUSPENDED}"
             ),
             "cards_review": one(
-                f"SELECT count(*) {active} AND c.pk IN (SELECT card_pk FROM card_state "
-                f"WHERE state = 'review' AND suspended = 0) AND c.pk NOT IN {_HAND_SUSPENDED}"
+                f"SELECT count(*) {active} AND c.pk IN (SELECT card_pk FROM card_state WHERE user_name = :me AND "
+                f"state = 'review' AND suspended = FALSE) AND c.pk NOT IN {_HAND_SUSPENDED}"
             ),
             "cards_suspended": one(
-                f"SELECT count(*) {active} AND (c.pk IN (SELECT card_pk FROM card_state WHERE suspended = 1) "
+                f"SELECT count(*) {active} AND (c.pk IN (SELECT card_pk FROM card_state WHERE suspended = TRUE "
+                "AND user_name = :me) "
                 f"OR c.pk IN {_HAND_SUSPENDED})"
             ),
-            "reviews_total": one("SELECT count(*) FROM review_log WHERE kind != 'manual'"),
+            "reviews_total": one("SELECT count(*) FROM review_log WHERE kind != 'manual' AND user_name = :me"),
             "reviews_today": one(
-                "SELECT count(*) FROM review_log WHERE reviewed_at >= ? AND reviewed_at < ? AND kind != 'manual'",
+                "SELECT count(*) FROM review_log WHERE reviewed_at >= ? AND reviewed_at < ? AND kind != 'manual' "
+                "AND user_name = :me",
                 _iso(day_start),
                 _iso(day_end),
             ),
             "due_today": one(
-                f"SELECT count(*) {active} AND c.pk IN (SELECT card_pk FROM card_state "
-                f"WHERE suspended = 0 AND due < ?) AND {_NOT_HELD}",
+                f"SELECT count(*) {active} AND c.pk IN (SELECT card_pk FROM card_state WHERE user_name = :me AND "
+                f"suspended = FALSE AND due < ?) AND {_NOT_HELD}",
                 _iso(day_end),
                 _iso(day_start),
             ),
         }
-        recalled, total = conn.exec_driver_sql(
-            "SELECT sum(rating > 1), count(*) FROM review_log WHERE reviewed_at >= ? AND kind != 'manual' "
-            "AND json_extract(state_before, '$.card.state') = 'review'",
+        recalled, total = _run(
+            conn,
+            "SELECT sum(CASE WHEN rating > 1 THEN 1 ELSE 0 END), count(*) FROM review_log "
+            f"WHERE reviewed_at >= ? AND kind != 'manual' AND user_name = :me AND {json_field(conn, 'state_before', 'card', 'state')} = 'review'",
             (_iso(since),),
         ).one()
         out["retention_30d"] = None if not total else recalled / total
         out["review_times"] = [
             datetime.fromisoformat(r[0])
-            for r in conn.exec_driver_sql(
+            for r in _run(
+                conn,
                 "SELECT DISTINCT substr(reviewed_at, 1, 16) || ':00+00:00' FROM review_log WHERE kind != 'manual' "
-                "ORDER BY 1"
+                "AND user_name = :me "
+                "ORDER BY 1",
             )
         ]
         out["due_times"] = [
             datetime.fromisoformat(r[0])
-            for r in conn.exec_driver_sql(
+            for r in _run(
+                conn,
                 "SELECT s.due FROM card_state s JOIN card c ON c.pk = s.card_pk JOIN concept k ON k.id = c.concept_id "
-                f"WHERE s.suspended = 0 AND c.retired = 0 AND k.retired = 0 AND s.due < ? AND {_NOT_HELD}",
+                f"WHERE s.user_name = :me AND s.suspended = FALSE AND c.retired = FALSE AND k.retired = FALSE AND s.due < ? "
+                f"AND {_NOT_HELD}",
                 (_iso(horizon), _iso(day_start)),
             )
         ]
@@ -827,7 +868,7 @@ def card_records(
     # The unary + keeps SQLite from starting at the `retired` indexes: walking the order_key index
     # reads a page of 80 cards of 100,000 in a fraction of a millisecond (a sort of all of them:
     # 35 ms); the page's start is a range seek on it.
-    where = "+c.retired = 0 AND +k.retired = 0"
+    where = ""
     params: tuple = ()
     if card_id is not None:
         where += " AND c.card_id = ?"
@@ -837,23 +878,24 @@ def card_records(
         params = (after[0], after[0], after[1])
     page = f" LIMIT {int(limit)}" if limit is not None else ""
     with read(engine) as conn:
-        rows = conn.exec_driver_sql(
+        where = f"{unindexed(conn, 'c.retired')} = FALSE AND {unindexed(conn, 'k.retired')} = FALSE" + where
+        rows = _run(
+            conn,
             "SELECT c.pk, c.card_id, c.concept_id, c.kind, c.payload_json, k.category, k.deck_path, k.data_json, "
-            "s.data_json, COALESCE(s.suspended, 0), COALESCE(s.leech, 0), m.suspended, m.flag, m.buried_until, "
+            "s.data_json, COALESCE(s.suspended, FALSE), COALESCE(s.leech, FALSE), m.suspended, m.flag, m.buried_until, "
             "c.order_key FROM card c JOIN concept k ON k.id = c.concept_id "
-            "LEFT JOIN card_state s ON s.card_pk = c.pk LEFT JOIN card_mark m ON m.card_pk = c.pk "
+            "LEFT JOIN card_state s ON s.card_pk = c.pk AND s.user_name = :me "
+            "LEFT JOIN card_mark m ON m.card_pk = c.pk AND m.user_name = :me "
             f"WHERE {where} ORDER BY c.order_key, c.pk{page}",
             params,
         ).fetchall()
         history: dict[int, list[tuple[datetime, int]]] = {}
-        answers = "SELECT card_pk, rating, reviewed_at FROM review_log WHERE kind != 'manual'"
+        answers = "SELECT card_pk, rating, reviewed_at FROM review_log WHERE kind != 'manual' AND user_name = :me"
         if limit is None:
-            cursor = conn.exec_driver_sql(answers + " ORDER BY id")
+            cursor = _run(conn, answers + " ORDER BY id")
         else:
             pks = [row[0] for row in rows] or [-1]
-            cursor = conn.exec_driver_sql(
-                answers + f" AND card_pk IN ({','.join('?' * len(pks))}) ORDER BY id", tuple(pks)
-            )
+            cursor = _run(conn, answers + f" AND card_pk IN ({','.join('?' * len(pks))}) ORDER BY id", tuple(pks))
         for pk, rating, at in cursor:
             history.setdefault(pk, []).append((datetime.fromisoformat(at), rating))
     out = []

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import Column, Index, Table, Text
+from sqlalchemy import BigInteger, Column, Index, Integer, Table, Text
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -27,6 +27,9 @@ class UTCDateTime(TypeDecorator):
 
     def process_result_value(self, value, dialect):
         return None if value is None else datetime.fromisoformat(value)
+
+
+_INT64 = BigInteger().with_variant(Integer(), "sqlite")
 
 
 def _ts(nullable: bool = False):
@@ -52,6 +55,7 @@ class TrustedSnippetRow(SQLModel, table=True):
     """
 
     __tablename__ = "trusted_snippet"
+    user_name: str = Field(primary_key=True)  # schema 5: each user trusts for themselves
     deck_path: str = Field(primary_key=True)
     concept_id: str = Field(primary_key=True)
     snippet_hash: str
@@ -65,8 +69,10 @@ class SourceFileRow(SQLModel, table=True):
     __tablename__ = "source_file"
     path: str = Field(primary_key=True)
     deck_path: str
-    mtime_ns: int
-    size: int
+    # Nanoseconds since 1970 need 64 bits: BIGINT on PostgreSQL (its INTEGER has 32); SQLite's
+    # INTEGER has 64, and its DDL stays as it was.
+    mtime_ns: int = Field(sa_column=Column(_INT64, nullable=False))
+    size: int = Field(sa_column=Column(_INT64, nullable=False))
     content_hash: str
     concept_id: str | None = None  # the id its last valid version defined
     errors_json: str | None = None  # errors of its current version, re-reported until fixed
@@ -114,8 +120,9 @@ class CardStateRow(SQLModel, table=True):
     """Scheduling state of a card that has been answered at least once (no row = a new card)."""
 
     __tablename__ = "card_state"
-    # The queue asks for "cards in state X due before T": one range scan of this index.
-    __table_args__ = (Index("ix_card_state_state_due", "state", "due"),)
+    # The queue asks for "this user's cards in state X due before T": one range scan of this index.
+    __table_args__ = (Index("ix_card_state_user_state_due", "user_name", "state", "due"),)
+    user_name: str = Field(primary_key=True)  # schema 5: whose schedule (kb.config Settings.user_name)
     card_pk: int = Field(foreign_key="card.pk", primary_key=True)
     state: str  # learning | review | relearning
     due: datetime = Field(default=None, sa_column=Column(UTCDateTime(), nullable=False))
@@ -141,6 +148,7 @@ class ReviewLogRow(SQLModel, table=True):
     # does not count against today's limits); manual: a change made by hand (suspend, bury, flag,
     # reset, due date), rating 0, its envelopes hold the card and its marks before and after.
     kind: str = Field(default="review", sa_column_kwargs={"server_default": "review"})
+    user_name: str = Field(index=True)  # schema 5: who answered (or changed the card by hand)
 
 
 class CardMarkRow(SQLModel, table=True):
@@ -152,6 +160,7 @@ class CardMarkRow(SQLModel, table=True):
     """
 
     __tablename__ = "card_mark"
+    user_name: str = Field(primary_key=True)  # schema 5: whose marks
     card_pk: int = Field(foreign_key="card.pk", primary_key=True)
     suspended: bool = False
     flag: int = 0  # 0 none, 1-7 as Anki's flags (red, orange, green, blue, pink, turquoise, purple)
@@ -162,6 +171,7 @@ class SettingRow(SQLModel, table=True):
     """Small key/value settings the database owns, e.g. optimized FSRS parameters."""
 
     __tablename__ = "setting"
+    user_name: str = Field(primary_key=True)  # schema 5: each user's own (optimized FSRS parameters)
     key: str = Field(primary_key=True)
     value_json: str
 

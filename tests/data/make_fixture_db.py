@@ -25,6 +25,7 @@ from kb.service import KnowledgeBase  # noqa: E402
 from kb.store.engine import SCHEMA_VERSION  # noqa: E402
 
 START = datetime(2026, 3, 1, 14, 0, tzinfo=timezone.utc)
+FIXTURE_USER = "learner"
 CARDS = (
     "cards:\n"
     "  - {type: basic, id: b, front: 'Front?', back: Back.}\n"
@@ -53,7 +54,10 @@ def build(target: Path) -> None:
         lab = Path(tmp) / "lab"
         write_concept(lab, "fixture-lab", extra=SNIPPET + COMPUTED)
         clock = Clock(START)
-        settings = Settings(home=Path(tmp) / "home", bundled_content=deck, extra_content=(lab,), timezone="UTC")
+        # Schema 5 on: the rows belong to a user; the tests open the fixtures as this one.
+        settings = Settings(
+            home=Path(tmp) / "home", bundled_content=deck, extra_content=(lab,), timezone="UTC", user=FIXTURE_USER
+        )
         with KnowledgeBase(settings, clock=clock) as kb:
             kb.sync()
             kb.trust("lab")

@@ -16,6 +16,8 @@ from kb.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 
+pytestmark = pytest.mark.both_backends
+
 
 @pytest.fixture
 def env(tmp_path, monkeypatch, deck):
@@ -129,6 +131,7 @@ def test_sync_with_broken_file_exits_1_and_names_it(env, capsys):
     assert err.startswith(f"{broken}:2:1: ")
 
 
+@pytest.mark.sqlite_only
 def test_corrupt_database_is_a_clear_error(env, capsys, tmp_path):
     home = tmp_path / "home"
     home.mkdir()
@@ -138,6 +141,7 @@ def test_corrupt_database_is_a_clear_error(env, capsys, tmp_path):
     assert err.startswith("kb: ") and "not a database" in err and err.count("\n") == 1
 
 
+@pytest.mark.sqlite_only
 def test_zero_byte_database_is_not_taken_as_new(env, capsys, tmp_path):
     home = tmp_path / "home"
     home.mkdir()
@@ -147,6 +151,7 @@ def test_zero_byte_database_is_not_taken_as_new(env, capsys, tmp_path):
     assert (home / "kb.sqlite").stat().st_size == 0
 
 
+@pytest.mark.sqlite_only
 def test_newer_schema_refused(env, capsys, tmp_path):
     import sqlite3
 

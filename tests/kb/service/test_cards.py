@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from helpers import Clock, write_concept
+from helpers import Clock, backend_url, db_execute, write_concept
 from kb.config import Settings
 from kb.errors import KbError
 from kb.service import KnowledgeBase
@@ -21,9 +20,12 @@ CARDS = (
     "  - {type: basic, id: c, front: 'Third?', back: Third.}\n"
 )
 
+pytestmark = pytest.mark.both_backends
+
 
 def make_kb(tmp_path, deck, clock, **settings) -> KnowledgeBase:
     options = {"timezone": "America/New_York", **settings}
+    options.setdefault("database_url", backend_url())
     return KnowledgeBase(Settings(home=tmp_path / "home", bundled_content=deck, **options), clock=clock)
 
 
@@ -39,11 +41,7 @@ def kb(tmp_path, deck):
 
 
 def manual_rows(kb) -> list[tuple]:
-    conn = sqlite3.connect(kb.settings.db_path)
-    try:
-        return conn.execute("SELECT rating, kind FROM review_log WHERE kind = 'manual'").fetchall()
-    finally:
-        conn.close()
+    return db_execute(kb, "SELECT rating, kind FROM review_log WHERE kind = 'manual'")
 
 
 def ids(cards) -> list[str]:
@@ -75,10 +73,7 @@ def test_suspend_keeps_new_and_review_cards_out_until_unsuspended_and_undo_resto
 
 def test_unsuspend_frees_a_leech_too(kb):
     kb.answer("c0/b", 4)
-    conn = sqlite3.connect(kb.settings.db_path)
-    conn.execute("UPDATE card_state SET suspended = 1, leech = 1")  # as the leech action leaves it
-    conn.commit()
-    conn.close()
+    db_execute(kb, "UPDATE card_state SET suspended = TRUE, leech = TRUE")  # as the leech action leaves it
     assert ids(kb.search_cards("is:suspended is:leech")) == ["c0/b"]
     assert kb.change_cards(["c0/b"], "unsuspend").changed == ["c0/b"]
     assert ids(kb.search_cards("is:suspended")) == [] and ids(kb.search_cards("is:leech")) == ["c0/b"]
@@ -165,9 +160,7 @@ def test_custom_study_answers_are_real_reviews_outside_the_daily_limits(tmp_path
         daily = kb.due_queue()
         assert [e.state for e in daily if e.concept_id != "c5"] == ["new", "new"]
         assert all(kb.card_view(card).state != "new" for card in studied)
-        conn = sqlite3.connect(kb.settings.db_path)
-        kinds = {kind for (kind,) in conn.execute("SELECT kind FROM review_log")}
-        conn.close()
+        kinds = {kind for (kind,) in db_execute(kb, "SELECT kind FROM review_log")}
         assert kinds == {"custom"}
         assert ids(kb.search_cards("rated:1")) == sorted(set(studied), key=studied.index)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import FIXED_NOW, Clock, write_concept
+from helpers import FIXED_NOW, Clock, backend_url, db_execute, write_concept
 from kb.config import Settings
 from kb.service import KnowledgeBase
 
@@ -29,9 +29,12 @@ CARDS = (
     "  - {type: typed, id: t, question: 'Type it?', answer: 'it|that'}\n"
 )
 
+pytestmark = pytest.mark.both_backends
+
 
 def make_kb(tmp_path, deck, clock, **settings) -> KnowledgeBase:
     options = {"timezone": "America/New_York", **settings}
+    options.setdefault("database_url", backend_url())
     return KnowledgeBase(Settings(home=tmp_path / "home", bundled_content=deck, **options), clock=clock)
 
 
@@ -41,11 +44,7 @@ def fill_deck(deck, n: int, *, extra: str = CARDS) -> None:
 
 
 def db_rows(kb, sql: str, *params):
-    conn = sqlite3.connect(kb.settings.db_path)
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
+    return db_execute(kb, sql, params)
 
 
 def test_new_cards_limited_and_one_per_concept(tmp_path, deck):
@@ -312,13 +311,15 @@ def test_kill_9_during_plain_quiz_keeps_exactly_k_answers(tmp_path, deck):
     k = 3
     recorded, proc = _plain_session(env, ["my answer", "3"] * 10, kill_after=k)
     assert recorded == k and proc.returncode == -signal.SIGKILL
-    conn = sqlite3.connect(tmp_path / "home" / "kb.sqlite")
-    try:
-        assert conn.execute("SELECT count(*) FROM review_log").fetchone()[0] == k
-        assert conn.execute("SELECT count(*) FROM card_state").fetchone()[0] == k
-        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    finally:
-        conn.close()
+    with make_kb(tmp_path, deck, lambda: START) as kb:
+        assert db_rows(kb, "SELECT count(*) FROM review_log") == [(k,)]
+        assert db_rows(kb, "SELECT count(*) FROM card_state") == [(k,)]
+    if backend_url() is None:
+        conn = sqlite3.connect(tmp_path / "home" / "kb.sqlite")
+        try:
+            assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        finally:
+            conn.close()
 
 
 def test_plain_session_protocol(tmp_path, deck):
@@ -383,17 +384,15 @@ def _plain_session(env, answers: list[str], kill_after: int | None = None):
     return recorded, proc
 
 
-def _insert_reviews(db_path, rows) -> None:
-    conn = sqlite3.connect(db_path)
-    with conn:
-        for card_id, rating, at in rows:
-            (pk,) = conn.execute("SELECT pk FROM card WHERE card_id = ?", (card_id,)).fetchone()
-            conn.execute(
-                "INSERT INTO review_log (card_pk, rating, reviewed_at, duration_ms, content_hash, was_new) "
-                "VALUES (?, ?, ?, 4000, 'h', 0)",
-                (pk, rating, at.isoformat(timespec="microseconds")),
-            )
-    conn.close()
+def _insert_reviews(kb, rows) -> None:
+    for card_id, rating, at in rows:
+        ((pk,),) = db_execute(kb, "SELECT pk FROM card WHERE card_id = ?", (card_id,))
+        db_execute(
+            kb,
+            "INSERT INTO review_log (card_pk, rating, reviewed_at, duration_ms, content_hash, was_new, user_name) "
+            "VALUES (?, ?, ?, 4000, 'h', FALSE, ?)",
+            (pk, rating, at.isoformat(timespec="microseconds"), kb.settings.user_name),
+        )
 
 
 def test_optimize_fits_and_uses_parameters(tmp_path, deck):
@@ -415,7 +414,7 @@ def test_optimize_fits_and_uses_parameters(tmp_path, deck):
                     START + timedelta(days=n // len(cards) * 3, minutes=n % len(cards)),
                 )
             )
-        _insert_reviews(kb.settings.db_path, rows)
+        _insert_reviews(kb, rows)
         steps = []
         result = kb.optimize(on_progress=lambda done, total: steps.append((done, total)))
         assert result["fitted"] and result["chosen"] == "fitted", result
@@ -448,7 +447,7 @@ def test_true_retention_counts_reviews_on_later_study_days_by_week_and_month(tmp
             (b, 2, evening + timedelta(days=29)),  # 30 March: passed (Hard counts as recalled)
             (b, 3, evening + timedelta(days=29, hours=4)),
         ]  # 01:00 on the 31st, before the 04:00 rollover
-        _insert_reviews(kb.settings.db_path, rows)
+        _insert_reviews(kb, rows)
         table = kb.stats()["true_retention"]
     assert table["target"] == 0.85
     assert [(r["period"], r["passed"], r["reviews"]) for r in table["weeks"]] == [
@@ -478,9 +477,7 @@ def test_optimize_counts_study_days_not_24_hour_periods(tmp_path, deck):
         kb.sync()
         card_id = kb.due_queue()[0].card_id
         evening = START.replace(hour=20, minute=0)
-        _insert_reviews(
-            kb.settings.db_path, [(card_id, 3, evening + timedelta(days=d, minutes=-5 * d)) for d in range(6)]
-        )
+        _insert_reviews(kb, [(card_id, 3, evening + timedelta(days=d, minutes=-5 * d)) for d in range(6)])
         result = kb.optimize()
     assert result["inter_day_reviews"] == 5 and "5 of your 6 reviews" in result["message"]
 
@@ -544,8 +541,5 @@ def test_two_plain_quizzes_at_once(tmp_path, deck):
                 if proc.poll() is None:
                     proc.kill()
     assert "not recorded: twice-0/definition was answered in another session" in out_b
-    conn = sqlite3.connect(tmp_path / "home" / "kb.sqlite")
-    try:
-        assert conn.execute("SELECT count(*) FROM review_log").fetchone()[0] == 1
-    finally:
-        conn.close()
+    with make_kb(tmp_path, deck, lambda: START) as kb:
+        assert db_rows(kb, "SELECT count(*) FROM review_log") == [(1,)]

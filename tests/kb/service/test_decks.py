@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import FIXED_NOW, write_concept
+from helpers import FIXED_NOW, backend_url, db_execute, write_concept
 from kb.cli import main
 from kb.config import Settings
 from kb.interop import yaml_deck
@@ -26,6 +26,8 @@ from kb.runner import sandbox as runner_sandbox
 from kb.service import DeckError, DeckImportError, KnowledgeBase, import_deck
 
 CARDS = "cards:\n  - {type: basic, id: b, front: 'Front?', back: Back.}\n"
+
+pytestmark = pytest.mark.both_backends
 
 
 def snippet(code: str) -> str:
@@ -46,18 +48,14 @@ def lab(tmp_path) -> Path:
 @pytest.fixture
 def kb(tmp_path, deck):
     write_concept(deck, "own-concept", extra=CARDS + snippet("assert 1 + 1 == 2"))
-    settings = Settings(home=tmp_path / "home", bundled_content=deck)
+    settings = Settings(home=tmp_path / "home", bundled_content=deck, database_url=backend_url())
     with KnowledgeBase(settings, clock=lambda: FIXED_NOW) as instance:
         instance.sync()
         yield instance
 
 
 def db_rows(kb: KnowledgeBase, table: str) -> list[tuple]:
-    conn = sqlite3.connect(kb.settings.db_path)
-    try:
-        return sorted(conn.execute(f'SELECT * FROM "{table}"').fetchall(), key=repr)
-    finally:
-        conn.close()
+    return sorted(db_execute(kb, f'SELECT * FROM "{table}"'), key=repr)
 
 
 def decks_dir_entries(kb: KnowledgeBase) -> list[str]:
@@ -504,7 +502,7 @@ def test_import_while_reviewing_loses_nothing(tmp_path, deck, lab):
         write_concept(deck, f"own-{i:02d}", extra=CARDS)
     for i in range(200):
         write_concept(lab, f"lab-bulk-{i:03d}", extra=CARDS)
-    settings = Settings(home=tmp_path / "home", bundled_content=deck, new_per_day=1000)
+    settings = Settings(home=tmp_path / "home", bundled_content=deck, new_per_day=1000, database_url=backend_url())
     with (
         KnowledgeBase(settings, clock=lambda: FIXED_NOW) as reviewer,
         KnowledgeBase(settings, clock=lambda: FIXED_NOW) as importer,
@@ -536,12 +534,15 @@ def test_import_while_reviewing_loses_nothing(tmp_path, deck, lab):
 def test_trust_by_name_refuses_an_ambiguous_name(tmp_path, deck, lab):
     """A KB_CONTENT folder added later can share an imported deck's name: then the directory must be given."""
     home = tmp_path / "home"
-    with KnowledgeBase(Settings(home=home, bundled_content=deck), clock=lambda: FIXED_NOW) as kb:
+    with KnowledgeBase(
+        Settings(home=home, bundled_content=deck, database_url=backend_url()), clock=lambda: FIXED_NOW
+    ) as kb:
         imported = import_deck(kb, lab)
     other = tmp_path / "other" / "lab-notes"
     write_concept(other, "other-lab", extra=snippet("assert True"))
     with KnowledgeBase(
-        Settings(home=home, bundled_content=deck, extra_content=(other,)), clock=lambda: FIXED_NOW
+        Settings(home=home, bundled_content=deck, extra_content=(other,), database_url=backend_url()),
+        clock=lambda: FIXED_NOW,
     ) as kb:
         with pytest.raises(DeckError, match="2 decks are named 'lab-notes'.*give the directory"):
             kb.trust("lab-notes")

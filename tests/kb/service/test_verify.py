@@ -8,10 +8,12 @@ import textwrap
 
 import pytest
 
-from helpers import FIXED_NOW, concept_yaml, write_concept
+from helpers import FIXED_NOW, backend_url, concept_yaml, write_concept
 from kb.cli import main
 from kb.config import BUNDLED_CONTENT, Settings
 from kb.service import KnowledgeBase
+
+pytestmark = pytest.mark.both_backends
 
 
 def snippet_block(code: str, extra: str = "") -> str:
@@ -40,7 +42,7 @@ PASSING = (
 
 
 def test_bundled_exemplary_entries_pass(tmp_path):
-    settings = Settings(home=tmp_path / "home", bundled_content=BUNDLED_CONTENT)
+    settings = Settings(home=tmp_path / "home", bundled_content=BUNDLED_CONTENT, database_url=backend_url())
     with KnowledgeBase(settings, clock=lambda: FIXED_NOW) as kb:
         kb.sync()
         outcomes = kb.verify(jobs=2)
@@ -96,7 +98,7 @@ def test_failed_snippet_is_retried_by_changed(kb, deck):
 def test_untrusted_deck_never_runs_until_trusted(tmp_path, deck):
     lab = tmp_path / "lab"
     write_concept(lab, "lab-note", extra=snippet_block("print('the lab snippet ran')"))
-    settings = Settings(home=tmp_path / "home", bundled_content=deck, extra_content=(lab,))
+    settings = Settings(home=tmp_path / "home", bundled_content=deck, extra_content=(lab,), database_url=backend_url())
     with KnowledgeBase(settings, clock=lambda: FIXED_NOW) as kb:
         kb.sync()
         (outcome,) = kb.verify()
@@ -159,7 +161,7 @@ def test_cli_verify_bad_arguments(tmp_path, monkeypatch, capsys):
 
 @pytest.mark.skipif(not os.path.exists("/dev/nvidiactl"), reason="needs a CUDA machine to compare CPU and CUDA runs")
 def test_cpu_and_cuda_agree_on_bundled_content(tmp_path):
-    settings = Settings(home=tmp_path / "home", bundled_content=BUNDLED_CONTENT)
+    settings = Settings(home=tmp_path / "home", bundled_content=BUNDLED_CONTENT, database_url=backend_url())
     with KnowledgeBase(settings, clock=lambda: FIXED_NOW) as kb:
         kb.sync()
         if "cuda" not in kb.devices():

@@ -338,7 +338,7 @@ def test_a_leaked_session_holds_the_write_lock_until_closed(tmp_path, deck):
         kb._engine = store_engine.create_db_engine(settings.db_path, busy_timeout_ms=100)
         leaked = Session(holder)
         try:
-            leaked.exec(insert(SettingRow.__table__).values(key="g4", value_json="1"))  # never committed
+            leaked.exec(insert(SettingRow.__table__).values(user_name="u", key="g4", value_json="1"))  # never committed
             assert kb.stats()["reviews_total"] == 0  # readers still read (WAL)
             started = time.monotonic()
             with pytest.raises(StoreError, match="database is busy"):
@@ -353,7 +353,7 @@ def test_a_leaked_session_holds_the_write_lock_until_closed(tmp_path, deck):
         assert answered.review_id
         # The same write in a `with` block releases the lock at its end.
         with Session(holder) as session:
-            session.exec(insert(SettingRow.__table__).values(key="g4", value_json="2"))
+            session.exec(insert(SettingRow.__table__).values(user_name="u", key="g4", value_json="2"))
             session.commit()
         kb.undo(answered.review_id)
         assert kb.answer(card, 3).review_id

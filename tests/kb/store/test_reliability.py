@@ -475,7 +475,7 @@ def _fixture_home(tmp_path: Path, fixture: Path) -> Settings:
     home = tmp_path / "home"
     home.mkdir()
     shutil.copyfile(fixture, home / "kb.sqlite")
-    return Settings(home=home, bundled_content=tmp_path / "no-deck")
+    return Settings(home=home, bundled_content=tmp_path / "no-deck", user="learner")  # make_fixture_db's user
 
 
 def _answers(path: Path) -> int:
@@ -501,7 +501,15 @@ def test_fixture_database_opens_and_keeps_its_reviews(tmp_path, fixture):
     # Schema 3 recomputes the trust hashes (they cover computed expressions now): every other value
     # of every row must be kept.
     # Schema 4 adds the review log's kind (every older row is an answer of the daily quiz).
-    recomputed = {"concept": ("snippet_hash",), "snippet_run": ("code_hash",), "review_log": ("kind",)}
+    # Schema 5 gives every row of the review log, the schedules and the settings to a user (the
+    # one who opens the database for the upgrade).
+    recomputed = {
+        "concept": ("snippet_hash",),
+        "snippet_run": ("code_hash",),
+        "review_log": ("kind", "user_name"),
+        "card_state": ("user_name",),
+        "setting": ("user_name",),
+    }
     before = snapshot_db(settings.db_path, tables, leave_out=recomputed)
     assert before["review_log"][0] > 0 and before["snippet_run"][0] == 1
     with KnowledgeBase(settings, clock=lambda: FIXED_NOW) as kb:
@@ -514,6 +522,14 @@ def test_fixture_database_opens_and_keeps_its_reviews(tmp_path, fixture):
     kinds = {kind for (kind,) in conn.execute("SELECT kind FROM review_log")}
     conn.close()
     assert kinds == ({"review"} if fixture.name < "db_v4" else {"review", "manual", "custom"})
+    conn = sqlite3.connect(settings.db_path)
+    users = {
+        table: {user for (user,) in conn.execute(f"SELECT DISTINCT user_name FROM {table}")}
+        for table in ("review_log", "card_state", "card_mark", "setting", "trusted_snippet")
+    }
+    conn.close()
+    assert users["review_log"] == {"learner"}  # (older fixtures have no marks)
+    assert all(found <= {"learner"} for found in users.values()), users
     assert pragma(settings.db_path, "integrity_check") == "ok"
 
 

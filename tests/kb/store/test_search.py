@@ -6,6 +6,8 @@ import pytest
 
 from helpers import write_concept
 
+pytestmark = pytest.mark.both_backends
+
 
 @pytest.fixture
 def searchable(kb, deck):

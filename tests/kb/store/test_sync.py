@@ -4,55 +4,44 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sqlite3
 from datetime import timedelta
 
 import pytest
 
-from helpers import FIXED_NOW, concept_yaml, write_concept
+from helpers import FIXED_NOW, backend_url, concept_yaml, db_execute, write_concept
 from kb.store import ingest
+
+pytestmark = pytest.mark.both_backends
 
 
 def snapshot_db(kb) -> dict:
     """Row counts and a hash of the history tables: cards, reviews, runs."""
-    conn = sqlite3.connect(kb.settings.db_path)
-    try:
-        out = {}
-        for table, order in (("card", "pk"), ("review_log", "id"), ("snippet_run", "id"), ("concept", "id")):
-            rows = conn.execute(f"SELECT * FROM {table} ORDER BY {order}").fetchall()
-            out[table] = (len(rows), hashlib.sha256(repr(rows).encode()).hexdigest())
-        return out
-    finally:
-        conn.close()
+    out = {}
+    for table, order in (("card", "pk"), ("review_log", "id"), ("snippet_run", "id"), ("concept", "id")):
+        rows = db_execute(kb, f"SELECT * FROM {table} ORDER BY {order}")
+        out[table] = (len(rows), hashlib.sha256(repr(rows).encode()).hexdigest())
+    return out
 
 
 def add_review(kb, card_id: str, rating: int = 3) -> None:
-    conn = sqlite3.connect(kb.settings.db_path)
-    with conn:
-        pk, content_hash = conn.execute("SELECT pk, content_hash FROM card WHERE card_id = ?", (card_id,)).fetchone()
-        conn.execute(
-            "INSERT INTO review_log (card_pk, rating, reviewed_at, content_hash, was_new) VALUES (?, ?, ?, ?, 0)",
-            (pk, rating, FIXED_NOW.isoformat(), content_hash),
-        )
-    conn.close()
+    ((pk, content_hash),) = db_execute(kb, "SELECT pk, content_hash FROM card WHERE card_id = ?", (card_id,))
+    db_execute(
+        kb,
+        "INSERT INTO review_log (card_pk, rating, reviewed_at, content_hash, was_new, user_name) "
+        "VALUES (?, ?, ?, ?, FALSE, ?)",
+        (pk, rating, FIXED_NOW.isoformat(), content_hash, kb.settings.user_name),
+    )
 
 
 def reviews_of(kb, card_id: str) -> int:
-    conn = sqlite3.connect(kb.settings.db_path)
-    try:
-        return conn.execute(
-            "SELECT count(*) FROM review_log r JOIN card c ON c.pk = r.card_pk WHERE c.card_id = ?", (card_id,)
-        ).fetchone()[0]
-    finally:
-        conn.close()
+    return db_execute(
+        kb, "SELECT count(*) FROM review_log r JOIN card c ON c.pk = r.card_pk WHERE c.card_id = ?", (card_id,)
+    )[0][0]
 
 
 def card_row(kb, card_id: str):
-    conn = sqlite3.connect(kb.settings.db_path)
-    try:
-        return conn.execute("SELECT pk, retired, content_hash FROM card WHERE card_id = ?", (card_id,)).fetchone()
-    finally:
-        conn.close()
+    rows = db_execute(kb, "SELECT pk, retired, content_hash FROM card WHERE card_id = ?", (card_id,))
+    return (rows[0][0], int(rows[0][1]), rows[0][2]) if rows else None
 
 
 def bump_mtime(path, seconds: int = 5) -> None:
@@ -240,7 +229,9 @@ def test_extra_decks_from_kb_content(tmp_path, deck):
     extra = tmp_path / "lab-deck"
     write_concept(extra, "lab-concept")
     write_concept(deck, "alpha")
-    settings = Settings(home=tmp_path / "home", bundled_content=deck, extra_content=(extra,))
+    settings = Settings(
+        home=tmp_path / "home", bundled_content=deck, extra_content=(extra,), database_url=backend_url()
+    )
     with KnowledgeBase(settings, clock=lambda: FIXED_NOW) as kb:
         assert sorted(kb.sync().added) == ["alpha", "lab-concept"]
         decks = {d["name"]: d["trusted"] for d in kb.doctor()["decks"]}
@@ -291,9 +282,7 @@ def test_timestamps_are_utc_aware(kb, deck):
 
     write_concept(deck, "alpha")
     kb.sync()
-    conn = sqlite3.connect(kb.settings.db_path)
-    (created,) = conn.execute("SELECT created_at FROM concept").fetchone()
-    conn.close()
+    ((created,),) = db_execute(kb, "SELECT created_at FROM concept")
     assert created.endswith("+00:00")
     with pytest.raises(ValueError, match="naive"):
         UTCDateTime().process_bind_param(FIXED_NOW.replace(tzinfo=None) + timedelta(0), None)
