@@ -4,7 +4,7 @@
    `kb` start does, on SQLite and on PostgreSQL, median of 5.
 2. Two users answering at once for a while (default 60 s): two processes, each a KnowledgeBase of
    its own user, answer the cards their queue shows as fast as they can; at the end the review log
-   must hold exactly the answers each process says it stored, under its user.
+   must hold exactly the answers each process says it stored, under its user (as `kb stats` counts).
 
     python bench/postgres_team.py [--entries 10000] [--seconds 60] [--url postgresql+psycopg://...]
 
@@ -86,8 +86,6 @@ def answer_for(args: tuple[str, Path, Path, str | None, float]) -> int:
 
 
 def two_users(root: Path, deck: Path, url: str | None, seconds: float) -> dict:
-    from sqlalchemy import text
-
     from kb.config import Settings
     from kb.service import KnowledgeBase
 
@@ -101,13 +99,10 @@ def two_users(root: Path, deck: Path, url: str | None, seconds: float) -> dict:
             kb.sync()
     with multiprocessing.get_context("spawn").Pool(2) as pool:
         counts = pool.map(answer_for, jobs)
-    settings = Settings(home=jobs[0][1], bundled_content=deck, database_url=url)
-    with KnowledgeBase(settings) as kb, kb.engine.connect() as conn:
-        logged = dict(
-            conn.execute(
-                text("SELECT user_name, count(*) FROM review_log WHERE kind = 'review' GROUP BY user_name")
-            ).all()
-        )
+    logged = {}  # each user's reviews as kb stats counts them
+    for user, user_home, *_ in jobs:
+        with KnowledgeBase(Settings(home=user_home, bundled_content=deck, database_url=url, user=user)) as kb:
+            logged[user] = kb.stats()["reviews_total"]
     return {"ada": counts[0], "bo": counts[1], "logged": logged}
 
 

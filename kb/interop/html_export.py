@@ -20,10 +20,6 @@ from kb.bilingual import localized
 from kb.render.formula_image import FormulaRenderError, to_mathml
 from kb.schema import CATEGORIES
 
-_FENCE = re.compile(r"(^```.*?^```[^\n]*$)", re.MULTILINE | re.DOTALL)
-_CODE_SPAN = re.compile(r"(`+)(.+?)\1", re.DOTALL)
-_DISPLAY = re.compile(r"\$\$(.+?)\$\$", re.DOTALL)
-_INLINE = re.compile(r"(?<![\\$])\$(?!\s)([^$\n]+?)(?<!\s)\$(?!\d)")
 # Private-use characters mark where math goes back: Markdown leaves them alone.
 _SLOT = re.compile("\ue000(\\d+)\ue001")
 
@@ -68,31 +64,20 @@ def _markdown():
 
 def markdown_to_html(text: str) -> str:
     """Deck Markdown with `$...$` and `$$...$$` math as HTML with MathML; never raises."""
+    from kb.render.markdown import convert_math
+
     slots: list[str] = []
 
     def slot(markup: str) -> str:
         slots.append(markup)
         return f"\ue000{len(slots) - 1}\ue001"
 
-    parts = _FENCE.split(text)
-    for i, part in enumerate(parts):
-        if i % 2:
-            continue  # a code fence: left to the Markdown parser
-        spans: list[str] = []
-
-        def keep(match: re.Match, spans: list[str] = spans) -> str:
-            spans.append(match.group(0))
-            return f"\ue002{len(spans) - 1}\ue003"
-
-        def restore(match: re.Match, spans: list[str] = spans) -> str:
-            return spans[int(match.group(1))]
-
-        part = _CODE_SPAN.sub(keep, part)
-        part = _DISPLAY.sub(lambda m: "\n\n" + slot(_mathml(m.group(1).strip(), display=True)) + "\n\n", part)
-        part = _INLINE.sub(lambda m: slot(_mathml(m.group(1), display=False)), part)
-        parts[i] = re.sub("\ue002(\\d+)\ue003", restore, part)
-    rendered = _markdown().render("".join(parts))
-    return _SLOT.sub(lambda m: slots[int(m.group(1))], rendered)
+    cut = convert_math(
+        text,
+        inline=lambda tex: slot(_mathml(tex, display=False)),
+        display=lambda tex: "\n\n" + slot(_mathml(tex, display=True)) + "\n\n",
+    )
+    return _SLOT.sub(lambda m: slots[int(m.group(1))], _markdown().render(cut))
 
 
 def _highlight(code: str) -> str:

@@ -39,23 +39,6 @@ class FormulaImage:
     height: int
 
 
-def _balanced(tex: str) -> bool:
-    depth = 0
-    escaped = False
-    for ch in tex:
-        if escaped:
-            escaped = False
-        elif ch == "\\":
-            escaped = True
-        elif ch == "{":
-            depth += 1
-        elif ch == "}":
-            depth -= 1
-            if depth < 0:
-                return False
-    return depth == 0
-
-
 # Commands latex2mathml does not know, spelled the way it does; each prints the same in LaTeX.
 _EQUIVALENTS = (
     (re.compile(r"\\(arg|deg|hom|ker|Pr)(?![A-Za-z])"), r"\\operatorname{\1}"),
@@ -93,7 +76,9 @@ def to_mathml(tex: str, *, display: bool = True) -> str:
 
     if not tex.strip():
         raise FormulaRenderError("empty formula")
-    if not _balanced(tex):
+    from kb.render.latex import braces_balanced
+
+    if not braces_balanced(tex):
         raise FormulaRenderError("unbalanced braces")
     try:
         mathml = latex2mathml.converter.convert(normalize(tex), display="block" if display else "inline")
@@ -221,4 +206,6 @@ def cached_png(
 
 def display_blocks(markdown: str) -> list[tuple[int, int, str]]:
     """The `$$...$$` display blocks of a definition: (start, end, LaTeX) for each, in order."""
-    return [(m.start(), m.end(), m.group(1).strip()) for m in re.finditer(r"\$\$(.+?)\$\$", markdown, re.S)]
+    from kb.render.markdown import DISPLAY_MATH
+
+    return [(m.start(), m.end(), m.group(1).strip()) for m in DISPLAY_MATH.finditer(markdown)]

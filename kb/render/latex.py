@@ -178,7 +178,7 @@ def _convert(tex: str) -> str:
     source = _strip_math_delimiters(_PLACEHOLDER_RE.sub("", tex))
     if not source.strip():
         return tex.strip()
-    if not _balanced(source):
+    if not braces_balanced(source):
         return tex
     return _finish(_to_text(_preprocess(source, 0)))
 
@@ -194,7 +194,7 @@ def _to_text(pre: str) -> str:
     return out
 
 
-def _balanced(tex: str) -> bool:
+def braces_balanced(tex: str) -> bool:
     """Braces balance, and nest at most `_MAX_BRACE_DEPTH` deep (no real formula comes close)."""
     depth = 0
     for token in re.findall(r"\\.|[{}]", tex, re.DOTALL):

@@ -14,12 +14,13 @@ is escaped with a backslash (CommonMark allows it before any of them), and shows
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from kb.render.latex import tex_to_text
 
 _FENCE = re.compile(r"(^```.*?^```[^\n]*$)", re.MULTILINE | re.DOTALL)
 _CODE_SPAN = re.compile(r"(`+)(.+?)\1", re.DOTALL)
-_DISPLAY = re.compile(r"\$\$(.+?)\$\$", re.DOTALL)
+DISPLAY_MATH = re.compile(r"\$\$(.+?)\$\$", re.DOTALL)
 _INLINE = re.compile(r"(?<![\\$])\$(?!\s)([^$\n]+?)(?<!\s)\$(?!\d)")
 _MARKDOWN_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character
 
@@ -38,16 +39,26 @@ def plain_with_math(text: str) -> str:
     return _convert(text, inline=tex_to_text)
 
 
+def _display_as_text(tex: str) -> str:
+    return "\n\n    " + tex_to_text(tex).replace("\n", "\n    ") + "\n\n"
+
+
 def _convert(markdown: str, *, inline) -> str:
     """Replace LaTeX math by readable Unicode, outside code; never raises."""
+    return convert_math(markdown, inline=inline, display=_display_as_text)
+
+
+def convert_math(markdown: str, *, inline: Callable[[str], str], display: Callable[[str], str]) -> str:
+    """`markdown` with each `$$...$$` block replaced by `display(tex)` and each inline `$...$` by
+    `inline(tex)`, outside code fences and code spans (the one walk every math conversion uses)."""
     parts = _FENCE.split(markdown)
     out = []
     for i, part in enumerate(parts):
-        out.append(part if i % 2 else _convert_prose(part, inline))
+        out.append(part if i % 2 else _convert_prose(part, inline, display))
     return "".join(out)
 
 
-def _convert_prose(text: str, inline) -> str:
+def _convert_prose(text: str, inline: Callable[[str], str], display: Callable[[str], str]) -> str:
     spans: list[str] = []
 
     def keep(match: re.Match) -> str:
@@ -55,6 +66,6 @@ def _convert_prose(text: str, inline) -> str:
         return f"\x00{len(spans) - 1}\x00"
 
     text = _CODE_SPAN.sub(keep, text)
-    text = _DISPLAY.sub(lambda m: "\n\n    " + tex_to_text(m.group(1).strip()).replace("\n", "\n    ") + "\n\n", text)
+    text = DISPLAY_MATH.sub(lambda m: display(m.group(1).strip()), text)
     text = _INLINE.sub(lambda m: inline(m.group(1)), text)
     return re.sub("\x00(\\d+)\x00", lambda m: spans[int(m.group(1))], text)

@@ -193,7 +193,7 @@ def test_package_level_helper():
 
 import yaml as _yaml  # noqa: E402
 
-from kb.render.markdown import _DISPLAY, _FENCE, _INLINE, markdown_with_math, plain_with_math  # noqa: E402
+from kb.render.markdown import _FENCE, _INLINE, DISPLAY_MATH, markdown_with_math, plain_with_math  # noqa: E402
 
 CONTENT = Path(__file__).resolve().parents[3] / "content"
 _MARKUP_OPEN = ("link_open", "em_open", "strong_open", "s_open", "image")
@@ -232,7 +232,8 @@ def _definitions():
 def test_math_in_a_definition_is_never_read_as_markdown(definition):
     shown, markup = _shown_text_and_markup(markdown_with_math(definition))
     prose = "".join(
-        part if i % 2 else _INLINE.sub("M", _DISPLAY.sub("M", part)) for i, part in enumerate(_FENCE.split(definition))
+        part if i % 2 else _INLINE.sub("M", DISPLAY_MATH.sub("M", part))
+        for i, part in enumerate(_FENCE.split(definition))
     )
     _, prose_markup = _shown_text_and_markup(prose)
     assert markup == prose_markup, "math became a link, emphasis or an image"
@@ -240,7 +241,7 @@ def test_math_in_a_definition_is_never_read_as_markdown(definition):
     for i, part in enumerate(_FENCE.split(definition)):
         if i % 2:
             continue
-        for span in _INLINE.findall(_DISPLAY.sub("", part)):
+        for span in _INLINE.findall(DISPLAY_MATH.sub("", part)):
             expected = " ".join(tex_to_text(span).split())
             assert expected in flat, f"{span!r} should show as {expected!r}"
 
